@@ -1,0 +1,39 @@
+"""Heads, and the top-down model: a backbone followed by a heatmap head."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class HeatmapHead(nn.Module):
+    """One 1x1 convolution from the highest-resolution features to K heatmaps (`final_layer`)."""
+
+    def __init__(self, in_channels: int, num_joints: int, kernel_size: int = 1):
+        super().__init__()
+        self.final_layer = nn.Conv2d(in_channels, num_joints, kernel_size,
+                                     padding=kernel_size // 2)
+        nn.init.normal_(self.final_layer.weight, std=0.001)
+        nn.init.zeros_(self.final_layer.bias)
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        return self.final_layer(features[0])
+
+
+class TopDownModel(nn.Module):
+    """Person crop `(N, 3, H, W)`, normalised RGB -> heatmaps `(N, K, H/4, W/4)`. H and W are
+    multiples of 32 (the lowest HRNet branch runs at 1/32).
+
+    State-dict keys are `backbone.*` and `head.final_layer.*`, the mmpose 1.x layout.
+    """
+
+    def __init__(self, backbone: nn.Module, head: HeatmapHead):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    @property
+    def num_joints(self) -> int:
+        return self.head.final_layer.out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone(x))
