@@ -1,0 +1,40 @@
+"""hrpose checkpoints: safetensors files of plain tensors with string metadata, written
+atomically (temporary file, fsync, rename) so that a crash never leaves a half-written file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; renames it over `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor],
+                 metadata: dict[str, str] | None = None) -> Path:
+    """Writes `state_dict` as safetensors with `metadata`, atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp),
+                  metadata={"format": "pt", "producer": "hrpose", **(metadata or {})})
+    return Path(path)
