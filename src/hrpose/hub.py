@@ -1,0 +1,137 @@
+"""Downloading published weights into a local cache, with progress, resume and hash checks.
+
+Files go to `$HRPOSE_HOME/checkpoints/` (default `~/.cache/hrpose`). A name that carries a hash
+prefix (`hrnet_w32_coco_256x192-c78dce93_20200708.pth`: the first hex digits of the file's SHA-256,
+the open-mmlab and torch.hub convention) is verified before it enters the cache. An interrupted
+download leaves `NAME.part`, which the next call resumes with an HTTP range request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tqdm import tqdm
+
+from .errors import HrposeError
+
+_HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})(?:_\d{8})?\.[A-Za-z0-9]+$")
+_CHUNK = 1 << 20
+
+
+class DownloadError(HrposeError):
+    pass
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HRPOSE_HOME", "~/.cache/hrpose")).expanduser() / "checkpoints"
+
+
+def expected_hash_prefix(filename: str) -> str | None:
+    match = _HASH_IN_NAME.search(filename)
+    return match.group(1) if match else None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock so that several processes (DDP ranks) download a file once."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _offline_hint(url: str, name: str, model_name: str | None) -> str:
+    how = (f"build_model({model_name!r}, weights='/path/to/{name}') or --weights /path/to/{name}"
+           if model_name else f"the local path /path/to/{name} instead of the URL")
+    return f"download it on a connected machine and pass {how}"
+
+
+def download(url: str, model_name: str | None = None, progress: bool = True,
+             timeout: float = 30.0) -> Path:
+    """The cached file for `url`, downloading (or resuming) it first when needed."""
+    name = Path(urlparse(url).path).name
+    if not name:
+        raise DownloadError(f"{url}: the URL names no file")
+    folder = cache_dir()
+    dest = folder / name
+    if dest.exists():
+        return dest
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / (name + ".part")
+    locks = folder / ".locks"
+    locks.mkdir(exist_ok=True)
+    with _locked(locks / (name + ".lock")):
+        if dest.exists():  # another process finished it while we waited
+            return dest
+        _fetch(url, part, name, model_name, progress, timeout)
+        want = expected_hash_prefix(name)
+        if want is not None:
+            got = sha256_of(part)
+            if not got.startswith(want):
+                part.unlink()
+                raise DownloadError(
+                    f"{url}: SHA-256 of the download starts with {got[:len(want)]}, the file name "
+                    f"says {want}; the corrupt file was deleted, try again")
+        os.replace(part, dest)
+    return dest
+
+
+def _fetch(url: str, part: Path, name: str, model_name: str | None, progress: bool,
+           timeout: float) -> None:
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "hrpose"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:  # the part file is already complete
+            return
+        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}; "
+                            + _offline_hint(url, name, model_name)) from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise DownloadError(f"cannot download {url} ({reason}); "
+                            + _offline_hint(url, name, model_name)) from None
+    with response:
+        if response.status != 206:  # the server ignored the range: start over
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        mode = "ab" if offset else "wb"
+        try:
+            with open(part, mode) as f, tqdm(total=total, initial=offset, unit="B",
+                                             unit_scale=True, desc=name,
+                                             disable=not progress) as bar:
+                for block in iter(lambda: response.read(_CHUNK), b""):
+                    f.write(block)
+                    bar.update(len(block))
+        except (OSError, http.client.HTTPException) as e:
+            raise DownloadError(f"{url}: download interrupted ({e}); run again to resume "
+                                f"from {part}") from None
+    if total is not None and part.stat().st_size < total:
+        raise DownloadError(f"{url}: download interrupted at {part.stat().st_size} of {total} "
+                            f"bytes; run again to resume from {part}")

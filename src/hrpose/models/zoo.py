@@ -1,0 +1,110 @@
+"""Named models: the one dict that maps a name to an architecture, its input and its weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import HrposeError
+from .heads import HeatmapHead, TopDownModel
+from .hrnet import HRNet, HRNetConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)   # RGB in [0, 1]
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MMPOSE_HRNET = "https://download.openmmlab.com/mmpose/top_down/hrnet/"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a named model is. `input_hw` is (height, width): "256x192" is 256 high, 192 wide."""
+
+    name: str
+    width: int
+    input_hw: tuple[int, int]
+    num_joints: int
+    keypoints: str                      # the keypoint set: "coco" (17) or "mpii" (16)
+    weights_url: str | None = None
+    # Published accuracy of the architecture (paper) and of the weights at `weights_url`.
+    published: dict[str, float] = field(default_factory=dict)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    heatmap_stride: int = 4
+
+    @property
+    def heatmap_hw(self) -> tuple[int, int]:
+        return (self.input_hw[0] // self.heatmap_stride, self.input_hw[1] // self.heatmap_stride)
+
+    def create(self) -> TopDownModel:
+        return hrnet_topdown(self.width, self.num_joints)
+
+
+def hrnet_topdown(width: int, num_joints: int, **config: object) -> TopDownModel:
+    """HRNet-W`width` with a heatmap head; `config` overrides other HRNetConfig fields."""
+    backbone = HRNet(HRNetConfig(width=width, **config))  # type: ignore[arg-type]
+    return TopDownModel(backbone, HeatmapHead(backbone.out_channels[0], num_joints))
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec("hrnet_w32_256x192", 32, (256, 192), 17, "coco",
+                  MMPOSE_HRNET + "hrnet_w32_coco_256x192-c78dce93_20200708.pth",
+                  {"paper_AP": 74.4, "weights_AP": 74.6}),
+        ModelSpec("hrnet_w32_384x288", 32, (384, 288), 17, "coco",
+                  MMPOSE_HRNET + "hrnet_w32_coco_384x288-d9f0d786_20200708.pth",
+                  {"paper_AP": 75.8, "weights_AP": 76.1}),
+        ModelSpec("hrnet_w48_256x192", 48, (256, 192), 17, "coco",
+                  MMPOSE_HRNET + "hrnet_w48_coco_256x192-b9e0b3ab_20200708.pth",
+                  {"paper_AP": 75.1, "weights_AP": 75.6}),
+        ModelSpec("hrnet_w48_384x288", 48, (384, 288), 17, "coco",
+                  MMPOSE_HRNET + "hrnet_w48_coco_384x288-314c8528_20200708.pth",
+                  {"paper_AP": 76.3, "weights_AP": 76.7}),
+        ModelSpec("hrnet_w32_256x256_mpii", 32, (256, 256), 16, "mpii",
+                  MMPOSE_HRNET + "hrnet_w32_mpii_256x256-6c4f923f_20200812.pth",
+                  {"paper_PCKh": 90.3, "weights_PCKh": 90.0}),
+    ]
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise HrposeError(
+            f"unknown model {name!r}; known models: {', '.join(MODELS)}"
+        ) from None
+
+
+def create_model(name: str, device: str | torch.device | None = None) -> TopDownModel:
+    """The named architecture with fresh (official) initialisation, no weights loaded."""
+    spec = get_spec(name)
+    if device is None:
+        return spec.create()
+    with torch.device(device):
+        return spec.create()
+
+
+def build_model(name: str, weights: str | None = None) -> TopDownModel:
+    """The `torch.nn.Module` of a named model.
+
+    `weights`: None for random (official) initialisation; a local checkpoint in any supported
+    layout (official HRNet, mmpose 0.x / 1.x, Paddle, MindSpore, ImageNet backbone, hrpose); an
+    http(s) URL, downloaded once into the cache; or "published" for the zoo entry's own weights.
+    The module maps a normalised RGB batch `(N, 3, H, W)` to heatmaps `(N, K, H/4, W/4)`.
+    """
+    from ..hub import download
+    from .convert import load_weights
+
+    spec = get_spec(name)
+    model = spec.create()
+    if weights is None:
+        return model
+    if weights == "published":
+        if spec.weights_url is None:
+            raise HrposeError(f"model {name!r} has no published weights")
+        weights = spec.weights_url
+    if weights.startswith(("http://", "https://")):
+        weights = str(download(weights, model_name=name))
+    load_weights(model, weights)
+    return model.eval()
