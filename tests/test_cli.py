@@ -78,3 +78,18 @@ def test_build_model_from_local_file_and_from_cache(w32_official):
 def test_build_model_unknown_name():
     with pytest.raises(hrpose.HrposeError, match="known models: hrnet_w32_256x192"):
         hrpose.build_model("resnet50")
+
+
+def test_build_model_imagenet_backbone_from_cache(w32_official):
+    """weights="imagenet" takes the published ImageNet HRNet-W32 (here pre-seeded in the cache,
+    in the classification layout) for the backbone and keeps the head's initialisation."""
+    path, reference = w32_official
+    state = {k: v for k, v in torch.load(path, weights_only=True).items()
+             if not k.startswith("final_layer")}
+    state["classifier.weight"] = torch.zeros(1000, 2048)
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    torch.save(state, cache_dir() / "hrnet_w32-36af842e.pth")
+    model = hrpose.build_model("hrnet_w32_256x192", weights="imagenet")
+    assert torch.equal(model.backbone.stage4[2].fuse_layers[0][3][0].weight,
+                       reference.backbone.stage4[2].fuse_layers[0][3][0].weight)
+    assert model.head.final_layer.weight.abs().max() < 0.01  # N(0, 0.001) initialisation

@@ -170,6 +170,15 @@ def test_official_checkpoint(source, tmp_path):
     assert_same_outputs(model, source)
 
 
+def test_official_checkpoint_in_legacy_torch_format(source, tmp_path):
+    """The official 2019 files predate PyTorch's zip format."""
+    path = tmp_path / "pose_hrnet_legacy.pth"
+    torch.save(official_state(source), path, _use_new_zipfile_serialization=False)
+    model = tiny_hrnet()
+    assert load_weights(model, path) == "official"
+    assert_same_outputs(model, source)
+
+
 def test_official_checkpoint_saved_from_data_parallel(source, tmp_path):
     path = tmp_path / "dp.pth"
     torch.save({"module." + k: v for k, v in official_state(source).items()}, path)
@@ -180,7 +189,8 @@ def test_official_checkpoint_saved_from_data_parallel(source, tmp_path):
 
 def test_mmpose0_checkpoint(source, tmp_path):
     path = tmp_path / "hrnet_mmpose0.pth"
-    meta = {"mmcv_version": "1.3.8", "time": "Wed Jul  8 2020", "config": "model = dict(...)"}
+    meta = {"mmcv_version": "1.3.8", "time": "Wed Jul  8 2020", "config": "model = dict(...)",
+            "hook_msgs": {"best_score": np.float64(0.746), "best_epoch": np.int64(210)}}
     torch.save({"meta": meta, "state_dict": mmpose0_state(source)}, path)
     model = tiny_hrnet()
     assert load_weights(model, path) == "mmpose0"
@@ -242,6 +252,15 @@ def test_imagenet_backbone_keeps_the_head(source, tmp_path):
     assert torch.equal(model.head.final_layer.weight, head_before)
     for k, v in source.backbone.state_dict().items():
         assert torch.equal(model.backbone.state_dict()[k], v), k
+
+
+def test_backbone_with_official_names_only(source, tmp_path):
+    state = {k: v for k, v in official_state(source).items() if not k.startswith("final_layer")}
+    path = tmp_path / "hrnet_w8_backbone.pth"
+    torch.save(state, path)
+    model = tiny_hrnet()
+    assert load_weights(model, path) == "imagenet"
+    assert torch.equal(model.backbone.conv1.weight, source.backbone.conv1.weight)
 
 
 def test_layout_detection_names_unknown_keys():
@@ -319,7 +338,7 @@ def test_torch_file_with_code_is_refused(tmp_path, monkeypatch):
     torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "payload": Exploit()}, path)
     with pytest.raises(CheckpointError) as e:
         read_checkpoint(path)
-    one_line(e, str(path), "never unpickled")
+    one_line(e, str(path), "never unpickled", "system")
     assert not (tmp_path / "EXPLOITED").exists()
 
 

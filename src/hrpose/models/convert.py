@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -31,7 +32,7 @@ LAYOUTS = {
     "backbone": "hrpose backbone only",
     "official": "official HRNet",
     "mmpose0": "mmpose 0.x",
-    "imagenet": "ImageNet-pretrained HRNet (backbone only)",
+    "imagenet": "official HRNet backbone (ImageNet-pretrained)",
     "paddle": "PaddleDetection",
     "mindspore": "MindSpore / MindPose",
 }
@@ -67,6 +68,18 @@ class _ArrayUnpickler(pickle.Unpickler):
         if (module, name) == ("_codecs", "encode"):  # protocol 2 stores bytes this way
             return _latin1_bytes
         raise pickle.UnpicklingError(f"refusing to unpickle the global {module}.{name}")
+
+
+# Numpy data (arrays, scalars, dtypes) that training checkpoints keep in their metadata, such as
+# mmcv's best score: plain data, admitted by torch.load(weights_only=True) as well.
+_NUMPY_DATA = [*_ArrayUnpickler._ALLOWED.values(),
+               *(type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int8,
+                                             np.int16, np.int32, np.int64, np.uint8, np.bool_))]
+
+
+def _torch_load(data: bytes) -> object:
+    with torch.serialization.safe_globals(_NUMPY_DATA):
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 _MS_DTYPES = {
@@ -191,7 +204,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Tensors, dict[str, str]]:
                 metadata = dict(f.metadata() or {})
                 obj = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         elif data[:4] == b"PK\x03\x04" or data.startswith(_TORCH_LEGACY_MAGIC):
-            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            obj = _torch_load(data)
         elif data[:1] == b"\x80":
             obj = _ArrayUnpickler(io.BytesIO(data)).load()
         elif data[:1] == b"\x0a":
@@ -206,7 +219,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Tensors, dict[str, str]]:
     except pickle.UnpicklingError as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "Weights only load failed" in str(e):
-            msg = "it holds Python objects other than tensors, which are never unpickled"
+            refused = re.search(r"GLOBAL ([\w.]+)", str(e))
+            what = f" ({refused.group(1)})" if refused else ""
+            msg = (f"it holds a Python object{what} besides tensors, which is never unpickled; "
+                   "save the state dict alone")
         raise CheckpointError(f"{path}: unsafe or corrupt pickle: {msg}") from None
     except (EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path}: the file is truncated or corrupt ({e})") from None
@@ -246,6 +262,8 @@ def detect_layout(keys: list[str] | set[str]) -> str:
         return "hrpose" if any_start("head.") else "backbone"
     if "conv1.weight" in keys and "final_layer.weight" in keys:
         return "official"
+    if "conv1.weight" in keys and "layer1.0.conv1.weight" in keys:
+        return "imagenet"  # an official-names backbone without the classifier
     sample = ", ".join(sorted(keys)[:3])
     raise CheckpointError(f"unrecognised checkpoint layout (keys such as {sample})")
 

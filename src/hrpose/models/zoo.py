@@ -13,6 +13,11 @@ from .hrnet import HRNet, HRNetConfig
 IMAGENET_MEAN = (0.485, 0.456, 0.406)   # RGB in [0, 1]
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MMPOSE_HRNET = "https://download.openmmlab.com/mmpose/top_down/hrnet/"
+# ImageNet-pretrained HRNet classification weights, the published initialisation for training.
+IMAGENET_BACKBONES = {
+    32: "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w32-36af842e.pth",
+    48: "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w48-8ef0771d.pth",
+}
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,10 @@ def build_model(name: str, weights: str | None = None) -> TopDownModel:
 
     `weights`: None for random (official) initialisation; a local checkpoint in any supported
     layout (official HRNet, mmpose 0.x / 1.x, Paddle, MindSpore, ImageNet backbone, hrpose); an
-    http(s) URL, downloaded once into the cache; or "published" for the zoo entry's own weights.
-    The module maps a normalised RGB batch `(N, 3, H, W)` to heatmaps `(N, K, H/4, W/4)`.
+    http(s) URL, downloaded once into the cache; "published" for the zoo entry's own weights; or
+    "imagenet" for the ImageNet-pretrained backbone (the head keeps its initialisation).
+    The module maps a normalised RGB batch `(N, 3, H, W)` to heatmaps `(N, K, H/4, W/4)`; it is
+    returned in eval mode (training code calls `.train()`).
     """
     from ..hub import download
     from .convert import load_weights
@@ -99,11 +106,13 @@ def build_model(name: str, weights: str | None = None) -> TopDownModel:
     spec = get_spec(name)
     model = spec.create()
     if weights is None:
-        return model
+        return model.eval()
     if weights == "published":
         if spec.weights_url is None:
             raise HrposeError(f"model {name!r} has no published weights")
         weights = spec.weights_url
+    elif weights == "imagenet":
+        weights = IMAGENET_BACKBONES[spec.width]
     if weights.startswith(("http://", "https://")):
         weights = str(download(weights, model_name=name))
     load_weights(model, weights)
