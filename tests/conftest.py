@@ -1,8 +1,7 @@
-"""Shared test helpers: tiny HRNets with random weights, and the shared real-data folder."""
+"""Shared test helpers: tiny HRNets with random weights, a real-size checkpoint."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,6 @@ import torch
 
 from hrpose.models.heads import TopDownModel
 from hrpose.models.zoo import create_model, hrnet_topdown
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_hrnet(width: int = 8, num_joints: int = 17) -> TopDownModel:
@@ -54,7 +51,3 @@ def w32_official(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TopDow
     torch.save(official_state(model), path)
     return path, model
 
-
-def shared_data() -> Path:
-    """`../shared/data` beside the checkout, or $HRPOSE_SHARED_DATA."""
-    return Path(os.environ.get("HRPOSE_SHARED_DATA", REPO.parent / "shared" / "data"))

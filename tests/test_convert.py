@@ -2,6 +2,7 @@
 by hand; bad files give one-line errors that name the file."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -390,3 +391,17 @@ def test_convert_cli_bad_file_is_one_line_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("hrpose: error: ") and str(bad) in err
     assert not out.exists()
+
+
+# ---- files written by the frameworks themselves (tests/data/make_fixtures.py) ----------------
+
+
+@pytest.mark.parametrize("name", ["small_paddle.pdparams", "small_mindspore.ckpt"])
+def test_real_framework_files_read_exactly(name):
+    data = Path(__file__).parent / "data"
+    tensors, _ = read_checkpoint(data / name)
+    expected = np.load(data / (name.split(".")[0] + "_values.npz"))
+    assert set(tensors) == set(expected.files)
+    for key in expected.files:
+        assert tensors[key].dtype == expected[key].dtype, key
+        assert np.array_equal(tensors[key], expected[key]), key
