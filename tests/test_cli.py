@@ -64,7 +64,7 @@ def test_build_model_without_weights():
 def test_build_model_from_local_file_and_from_cache(w32_official):
     path, reference = w32_official
     x = torch.randn(1, 3, 256, 192)
-    local = hrpose.build_model("hrnet_w32_256x192", weights=str(path))
+    local = hrpose.build_model("hrnet_w32_256x192", weights=path)  # a Path works too
     # "published" finds the zoo entry's file in the cache without going online.
     url = hrpose.get_spec("hrnet_w32_256x192").weights_url
     cache_dir().mkdir(parents=True, exist_ok=True)

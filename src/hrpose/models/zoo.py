@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import HrposeError
+from ..hub import download
+from .convert import load_weights
 from .heads import HeatmapHead, TopDownModel
 from .hrnet import HRNet, HRNetConfig
 
@@ -35,10 +38,6 @@ class ModelSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     heatmap_stride: int = 4
-
-    @property
-    def heatmap_hw(self) -> tuple[int, int]:
-        return (self.input_hw[0] // self.heatmap_stride, self.input_hw[1] // self.heatmap_stride)
 
     def create(self) -> TopDownModel:
         return hrnet_topdown(self.width, self.num_joints)
@@ -90,7 +89,7 @@ def create_model(name: str, device: str | torch.device | None = None) -> TopDown
         return spec.create()
 
 
-def build_model(name: str, weights: str | None = None) -> TopDownModel:
+def build_model(name: str, weights: str | os.PathLike | None = None) -> TopDownModel:
     """The `torch.nn.Module` of a named model.
 
     `weights`: None for random (official) initialisation; a local checkpoint in any supported
@@ -100,13 +99,11 @@ def build_model(name: str, weights: str | None = None) -> TopDownModel:
     The module maps a normalised RGB batch `(N, 3, H, W)` to heatmaps `(N, K, H/4, W/4)`; it is
     returned in eval mode (training code calls `.train()`).
     """
-    from ..hub import download
-    from .convert import load_weights
-
     spec = get_spec(name)
     model = spec.create()
     if weights is None:
         return model.eval()
+    weights = os.fspath(weights)
     if weights == "published":
         if spec.weights_url is None:
             raise HrposeError(f"model {name!r} has no published weights")
