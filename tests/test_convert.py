@@ -404,3 +404,9 @@ def test_real_framework_files_read_exactly(name):
     for key in expected.files:
         assert tensors[key].dtype == expected[key].dtype, key
         assert np.array_equal(tensors[key], expected[key]), key
+
+
+def test_convert_cli_output_is_a_folder(w32_official, tmp_path, capsys):
+    path, _ = w32_official
+    assert main(["convert", str(path), str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ..errors import HrposeError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -34,7 +36,12 @@ def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor],
                  metadata: dict[str, str] | None = None) -> Path:
     """Writes `state_dict` as safetensors with `metadata`, atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp),
-                  metadata={"format": "pt", "producer": "hrpose", **(metadata or {})})
+    if Path(path).is_dir():
+        raise HrposeError(f"{path}: is a folder; give a file name such as model.safetensors")
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp),
+                      metadata={"format": "pt", "producer": "hrpose", **(metadata or {})})
+    except OSError as e:
+        raise HrposeError(f"{path}: cannot write ({e.strerror or e})") from None
     return Path(path)
