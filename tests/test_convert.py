@@ -28,10 +28,12 @@ def hrpose_state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def assert_same_outputs(model, reference):
-    model.eval()
+def assert_loads_as(path, layout, reference):
+    """`path` is detected as `layout` and gives exactly the reference model's outputs."""
+    model = tiny_hrnet()
+    assert load_weights(model, path) == layout
     with torch.no_grad():
-        assert torch.equal(model(X), reference(X))
+        assert torch.equal(model.eval()(X), reference(X))
 
 
 # ---- foreign layouts, built the way each toolkit names its tensors --------------------------
@@ -166,26 +168,20 @@ def write_mindspore_ckpt(path, tensors):
 def test_official_checkpoint(source, tmp_path):
     path = tmp_path / "pose_hrnet_w8.pth"
     torch.save(official_state(source), path)
-    model = tiny_hrnet()
-    assert load_weights(model, path) == "official"
-    assert_same_outputs(model, source)
+    assert_loads_as(path, "official", source)
 
 
 def test_official_checkpoint_in_legacy_torch_format(source, tmp_path):
     """The official 2019 files predate PyTorch's zip format."""
     path = tmp_path / "pose_hrnet_legacy.pth"
     torch.save(official_state(source), path, _use_new_zipfile_serialization=False)
-    model = tiny_hrnet()
-    assert load_weights(model, path) == "official"
-    assert_same_outputs(model, source)
+    assert_loads_as(path, "official", source)
 
 
 def test_official_checkpoint_saved_from_data_parallel(source, tmp_path):
     path = tmp_path / "dp.pth"
     torch.save({"module." + k: v for k, v in official_state(source).items()}, path)
-    model = tiny_hrnet()
-    assert load_weights(model, path) == "official"
-    assert_same_outputs(model, source)
+    assert_loads_as(path, "official", source)
 
 
 def test_mmpose0_checkpoint(source, tmp_path):
@@ -193,9 +189,7 @@ def test_mmpose0_checkpoint(source, tmp_path):
     meta = {"mmcv_version": "1.3.8", "time": "Wed Jul  8 2020", "config": "model = dict(...)",
             "hook_msgs": {"best_score": np.float64(0.746), "best_epoch": np.int64(210)}}
     torch.save({"meta": meta, "state_dict": mmpose0_state(source)}, path)
-    model = tiny_hrnet()
-    assert load_weights(model, path) == "mmpose0"
-    assert_same_outputs(model, source)
+    assert_loads_as(path, "mmpose0", source)
 
 
 def test_mmpose1_checkpoint_drops_data_preprocessor(source, tmp_path):
@@ -204,9 +198,7 @@ def test_mmpose1_checkpoint_drops_data_preprocessor(source, tmp_path):
     state["data_preprocessor.mean"] = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
     state["data_preprocessor.std"] = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
     torch.save({"meta": {"epoch": 210}, "state_dict": state}, path)
-    model = tiny_hrnet()
-    assert load_weights(model, path) == "hrpose"
-    assert_same_outputs(model, source)
+    assert_loads_as(path, "hrpose", source)
 
 
 @pytest.mark.parametrize("protocol", [2, 4])
@@ -215,9 +207,7 @@ def test_paddle_pdparams(source, tmp_path, protocol):
     state = paddle_state(source)
     state["StructuredToParameterName@@"] = {k: f"param_{i}" for i, k in enumerate(state)}
     path.write_bytes(pickle.dumps(state, protocol=protocol))
-    model = tiny_hrnet()
-    assert load_weights(model, path) == "paddle"
-    assert_same_outputs(model, source)
+    assert_loads_as(path, "paddle", source)
 
 
 def test_mindspore_ckpt(source, tmp_path):
@@ -226,9 +216,7 @@ def test_mindspore_ckpt(source, tmp_path):
     tags["moment1.network.backbone.conv1.weight"] = np.zeros((8, 3, 3, 3), np.float32)
     tags["global_step"] = np.array([1000], np.int32)
     write_mindspore_ckpt(path, tags)
-    model = tiny_hrnet()
-    assert load_weights(model, path) == "mindspore"
-    assert_same_outputs(model, source)
+    assert_loads_as(path, "mindspore", source)
 
 
 def test_imagenet_backbone_keeps_the_head(source, tmp_path):
