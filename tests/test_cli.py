@@ -10,7 +10,7 @@ import torch
 
 import hrpose
 from hrpose.cli import main
-from hrpose.hub import cache_dir
+from hrpose.hub import cache_dir, cached_path
 
 
 def run_json(capsys, *argv):
@@ -67,8 +67,8 @@ def test_build_model_from_local_file_and_from_cache(w32_official):
     local = hrpose.build_model("hrnet_w32_256x192", weights=path)  # a Path works too
     # "published" finds the zoo entry's file in the cache without going online.
     url = hrpose.get_spec("hrnet_w32_256x192").weights_url
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, cache_dir() / url.rsplit("/", 1)[1])
+    cached_path(url).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, cached_path(url))
     cached = hrpose.build_model("hrnet_w32_256x192", weights="published")
     with torch.no_grad():
         expected = reference(x)

@@ -13,16 +13,15 @@ from .errors import HrposeError
 
 
 def _model_info(name: str) -> dict:
-    from .hub import cache_dir
+    from .hub import cached_path
     from .models.complexity import measure
     from .models.zoo import create_model, get_spec
 
     spec = get_spec(name)
     c = measure(create_model(name, device="meta"), (3, *spec.input_hw))
     cached = None
-    if spec.weights_url:
-        path = cache_dir() / spec.weights_url.rsplit("/", 1)[1]
-        cached = str(path) if path.exists() else None
+    if spec.weights_url and cached_path(spec.weights_url).exists():
+        cached = str(cached_path(spec.weights_url))
     return {
         "name": name,
         "keypoints": spec.keypoints,

@@ -34,6 +34,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HRPOSE_HOME", "~/.cache/hrpose")).expanduser() / "checkpoints"
 
 
+def cached_path(url: str) -> Path:
+    """Where `download(url)` keeps its file (it may not exist yet)."""
+    name = Path(urlparse(url).path).name
+    if not name:
+        raise DownloadError(f"{url}: the URL names no file")
+    return cache_dir() / name
+
+
 def expected_hash_prefix(filename: str) -> str | None:
     match = _HASH_IN_NAME.search(filename)
     return match.group(1) if match else None
@@ -63,7 +71,7 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _offline_hint(url: str, name: str, model_name: str | None) -> str:
+def _offline_hint(name: str, model_name: str | None) -> str:
     how = (f"build_model({model_name!r}, weights='/path/to/{name}') or --weights /path/to/{name}"
            if model_name else f"the local path /path/to/{name} instead of the URL")
     return f"download it on a connected machine and pass {how}"
@@ -72,11 +80,8 @@ def _offline_hint(url: str, name: str, model_name: str | None) -> str:
 def download(url: str, model_name: str | None = None, progress: bool = True,
              timeout: float = 30.0) -> Path:
     """The cached file for `url`, downloading (or resuming) it first when needed."""
-    name = Path(urlparse(url).path).name
-    if not name:
-        raise DownloadError(f"{url}: the URL names no file")
-    folder = cache_dir()
-    dest = folder / name
+    dest = cached_path(url)
+    folder, name = dest.parent, dest.name
     if dest.exists():
         return dest
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,11 +116,11 @@ def _fetch(url: str, part: Path, name: str, model_name: str | None, progress: bo
         if e.code == 416 and offset:  # the part file is already complete
             return
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}; "
-                            + _offline_hint(url, name, model_name)) from None
+                            + _offline_hint(name, model_name)) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise DownloadError(f"cannot download {url} ({reason}); "
-                            + _offline_hint(url, name, model_name)) from None
+                            + _offline_hint(name, model_name)) from None
     with response:
         if response.status != 206:  # the server ignored the range: start over
             offset = 0
