@@ -343,6 +343,14 @@ def test_not_a_checkpoint(tmp_path, content, fragment):
     one_line(e, str(path), fragment)
 
 
+def test_unknown_layout_names_the_file(tmp_path):
+    path = tmp_path / "other_model.pth"
+    torch.save({"encoder.layer.0.weight": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_weights(tiny_hrnet(), path)
+    one_line(e, str(path), "unrecognised checkpoint layout", "encoder.layer.0.weight")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError) as e:
         read_checkpoint(tmp_path / "nope.pth")

@@ -77,9 +77,9 @@ _NUMPY_DATA = [*_ArrayUnpickler._ALLOWED.values(),
                                              np.int16, np.int32, np.int64, np.uint8, np.bool_))]
 
 
-def _torch_load(data: bytes) -> object:
+def _torch_load(path: Path) -> object:
     with torch.serialization.safe_globals(_NUMPY_DATA):
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 _MS_DTYPES = {
@@ -187,35 +187,35 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Tensors, dict[str, str]]:
     """(tensors by name, metadata) from any supported container, without running its code."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(16)  # enough to tell the formats apart; each reader reads the file once
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
-    if not data:
+    if size == 0:
         raise CheckpointError(f"{path}: the file is empty")
     metadata: dict[str, str] = {}
     try:
-        header = struct.unpack("<Q", data[:8])[0] if len(data) >= 8 else 0
-        if data[8:9] == b"{" and 8 + header <= len(data):
+        header = struct.unpack("<Q", head[:8])[0] if len(head) >= 8 else 0
+        if head[8:9] == b"{" and 8 + header <= size:
             from safetensors import safe_open
 
             with safe_open(str(path), "pt") as f:
                 metadata = dict(f.metadata() or {})
                 obj = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        elif data[:4] == b"PK\x03\x04" or data.startswith(_TORCH_LEGACY_MAGIC):
-            obj = _torch_load(data)
-        elif data[:1] == b"\x80":
-            obj = _ArrayUnpickler(io.BytesIO(data)).load()
-        elif data[:1] == b"\x0a":
-            obj = _read_mindspore(data)
+        elif head[:4] == b"PK\x03\x04" or head.startswith(_TORCH_LEGACY_MAGIC):
+            obj = _torch_load(path)
+        elif head[:1] == b"\x80":
+            obj = _ArrayUnpickler(io.BytesIO(path.read_bytes())).load()
+        elif head[:1] == b"\x0a":
+            obj = _read_mindspore(path.read_bytes())
         else:
             raise CheckpointError(
                 f"{path}: not a checkpoint (neither safetensors, PyTorch, Paddle .pdparams "
                 "nor MindSpore .ckpt)")
         state = _unwrap(obj)
-    except CheckpointError:
-        raise
     except pickle.UnpicklingError as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "Weights only load failed" in str(e):
@@ -243,7 +243,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Tensors, dict[str, str]]:
 # Layouts: where each hrpose tensor lives in a foreign file
 
 
-def detect_layout(keys: list[str] | set[str]) -> str:
+def detect_layout(keys: list[str] | set[str], source: str = "checkpoint") -> str:
     keys = set(keys)
 
     def any_start(*prefixes: str) -> bool:
@@ -265,7 +265,7 @@ def detect_layout(keys: list[str] | set[str]) -> str:
     if "conv1.weight" in keys and "layer1.0.conv1.weight" in keys:
         return "imagenet"  # an official-names backbone without the classifier
     sample = ", ".join(sorted(keys)[:3])
-    raise CheckpointError(f"unrecognised checkpoint layout (keys such as {sample})")
+    raise CheckpointError(f"{source}: unrecognised checkpoint layout (keys such as {sample})")
 
 
 _PADDLE_PARAM = {"weight": "weight", "bias": "bias", "running_mean": "_mean",
@@ -445,15 +445,12 @@ def map_tensors(model: nn.Module, tensors: Tensors, layout: str, source: str = "
 def load_weights(model: nn.Module, path: str | os.PathLike) -> str:
     """Loads a checkpoint of any supported layout into `model`; returns the layout's name."""
     tensors, _ = read_checkpoint(path)
-    try:
-        layout = detect_layout(tensors)
-    except CheckpointError as e:
-        raise CheckpointError(f"{path}: {e}") from None
+    layout = detect_layout(tensors, str(path))
     model.load_state_dict(map_tensors(model, tensors, layout, str(path)), strict=True)
     return layout
 
 
-def guess_model(tensors: Tensors, layout: str) -> str:
+def guess_model(tensors: Tensors, layout: str, source: str = "checkpoint") -> str:
     """The first zoo model whose tensors all fit the file (architecture and joints)."""
     from .zoo import MODELS, create_model
 
@@ -463,7 +460,8 @@ def guess_model(tensors: Tensors, layout: str) -> str:
             return name
         except CheckpointError:
             continue
-    raise CheckpointError(f"matches no zoo model ({', '.join(MODELS)}); name one with --model")
+    raise CheckpointError(
+        f"{source}: matches no zoo model ({', '.join(MODELS)}); name one with --model")
 
 
 def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
@@ -474,12 +472,9 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
     from .zoo import create_model, get_spec
 
     tensors, _ = read_checkpoint(src)
-    try:
-        layout = detect_layout(tensors)
-        if model_name is None:
-            model_name = guess_model(tensors, layout)
-    except CheckpointError as e:
-        raise CheckpointError(f"{src}: {e}") from None
+    layout = detect_layout(tensors, str(src))
+    if model_name is None:
+        model_name = guess_model(tensors, layout, str(src))
     spec = get_spec(model_name)
     state = map_tensors(create_model(model_name), tensors, layout, str(src))
     if layout in ("imagenet", "backbone"):  # the head was never in the file
