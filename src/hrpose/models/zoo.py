@@ -37,7 +37,6 @@ class ModelSpec:
     published: dict[str, float] = field(default_factory=dict)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    heatmap_stride: int = 4
 
     def create(self) -> TopDownModel:
         return hrnet_topdown(self.width, self.num_joints)
@@ -49,24 +48,31 @@ def hrnet_topdown(width: int, num_joints: int, **config: object) -> TopDownModel
     return TopDownModel(backbone, HeatmapHead(backbone.out_channels[0], num_joints))
 
 
+JOINTS = {"coco": 17, "mpii": 16}
+
+
+def _published_hrnet(width: int, input_hw: tuple[int, int], keypoints: str, file: str,
+                     published: dict[str, float]) -> ModelSpec:
+    """A zoo entry named from its shape: hrnet_w{width}_{H}x{W}, with "_mpii" for MPII."""
+    suffix = "" if keypoints == "coco" else f"_{keypoints}"
+    name = f"hrnet_w{width}_{input_hw[0]}x{input_hw[1]}{suffix}"
+    return ModelSpec(name, width, input_hw, JOINTS[keypoints], keypoints, MMPOSE_HRNET + file,
+                     published)
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
-        ModelSpec("hrnet_w32_256x192", 32, (256, 192), 17, "coco",
-                  MMPOSE_HRNET + "hrnet_w32_coco_256x192-c78dce93_20200708.pth",
-                  {"paper_AP": 74.4, "weights_AP": 74.6}),
-        ModelSpec("hrnet_w32_384x288", 32, (384, 288), 17, "coco",
-                  MMPOSE_HRNET + "hrnet_w32_coco_384x288-d9f0d786_20200708.pth",
-                  {"paper_AP": 75.8, "weights_AP": 76.1}),
-        ModelSpec("hrnet_w48_256x192", 48, (256, 192), 17, "coco",
-                  MMPOSE_HRNET + "hrnet_w48_coco_256x192-b9e0b3ab_20200708.pth",
-                  {"paper_AP": 75.1, "weights_AP": 75.6}),
-        ModelSpec("hrnet_w48_384x288", 48, (384, 288), 17, "coco",
-                  MMPOSE_HRNET + "hrnet_w48_coco_384x288-314c8528_20200708.pth",
-                  {"paper_AP": 76.3, "weights_AP": 76.7}),
-        ModelSpec("hrnet_w32_256x256_mpii", 32, (256, 256), 16, "mpii",
-                  MMPOSE_HRNET + "hrnet_w32_mpii_256x256-6c4f923f_20200812.pth",
-                  {"paper_PCKh": 90.3, "weights_PCKh": 90.0}),
+        _published_hrnet(32, (256, 192), "coco", "hrnet_w32_coco_256x192-c78dce93_20200708.pth",
+                         {"paper_AP": 74.4, "weights_AP": 74.6}),
+        _published_hrnet(32, (384, 288), "coco", "hrnet_w32_coco_384x288-d9f0d786_20200708.pth",
+                         {"paper_AP": 75.8, "weights_AP": 76.1}),
+        _published_hrnet(48, (256, 192), "coco", "hrnet_w48_coco_256x192-b9e0b3ab_20200708.pth",
+                         {"paper_AP": 75.1, "weights_AP": 75.6}),
+        _published_hrnet(48, (384, 288), "coco", "hrnet_w48_coco_384x288-314c8528_20200708.pth",
+                         {"paper_AP": 76.3, "weights_AP": 76.7}),
+        _published_hrnet(32, (256, 256), "mpii", "hrnet_w32_mpii_256x256-6c4f923f_20200812.pth",
+                         {"paper_PCKh": 90.3, "weights_PCKh": 90.0}),
     ]
 }
 
