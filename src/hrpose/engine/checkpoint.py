@@ -35,9 +35,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor],
                  metadata: dict[str, str] | None = None) -> Path:
     """Writes `state_dict` as safetensors with `metadata`, atomically."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     if Path(path).is_dir():
         raise HrposeError(f"{path}: is a folder; give a file name such as model.safetensors")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     try:
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp),
