@@ -125,3 +125,19 @@ def test_build_model_from_url(server, w32_official):
     with torch.no_grad():
         assert torch.equal(model(x), reference(x))
     assert not model.training
+
+
+def test_concurrent_downloads_fetch_once(server):
+    """Like DDP ranks on one machine: several callers, one download, the same file for all."""
+    data = b"w" * 3_000_000
+    path = hashed_name("weights", data)
+    server.files[path] = data
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        download(server.url(path), progress=False))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and len(set(results)) == 1 and results[0].read_bytes() == data
+    assert len(server.requests) == 1
