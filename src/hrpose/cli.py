@@ -123,6 +123,42 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _triple(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers like 0.485,0.456,0.406, got "
+                                         f"{text!r}")
+    return values  # type: ignore[return-value]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .engine.evaluate import EvalSettings, evaluate, format_metrics
+    from .inference.backends import BGRInput, open_model
+
+    runner, mean, std = open_model(args.model, args.weights, args.backend, args.device,
+                                   args.precision, args.threads)
+    if args.bgr:
+        runner = BGRInput(runner)
+    settings = EvalSettings(flip=args.flip, decode=args.decode, batch=args.batch,
+                            workers=args.workers, det_json=args.det_json,
+                            min_det_score=args.min_det_score, nms=args.nms)
+    extra = {"model": args.model, "weights": args.weights, "backend": args.backend or "auto",
+             "precision": args.precision}
+    start = time.perf_counter()
+    metrics = evaluate(runner, args.data, args.out, args.mean or mean, args.std or std,
+                       settings, args.ann, args.images, progress=not args.json, extra=extra)
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({**metrics, "out": args.out, "seconds": round(seconds, 2)}))
+    else:
+        print(format_metrics(metrics))
+        print(f"wrote {args.out}/results.json and {args.out}/metrics.json ({seconds:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hrpose", description="HRNet human pose estimation: models, weights and tools.")
@@ -145,6 +181,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="zoo model the weights are for (guessed when omitted)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "eval", help="score a model on COCO keypoints (OKS AP) or MPII (PCKh)",
+        description="Runs a zoo model or an exported heatmap model (.onnx, OpenVINO .xml) over "
+        "a data set's person boxes and writes OUT/results.json (COCO results) and "
+        "OUT/metrics.json (AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl; MPII: PCKh).")
+    p.add_argument("model", metavar="MODEL", help="a zoo model name or an exported model file")
+    p.add_argument("--weights", help="checkpoint for a zoo model: file, URL, 'published' or "
+                   "'imagenet' (default: random initialisation)")
+    p.add_argument("--data", required=True, help="data root: COCO layout (annotations/, "
+                   "val2017/) or a folder with one annotation .json")
+    p.add_argument("--ann", help="annotation file (default: found under --data)")
+    p.add_argument("--images", help="image folder (default: found under --data)")
+    p.add_argument("--det-json", help="person detections, COCO results format (default: "
+                   "ground-truth boxes)")
+    p.add_argument("--min-det-score", type=float, default=0.0,
+                   help="keep detections with at least this score (default 0.0)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="flip test: average with the mirrored crop (default on)")
+    p.add_argument("--decode", choices=("classic", "dark", "udp"), default="classic",
+                   help="heatmap decoding (default classic: argmax + quarter-pixel shift)")
+    p.add_argument("--nms", choices=("oks", "soft", "none"), default="oks",
+                   help="per-image OKS-NMS at 0.9 (default), soft-OKS-NMS, or none")
+    p.add_argument("--batch", type=int, default=32, help="crops per model call (default 32)")
+    p.add_argument("--workers", type=int, default=0, help="image-decoding processes")
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"),
+                   help="runtime (default: torch for zoo models, by file type otherwise)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    p.add_argument("--threads", type=int, help="CPU threads for the runtime")
+    p.add_argument("--mean", type=_triple, help="input mean, RGB in [0, 1] (default ImageNet)")
+    p.add_argument("--std", type=_triple, help="input std, RGB in [0, 1] (default ImageNet)")
+    p.add_argument("--bgr", action="store_true", help="the model takes BGR input")
+    p.add_argument("--out", required=True, help="folder for results.json and metrics.json")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

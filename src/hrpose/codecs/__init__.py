@@ -1,0 +1,1 @@
+"""Heatmap codecs: keypoints <-> training targets and model outputs."""

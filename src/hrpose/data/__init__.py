@@ -1,0 +1,1 @@
+"""Data: COCO/MPII readers, top-down samples, the crop geometry."""

@@ -1,0 +1,217 @@
+"""Top-down samples: one person box -> one crop of the model's input size.
+
+Training samples come from ground-truth boxes with the published augmentation; evaluation crops
+come from ground-truth boxes or detections, all crops of one image decoded once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..codecs.heatmap import HeatmapCodec
+from ..errors import HrposeError
+from .coco import Detections, KeypointData
+from .transforms import BOX_PADDING, apply_affine, boxes_to_crops, crop_matrices, warp
+
+log = logging.getLogger(__name__)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file -> RGB uint8 (H, W, 3). Missing or undecodable files raise HrposeError."""
+    path = Path(path)
+    data = np.fromfile(path, np.uint8) if path.is_file() else None
+    if data is None:
+        raise HrposeError(f"{path}: image not found")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise HrposeError(f"{path}: cannot decode the image (corrupt or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def person_indices(data: KeypointData) -> np.ndarray:
+    """People used for training and for ground-truth-box evaluation: not crowd, with at least
+    one labelled joint and a non-empty box."""
+    labelled = (data.keypoints[..., 2] > 0).any(-1)
+    return np.flatnonzero(~data.iscrowd & labelled & (data.boxes[:, 2] > 0)
+                          & (data.boxes[:, 3] > 0))
+
+
+def clip_boxes(data: KeypointData, index: np.ndarray) -> np.ndarray:
+    """Boxes clipped to their image (the official HRNet rule: x2 <= width - 1)."""
+    boxes = data.boxes[index].copy()
+    for row, image_id in enumerate(data.image_ids[index]):
+        info = data.images[int(image_id)]
+        if info.width is None or info.height is None:
+            continue
+        x1, y1 = max(0.0, boxes[row, 0]), max(0.0, boxes[row, 1])
+        x2 = min(info.width - 1.0, x1 + max(0.0, boxes[row, 2] - 1))
+        y2 = min(info.height - 1.0, y1 + max(0.0, boxes[row, 3] - 1))
+        boxes[row] = [x1, y1, max(0.0, x2 - x1), max(0.0, y2 - y1)]
+    return boxes
+
+
+def ground_truth_boxes(data: KeypointData) -> Detections:
+    """Evaluation with ground-truth boxes: every person `person_indices` keeps, score 1."""
+    index = person_indices(data)
+    return Detections(data.image_ids[index], clip_boxes(data, index), np.ones(len(index)))
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The published top-down augmentation (HRNet, Sun et al. 2019)."""
+
+    scale_factor: float = 0.35          # scale ~ clip(N(1, 0.35), 0.65, 1.35)
+    rotation: float = 45.0              # degrees ~ clip(N(0, 45), -90, 90) ...
+    rotation_prob: float = 0.6          # ... with this probability, else 0
+    flip_prob: float = 0.5
+    half_body_prob: float = 0.3
+    half_body_min_joints: int = 8       # only people with more labelled joints than this
+    half_body_padding: float = 1.5
+
+
+class TopDownDataset(Dataset):
+    """Training samples: the crop (uint8, 3 x H x W, RGB), heatmap targets and joint weights.
+
+    A sample whose image is missing or corrupt comes back with `valid` False and zero weights, so
+    the loss ignores it and the loop counts it; it is logged once per file."""
+
+    def __init__(self, data: KeypointData, image_dir: str | Path, codec: HeatmapCodec,
+                 augmentation: Augmentation | None = Augmentation(), seed: int = 0,
+                 padding: float = BOX_PADDING) -> None:
+        self.data, self.image_dir, self.codec = data, Path(image_dir), codec
+        self.augmentation, self.seed, self.padding = augmentation, seed, padding
+        self.epoch = 0
+        self.people = person_indices(data)
+        self.boxes = clip_boxes(data, self.people)
+        self.flip_index = data.skeleton.flip_index
+        upper = np.zeros(data.skeleton.num_joints, bool)
+        upper[list(data.skeleton.upper_body)] = True
+        self.upper = upper
+        self._bad: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.people)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Each epoch draws new augmentation; the same (seed, epoch, index) draws the same."""
+        self.epoch = epoch
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        person = self.people[i]
+        info = self.data.images[int(self.data.image_ids[person])]
+        out_w, out_h = self.codec.input_wh
+        keypoints = self.data.keypoints[person].astype(np.float64)
+        try:
+            image = read_image(self.image_dir / info.file_name)
+        except HrposeError as e:
+            if info.file_name not in self._bad:
+                self._bad.add(info.file_name)
+                log.warning("skipping sample: %s", e)
+            k = self.data.skeleton.num_joints
+            w, h = self.codec.heatmap_wh
+            return {"image": torch.zeros(3, out_h, out_w, dtype=torch.uint8),
+                    "heatmaps": torch.zeros(k, h, w), "weights": torch.zeros(k),
+                    "valid": torch.tensor(False), "index": torch.tensor(i)}
+
+        center, size = boxes_to_crops(self.boxes[i : i + 1], out_w / out_h, self.padding)
+        center, size = center[0], size[0]
+        rotation, flip = 0.0, False
+        aug = self.augmentation
+        if aug is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            labelled = keypoints[:, 2] > 0
+            if labelled.sum() > aug.half_body_min_joints and rng.random() < aug.half_body_prob:
+                center, size = self._half_body(keypoints, labelled, rng, center, size)
+            size = size * np.clip(rng.normal() * aug.scale_factor + 1,
+                                  1 - aug.scale_factor, 1 + aug.scale_factor)
+            if rng.random() <= aug.rotation_prob:
+                rotation = float(np.clip(rng.normal() * aug.rotation, -2 * aug.rotation,
+                                         2 * aug.rotation))
+            flip = bool(rng.random() < aug.flip_prob)
+
+        matrix = crop_matrices(center, size, (out_w, out_h), self.codec.udp,
+                               np.array([rotation]), np.array([flip]))[0]
+        crop = warp(image, matrix, (out_w, out_h))
+        keypoints[:, :2] = apply_affine(matrix, keypoints[:, :2])
+        if flip:
+            keypoints = keypoints[self.flip_index]
+        heatmaps, weights = self.codec.encode(keypoints[None])
+        return {"image": torch.from_numpy(crop).permute(2, 0, 1),
+                "heatmaps": torch.from_numpy(heatmaps[0]), "weights": torch.from_numpy(weights[0]),
+                "valid": torch.tensor(True), "index": torch.tensor(i)}
+
+    def _half_body(self, keypoints: np.ndarray, labelled: np.ndarray, rng: np.random.Generator,
+                   center: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A box around the labelled upper or lower body joints (half and half), padded 1.5x."""
+        upper, lower = labelled & self.upper, labelled & ~self.upper
+        chosen = upper if (rng.random() < 0.5 and upper.sum() > 2) else (
+            lower if lower.sum() > 2 else upper)
+        if chosen.sum() < 2:
+            return center, size
+        pts = keypoints[chosen, :2]
+        lo, hi = pts.min(0), pts.max(0)
+        box = np.array([[lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]]])
+        out_w, out_h = self.codec.input_wh
+        _new_center, new_size = boxes_to_crops(box, out_w / out_h,
+                                              self.augmentation.half_body_padding)
+        return pts.mean(0), new_size[0]
+
+
+class ImageCrops(Dataset):
+    """Evaluation and inference: item i = all crops of the i-th image that has boxes, decoded
+    once. Yields crops (n, H, W, 3) uint8 RGB, their matrices (n, 2, 3) and box indices (n,)."""
+
+    def __init__(self, boxes: Detections, images: dict, image_dir: str | Path,
+                 input_wh: tuple[int, int], udp: bool = False,
+                 padding: float = BOX_PADDING) -> None:
+        self.images, self.image_dir = images, Path(image_dir)
+        self.input_wh, self.udp = input_wh, udp
+        order = np.argsort(boxes.image_ids, kind="stable")
+        ids = boxes.image_ids[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([],
+                                                                                            int)
+        self.groups = np.split(order, starts[1:]) if len(ids) else []
+        self.image_ids = ids[starts] if len(ids) else ids
+        aspect = input_wh[0] / input_wh[1]
+        self.centers, self.sizes = boxes_to_crops(boxes.boxes, aspect, padding)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        index = self.groups[i]
+        info = self.images[int(self.image_ids[i])]
+        image = read_image(self.image_dir / info.file_name)
+        matrices = crop_matrices(self.centers[index], self.sizes[index], self.input_wh, self.udp)
+        crops = np.stack([warp(image, m, self.input_wh) for m in matrices])
+        return crops, matrices, index
+
+
+def crop_batches(dataset: ImageCrops, batch_size: int, workers: int = 0
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Full batches of crops across images (the last may be short), images decoded in workers."""
+    loader = DataLoader(dataset, batch_size=None, num_workers=workers,
+                        collate_fn=lambda item: item)
+    crops, matrices, index = [], [], []
+    count = 0
+    for c, m, i in loader:
+        crops.append(c)
+        matrices.append(m)
+        index.append(i)
+        count += len(c)
+        while count >= batch_size:
+            all_c, all_m, all_i = (np.concatenate(x) for x in (crops, matrices, index))
+            yield all_c[:batch_size], all_m[:batch_size], all_i[:batch_size]
+            crops, matrices, index = [all_c[batch_size:]], [all_m[batch_size:]], [
+                all_i[batch_size:]]
+            count -= batch_size
+    if count:
+        yield np.concatenate(crops), np.concatenate(matrices), np.concatenate(index)

@@ -1,0 +1,158 @@
+"""Evaluation: boxes -> crops -> runner -> heatmaps -> keypoints -> COCO AP or MPII PCKh.
+
+The same crop, runner and codec code as inference; this module only composes them and scores.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..codecs.heatmap import HeatmapCodec
+from ..data.coco import Detections, KeypointData, load_detections, load_keypoints
+from ..data.topdown import ImageCrops, crop_batches, ground_truth_boxes
+from ..data.transforms import apply_affine, invert_affine, normalize
+from ..errors import HrposeError
+from ..inference.backends import Runner
+from ..metrics.coco import (
+    KeypointResults,
+    evaluate_keypoints,
+    format_stats,
+    nms_per_image,
+    rescore,
+)
+from ..metrics.pckh import format_pckh, pckh
+from .checkpoint import atomic_path
+
+
+@dataclass
+class EvalSettings:
+    flip: bool = True
+    decode: str = "classic"            # classic | dark | udp
+    batch: int = 32
+    workers: int = 0                   # image-decoding processes
+    det_json: str | None = None        # None: ground-truth boxes
+    min_det_score: float = 0.0
+    rescore_threshold: float = 0.2     # joints above this count in the person score
+    nms: str = "oks"                   # oks | soft | none
+    nms_threshold: float = 0.9
+
+
+@dataclass
+class Predictions:
+    """Keypoints for each evaluated box, in image pixels."""
+
+    boxes: Detections
+    keypoints: np.ndarray              # (P, K, 3) x, y, joint score
+    areas: np.ndarray                  # (P,) the padded crop's area, used by OKS-NMS
+
+
+def find_dataset(root: str | Path, ann: str | Path | None = None,
+                 images: str | Path | None = None) -> tuple[Path, Path]:
+    """(annotation file, image folder) of a data root: COCO's `annotations/
+    person_keypoints_val2017.json` + `val2017/`, or the root's single .json file + the root
+    (or its `images/`)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise HrposeError(f"{root}: data root is not a folder")
+    if ann is None:
+        coco = root / "annotations" / "person_keypoints_val2017.json"
+        found = [coco] if coco.is_file() else sorted(root.glob("*.json"))
+        found = [f for f in found if "det" not in f.name.lower()]
+        if len(found) != 1:
+            raise HrposeError(f"{root}: cannot tell the annotation file (found "
+                              f"{[f.name for f in found] or 'none'}); pass --ann FILE")
+        ann = found[0]
+    if images is None:
+        candidates = [root / "val2017", root / "images", root]
+        images = next(p for p in candidates if p.is_dir())
+    return Path(ann), Path(images)
+
+
+def predict(runner: Runner, boxes: Detections, data: KeypointData, image_dir: str | Path,
+            codec: HeatmapCodec, mean: tuple[float, ...], std: tuple[float, ...],
+            flip: bool = True, batch: int = 32, workers: int = 0,
+            progress: bool = True) -> Predictions:
+    """Keypoints for every box, crops batched across images."""
+    crops = ImageCrops(boxes, data.images, image_dir, codec.input_wh, codec.udp)
+    flip_index = data.skeleton.flip_index
+    k = data.skeleton.num_joints
+    keypoints = np.zeros((len(boxes.scores), k, 3), np.float32)
+    bar = tqdm(total=len(boxes.scores), desc="eval", unit="person", disable=not progress,
+               leave=False)
+    for crop, matrices, index in crop_batches(crops, batch, workers):
+        x = normalize(crop, mean, std)
+        heatmaps = runner(x)
+        if flip:
+            flipped = runner(np.ascontiguousarray(x[..., ::-1]))
+            heatmaps = (heatmaps + codec.flip_back(flipped, flip_index)) / 2
+        coords, scores = codec.decode(heatmaps)
+        keypoints[index, :, :2] = apply_affine(invert_affine(matrices), coords)
+        keypoints[index, :, 2] = scores
+        bar.update(len(index))
+    bar.close()
+    return Predictions(boxes, keypoints, crops.sizes.prod(-1))
+
+
+def coco_results(pred: Predictions, data: KeypointData, settings: EvalSettings
+                 ) -> KeypointResults:
+    """Rescoring and OKS-NMS as published."""
+    scores = rescore(pred.boxes.scores, pred.keypoints[..., 2], settings.rescore_threshold)
+    results = KeypointResults(pred.boxes.image_ids, pred.keypoints, scores, data.category_id)
+    if settings.nms == "none":
+        return results
+    if settings.nms not in ("oks", "soft"):
+        raise HrposeError(f"unknown NMS {settings.nms!r}; choose oks, soft or none")
+    return nms_per_image(results, pred.areas, data.skeleton.sigmas, settings.nms_threshold,
+                         soft=settings.nms == "soft")
+
+
+def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
+             mean: tuple[float, ...], std: tuple[float, ...],
+             settings: EvalSettings = EvalSettings(), ann: str | Path | None = None,
+             images: str | Path | None = None, progress: bool = True,
+             extra: dict | None = None) -> dict[str, float]:
+    """Run and score; writes OUT/results.json (COCO results; MPII: one entry per person) and
+    OUT/metrics.json, both atomically. Returns the metrics."""
+    ann_file, image_dir = find_dataset(data_root, ann, images)
+    data = load_keypoints(ann_file)
+    if data.kind == "mpii" and settings.det_json:
+        raise HrposeError("MPII is evaluated on its annotated people; --det-json is for COCO")
+    boxes = (load_detections(settings.det_json, data, settings.min_det_score)
+             if settings.det_json else ground_truth_boxes(data))
+    if data.kind == "mpii":
+        boxes = Detections(data.image_ids, data.boxes, np.ones(len(data)))
+    if len(boxes.scores) == 0:
+        raise HrposeError(f"{settings.det_json or ann_file}: no person boxes to evaluate")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    h, w = runner.input_hw
+    probe = runner(np.zeros((1, 3, h, w), np.float32))
+    if probe.shape[1] != data.skeleton.num_joints:
+        raise HrposeError(f"the model predicts {probe.shape[1]} joints, the data set "
+                          f"{ann_file.name} has {data.skeleton.num_joints} "
+                          f"({data.skeleton.name})")
+    codec = HeatmapCodec((w, h), (probe.shape[3], probe.shape[2]), method=settings.decode)
+    pred = predict(runner, boxes, data, image_dir, codec, mean, std, settings.flip,
+                   settings.batch, settings.workers, progress)
+    if data.kind == "mpii":
+        metrics = pckh(pred.keypoints, data.keypoints, data.head_sizes)
+        results = KeypointResults(boxes.image_ids, pred.keypoints, np.ones(len(data)))
+    else:
+        results = coco_results(pred, data, settings)
+        metrics = evaluate_keypoints(data, results)
+    results.save(out / "results.json")
+    record = {**metrics, "dataset": str(ann_file), "people": len(boxes.scores),
+              "boxes": settings.det_json or "ground truth", "settings": asdict(settings),
+              **(extra or {})}
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    return metrics
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    return format_pckh(metrics) if "PCKh" in metrics else format_stats(metrics)

@@ -1,0 +1,1 @@
+"""Inference: runners for torch, ONNX Runtime and OpenVINO."""

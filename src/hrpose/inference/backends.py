@@ -1,0 +1,217 @@
+"""Runners: one small interface over PyTorch, ONNX Runtime and OpenVINO.
+
+A runner takes a float32 batch (N, 3, H, W), already normalised, and returns the model's heatmaps
+(N, K, h, w) as float32 numpy. Exported files state their input size; a file with a fixed batch
+size is reshaped to a dynamic batch where the runtime allows, else run in chunks of its size.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..errors import HrposeError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+BACKENDS = ("torch", "onnxruntime", "openvino")
+
+
+class Runner(Protocol):
+    input_hw: tuple[int, int]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise HrposeError(f"unknown precision {precision!r}; choose one of "
+                          f"{', '.join(PRECISIONS)}")
+
+
+class TorchRunner:
+    """A PyTorch module; bf16 / fp16 run under autocast, outputs come back as float32."""
+
+    def __init__(self, model: torch.nn.Module, input_hw: tuple[int, int], device: str = "cpu",
+                 precision: str = "fp32") -> None:
+        _check_precision(precision)
+        if precision == "fp16" and not str(device).startswith("cuda"):
+            raise HrposeError("fp16 needs a CUDA device; use bf16 on the CPU")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.input_hw, self.precision = tuple(input_hw), precision
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            out = self.model(x)
+        return out.float().cpu().numpy()
+
+
+def _threads(threads: int | None) -> int:
+    return threads or len(os.sched_getaffinity(0))
+
+
+class OnnxRunner:
+    """An ONNX file through ONNX Runtime on the CPU."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise HrposeError("ONNX models need onnxruntime: pip install 'hrpose[runtimes]'") \
+                from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads(threads)
+        try:
+            self.session = ort.InferenceSession(str(path), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own exception types for bad files
+            raise HrposeError(f"{path}: cannot load the ONNX model ({str(e).splitlines()[0]})") \
+                from None
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_hw = _static_hw(path, inp.shape)
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
+        self.output_name = _first_4d(path, [(o.name, o.shape) for o in self.session.get_outputs()])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        chunks = _chunks(batch, self.fixed_batch)
+        outs = [self.session.run([self.output_name], {self.input_name: c})[0] for c in chunks]
+        return np.concatenate(outs)[: len(batch)].astype(np.float32, copy=False)
+
+
+class OpenVINORunner:
+    """An OpenVINO IR (.xml + .bin) or ONNX file through OpenVINO on the CPU.
+
+    precision "fp32" asks for f32 inference (OpenVINO's CPU default on bf16-capable CPUs is bf16);
+    "bf16" asks for bf16."""
+
+    def __init__(self, path: str | Path, precision: str = "fp32",
+                 threads: int | None = None) -> None:
+        _check_precision(precision)
+        try:
+            import openvino as ov
+        except ImportError:
+            raise HrposeError("OpenVINO models need openvino: pip install 'hrpose[runtimes]'") \
+                from None
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as e:  # OpenVINO raises RuntimeError with long multi-line text
+            raise HrposeError(f"{path}: cannot read the OpenVINO model "
+                              f"({str(e).strip().splitlines()[0]})") from None
+        shape = model.inputs[0].get_partial_shape()
+        dims = [d.get_length() if d.is_static else None for d in shape]
+        self.input_hw = _static_hw(path, dims)
+        self.fixed_batch = None
+        if dims[0] is not None:
+            try:                             # most heatmap models take any batch size
+                model.reshape({model.inputs[0]: ov.PartialShape([-1, *dims[1:]])})
+            except Exception:
+                self.fixed_batch = dims[0]
+        hint = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[precision]
+        config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": _threads(threads)}
+        self.compiled = core.compile_model(model, "CPU", config)
+        outputs = [(o, [d.get_length() if d.is_static else None for d in o.get_partial_shape()])
+                   for o in self.compiled.outputs]
+        self.output = _first_4d(path, outputs)
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        outs = []
+        for chunk in _chunks(batch, self.fixed_batch):
+            result = self.request.infer({0: np.ascontiguousarray(chunk)})
+            outs.append(np.asarray(result[self.output]))
+        return np.concatenate(outs)[: len(batch)].astype(np.float32, copy=False)
+
+
+def _static_hw(path: str | Path, shape: list) -> tuple[int, int]:
+    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
+        raise HrposeError(f"{path}: the model's input {list(shape)} is not N x 3 x H x W with a "
+                          "fixed H and W")
+    return int(shape[2]), int(shape[3])
+
+
+def _first_4d(path: str | Path, outputs: list) -> object:
+    for handle, shape in outputs:
+        if len(shape) == 4:
+            return handle
+    raise HrposeError(f"{path}: no output is N x K x h x w heatmaps")
+
+
+def _chunks(batch: np.ndarray, size: int | None) -> list[np.ndarray]:
+    """Split for a model with a fixed batch size; a short last chunk is padded with zeros (runners
+    keep only the real rows)."""
+    if size is None or len(batch) == size:
+        return [batch]
+    out = []
+    for i in range(0, len(batch), size):
+        chunk = batch[i : i + size]
+        if len(chunk) < size:
+            chunk = np.concatenate([chunk, np.zeros((size - len(chunk), *chunk.shape[1:]),
+                                                    chunk.dtype)])
+        out.append(chunk)
+    return out
+
+
+def open_exported(path: str | Path, backend: str | None = None, precision: str = "fp32",
+                  threads: int | None = None) -> Runner:
+    """A runner for an exported file: .onnx runs on ONNX Runtime (or OpenVINO when asked),
+    .xml on OpenVINO."""
+    path = Path(path)
+    if not path.is_file():
+        raise HrposeError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in (".onnx", ".xml"):
+        raise HrposeError(f"{path}: an exported model is a .onnx or an OpenVINO .xml file")
+    backend = backend or ("openvino" if suffix == ".xml" else "onnxruntime")
+    if backend == "openvino":
+        return OpenVINORunner(path, precision, threads)
+    if backend == "onnxruntime" and suffix == ".onnx":
+        if precision != "fp32":
+            raise HrposeError(f"{path}: ONNX Runtime runs the file's own precision; use "
+                              "--precision fp32, or the openvino backend for bf16")
+        return OnnxRunner(path, threads)
+    raise HrposeError(f"{path}: backend {backend!r} cannot run a {suffix} file")
+
+
+class BGRInput:
+    """For a model trained on BGR images: normalise in RGB as usual, then swap the channels."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner, self.input_hw = runner, runner.input_hw
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.runner(np.ascontiguousarray(batch[:, ::-1]))
+
+
+def open_model(model: str, weights: str | None = None, backend: str | None = None,
+               device: str = "cpu", precision: str = "fp32", threads: int | None = None
+               ) -> tuple[Runner, tuple[float, ...], tuple[float, ...]]:
+    """A zoo model name (with `weights`: a file, URL, "published" or "imagenet") or an exported
+    .onnx / .xml file -> (runner, mean, std). Exported files get ImageNet mean/std."""
+    from ..models.zoo import IMAGENET_MEAN, IMAGENET_STD, MODELS, build_model, get_spec
+
+    if backend is not None and backend not in BACKENDS:
+        raise HrposeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if model in MODELS:
+        if backend not in (None, "torch"):
+            raise HrposeError(f"{model}: a zoo model runs on torch; export it for {backend}")
+        spec = get_spec(model)
+        net = build_model(model, weights=weights)
+        if threads:
+            torch.set_num_threads(threads)
+        return TorchRunner(net, spec.input_hw, device, precision), spec.mean, spec.std
+    if weights is not None:
+        raise HrposeError(f"{model}: --weights is for zoo models; an exported file carries its "
+                          "own weights")
+    if not Path(model).suffix:
+        raise HrposeError(f"unknown model {model!r}: give a zoo name ({', '.join(MODELS)}) or "
+                          "an exported .onnx / .xml file")
+    return open_exported(model, backend, precision, threads), IMAGENET_MEAN, IMAGENET_STD

@@ -1,0 +1,1 @@
+"""Metrics: COCO keypoint AP (OKS), OKS-NMS and rescoring, MPII PCKh."""

@@ -1,0 +1,323 @@
+"""COCO keypoint evaluation: results JSON, rescoring, OKS-NMS and the COCOeval AP.
+
+`evaluate_keypoints` is pycocotools' COCOeval for iouType "keypoints" (same matching, same
+interpolated precision, same ten numbers), vectorised over images: its Python loop runs over
+detection ranks (at most 20) instead of over images x thresholds x detections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from ..data.coco import KeypointData, read_json
+from ..engine.checkpoint import atomic_path
+from ..errors import HrposeError
+
+STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
+AREA_RANGES = {"all": (0.0, 1e10), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
+
+
+@dataclass
+class KeypointResults:
+    """Predictions in COCO's results form, as arrays: P people, K joints."""
+
+    image_ids: np.ndarray      # (P,)
+    keypoints: np.ndarray      # (P, K, 3) x, y, joint score, image pixels
+    scores: np.ndarray         # (P,) person score
+    category_id: int = 1
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def to_json(self) -> list[dict]:
+        kps = np.round(self.keypoints.astype(np.float64), 3).reshape(len(self), -1).tolist()
+        return [{"image_id": int(i), "category_id": self.category_id, "keypoints": k,
+                 "score": float(s)}
+                for i, k, s in zip(self.image_ids.tolist(), kps, self.scores.tolist())]
+
+    def save(self, path: str | Path) -> None:
+        """Write the COCO results JSON atomically."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(orjson.dumps(self.to_json()))
+
+
+def load_results(source: str | Path | Sequence[dict], num_joints: int,
+                 category_id: int = 1) -> KeypointResults:
+    """A COCO keypoint results file (or its parsed list); entries of other categories are
+    dropped, as COCOeval ignores them."""
+    name = str(source) if isinstance(source, (str, Path)) else "results"
+    if isinstance(source, (str, Path)):
+        source = read_json(source)
+    if not isinstance(source, list):
+        raise HrposeError(f"{name}: expected a list of results")
+    try:
+        entries = [r for r in source if r.get("category_id", category_id) == category_id]
+        image_ids = np.fromiter((r["image_id"] for r in entries), np.int64, len(entries))
+        scores = np.fromiter((r["score"] for r in entries), np.float64, len(entries))
+        keypoints = np.array([r["keypoints"] for r in entries], np.float64)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise HrposeError(f"{name}: {_first_bad_result(source, num_joints)}") from None
+    if keypoints.shape[1:] != (3 * num_joints,) and len(entries):
+        raise HrposeError(f"{name}: {_first_bad_result(source, num_joints)}")
+    return KeypointResults(image_ids, keypoints.reshape(-1, num_joints, 3), scores, category_id)
+
+
+def _first_bad_result(source: list, num_joints: int) -> str:
+    for i, r in enumerate(source):
+        if not isinstance(r, dict):
+            return f"result #{i} is not an object"
+        for key in ("image_id", "keypoints", "score"):
+            if key not in r:
+                return f"result #{i}: missing field {key!r}"
+        if len(np.ravel(r["keypoints"])) != 3 * num_joints:
+            return (f"result #{i}: field 'keypoints' has {len(np.ravel(r['keypoints']))} "
+                    f"numbers, expected {3 * num_joints}")
+    return "results have non-numeric fields"
+
+
+def rescore(box_scores: np.ndarray, joint_scores: np.ndarray,
+            threshold: float = 0.2) -> np.ndarray:
+    """The published person score: box score x mean of the joint scores above `threshold`
+    (0 when none is)."""
+    above = joint_scores > threshold
+    count = above.sum(-1)
+    mean = np.where(count > 0, (joint_scores * above).sum(-1) / np.maximum(count, 1), 0.0)
+    return box_scores * mean
+
+
+def pairwise_oks(a: np.ndarray, b: np.ndarray, areas_a: np.ndarray, areas_b: np.ndarray,
+                 sigmas: np.ndarray) -> np.ndarray:
+    """OKS between two sets of predictions (NMS form: area = mean of the two, all joints)."""
+    var = (2 * np.asarray(sigmas)) ** 2
+    d2 = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(-1)
+    area = (areas_a[:, None] + areas_b[None, :]) / 2 + np.spacing(1)
+    return np.exp(-d2 / var / area[..., None] / 2).mean(-1)
+
+
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray,
+            sigmas: Sequence[float], threshold: float = 0.9) -> np.ndarray:
+    """Greedy OKS-NMS on one image's people: indices kept, best score first."""
+    order = np.argsort(-scores, kind="stable")
+    oks = pairwise_oks(keypoints, keypoints, areas, areas, np.asarray(sigmas))
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        order = order[1:][oks[i, order[1:]] <= threshold]
+    return np.asarray(keep, np.int64)
+
+
+def soft_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray,
+                 sigmas: Sequence[float], sigma: float = 0.9, max_people: int = 20
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian soft-NMS with OKS (Bodla et al. 2017): each pick decays the others' scores by
+    exp(-oks^2 / sigma). Returns kept indices and their decayed scores, best first."""
+    oks = pairwise_oks(keypoints, keypoints, areas, areas, np.asarray(sigmas))
+    current = scores.astype(np.float64).copy()
+    left = list(range(len(scores)))
+    keep, kept_scores = [], []
+    while left and len(keep) < max_people:
+        best = max(left, key=lambda j: current[j])
+        keep.append(best)
+        kept_scores.append(current[best])
+        left.remove(best)
+        rest = np.asarray(left, np.int64)
+        if rest.size:
+            current[rest] *= np.exp(-oks[best, rest] ** 2 / sigma)
+    return np.asarray(keep, np.int64), np.asarray(kept_scores)
+
+
+def nms_per_image(results: KeypointResults, areas: np.ndarray, sigmas: Sequence[float],
+                  threshold: float = 0.9, soft: bool = False) -> KeypointResults:
+    """OKS-NMS (or soft-OKS-NMS) within each image."""
+    keep, new_scores = [], []
+    order = np.argsort(results.image_ids, kind="stable")
+    ids = results.image_ids[order]
+    for group in np.split(order, np.flatnonzero(ids[1:] != ids[:-1]) + 1) if len(ids) else []:
+        kp, sc, ar = results.keypoints[group], results.scores[group], areas[group]
+        if soft:
+            k, s = soft_oks_nms(kp, sc, ar, sigmas, threshold)
+        else:
+            k = oks_nms(kp, sc, ar, sigmas, threshold)
+            s = sc[k]
+        keep.append(group[k])
+        new_scores.append(s)
+    if not keep:
+        return results
+    index, scores = np.concatenate(keep), np.concatenate(new_scores)
+    return KeypointResults(results.image_ids[index], results.keypoints[index], scores,
+                           results.category_id)
+
+
+def evaluate_keypoints(gt: KeypointData, results: KeypointResults,
+                       sigmas: Sequence[float] | None = None, max_dets: int = 20
+                       ) -> dict[str, float]:
+    """COCO keypoint AP/AR: the ten numbers of COCOeval.summarize(), by name."""
+    sigmas = np.asarray(gt.skeleton.sigmas if sigmas is None else sigmas, np.float64)
+    image_list = np.array(sorted(gt.images), np.int64)
+    unknown = ~np.isin(results.image_ids, image_list)
+    if unknown.any():
+        raise HrposeError(f"results: image_id {int(results.image_ids[unknown][0])} is not in "
+                          f"{gt.path.name}")
+    n_img, n_thr = len(image_list), len(IOU_THRESHOLDS)
+
+    # Detections: per image by score (ties keep file order), at most max_dets each.
+    dt_img = np.searchsorted(image_list, results.image_ids)
+    order = np.lexsort((np.arange(len(results)), -results.scores, dt_img))
+    dt_img_sorted = dt_img[order]
+    first = np.searchsorted(dt_img_sorted, dt_img_sorted, side="left")
+    rank = np.arange(len(order)) - first
+    kept = order[rank < max_dets]
+    dt_rank = rank[rank < max_dets]
+    dt_img = dt_img[kept]
+    dt_kp = results.keypoints[kept].astype(np.float64)
+    dt_score = results.scores[kept]
+    x, y = dt_kp[..., 0], dt_kp[..., 1]
+    dt_area = (x.max(-1) - x.min(-1)) * (y.max(-1) - y.min(-1))
+
+    # Ground truth: per image in file order.
+    gt_img = np.searchsorted(image_list, gt.image_ids)
+    gt_order = np.argsort(gt_img, kind="stable")
+    gt_img = gt_img[gt_order]
+    gt_kp = gt.keypoints[gt_order].astype(np.float64)
+    gt_area = gt.areas[gt_order].astype(np.float64)
+    gt_box = gt.boxes[gt_order].astype(np.float64)
+    gt_crowd = gt.iscrowd[gt_order].astype(bool)
+    gt_ignore = gt_crowd | (gt.num_keypoints[gt_order] == 0)
+    gt_count = np.bincount(gt_img, minlength=n_img)
+    gt_start = np.concatenate([[0], np.cumsum(gt_count)[:-1]])
+    dt_count = np.bincount(dt_img, minlength=n_img)
+    dt_start = np.concatenate([[0], np.cumsum(dt_count)[:-1]])
+
+    areas = list(AREA_RANGES.values())
+    n_area = len(areas)
+    gt_ign_area = np.stack([gt_ignore | (gt_area < lo) | (gt_area > hi) for lo, hi in areas])
+    matched = np.zeros((n_area, n_thr, len(kept)), bool)
+    dt_ignored = np.zeros((n_area, n_thr, len(kept)), bool)
+
+    # Match image by image in buckets of equal padded ground-truth count.
+    both = np.flatnonzero((gt_count > 0) & (dt_count > 0))
+    bucket = np.ceil(np.log2(gt_count[both])).astype(int)
+    thr = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[None, :, None, None]
+    for b in np.unique(bucket):
+        imgs = both[bucket == b]
+        g_pad, r_pad = int(gt_count[imgs].max()), int(dt_count[imgs].max())
+        g_idx = gt_start[imgs, None] + np.arange(g_pad)
+        g_ok = np.arange(g_pad) < gt_count[imgs, None]
+        g_idx = np.where(g_ok, g_idx, 0)
+        d_idx = dt_start[imgs, None] + np.arange(r_pad)
+        d_ok = np.arange(r_pad) < dt_count[imgs, None]
+        d_idx = np.where(d_ok, d_idx, 0)
+        ious = _gt_oks(dt_kp[d_idx], gt_kp[g_idx], gt_area[g_idx], gt_box[g_idx], sigmas)
+        ign = gt_ign_area[:, g_idx]                                 # (A, n, G)
+        crowd = gt_crowd[g_idx]
+        taken = np.zeros((n_area, n_thr, len(imgs), g_pad), bool)
+        rows = np.arange(len(imgs))
+        for r in range(r_pad):
+            iou = np.where(g_ok, ious[:, r, :], -1.0)[None, None]    # (1, 1, n, G)
+            cand = (iou >= thr) & (~taken | crowd)
+            best_n = _last_argmax(np.where(cand & ~ign[:, None], iou, -np.inf))
+            best_i = _last_argmax(np.where(cand & ign[:, None], iou, -np.inf))
+            has_n = (cand & ~ign[:, None]).any(-1)
+            has_i = (cand & ign[:, None]).any(-1)
+            m = np.where(has_n, best_n, best_i)
+            hit = (has_n | has_i) & d_ok[:, r]
+            a_i, t_i, n_i = np.nonzero(hit)
+            taken[a_i, t_i, n_i, m[a_i, t_i, n_i]] = True
+            dets = d_idx[rows, r]
+            matched[a_i, t_i, dets[n_i]] = True
+            dt_ignored[a_i, t_i, dets[n_i]] = ign[a_i, n_i, m[a_i, t_i, n_i]]
+    for a, (lo, hi) in enumerate(areas):
+        outside = (dt_area < lo) | (dt_area > hi)
+        dt_ignored[a] |= ~matched[a] & outside
+
+    # Accumulate: all kept detections by score (ties: image order, then rank).
+    global_order = np.lexsort((dt_rank, dt_img, -dt_score))
+    precision = -np.ones((n_thr, len(RECALL_THRESHOLDS), n_area))
+    recall = -np.ones((n_thr, n_area))
+    for a in range(n_area):
+        n_pos = int((~gt_ign_area[a]).sum())
+        if n_pos == 0:
+            continue
+        tm, ti = matched[a][:, global_order], dt_ignored[a][:, global_order]
+        tp = np.cumsum(tm & ~ti, axis=1, dtype=np.float64)
+        fp = np.cumsum(~tm & ~ti, axis=1, dtype=np.float64)
+        nd = tp.shape[1]
+        for t in range(n_thr):
+            rc = tp[t] / n_pos
+            pr = tp[t] / (fp[t] + tp[t] + np.spacing(1))
+            recall[t, a] = rc[-1] if nd else 0
+            pr = np.maximum.accumulate(pr[::-1])[::-1]      # precision made monotone
+            idx = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
+            q = np.zeros(len(RECALL_THRESHOLDS))
+            ok = idx < nd
+            q[ok] = pr[idx[ok]]
+            precision[t, :, a] = q
+    return _summarize(precision, recall)
+
+
+def _last_argmax(values: np.ndarray) -> np.ndarray:
+    """Argmax over the last axis; ties go to the last index (COCOeval keeps the later gt)."""
+    g = values.shape[-1]
+    return g - 1 - np.argmax(values[..., ::-1], axis=-1)
+
+
+def _gt_oks(dt: np.ndarray, gt: np.ndarray, gt_area: np.ndarray, gt_box: np.ndarray,
+            sigmas: np.ndarray) -> np.ndarray:
+    """COCOeval.computeOks for padded blocks: dt (n, R, K, 3), gt (n, G, K, 3) -> (n, R, G).
+
+    A ground truth without labelled joints is compared through its box grown by its size on each
+    side: a detection's distance is how far its joints fall outside that box."""
+    var = (2 * sigmas) ** 2
+    vis = gt[..., 2] > 0                                            # (n, G, K)
+    labelled = vis.sum(-1)                                          # (n, G)
+    xd, yd = dt[:, :, None, :, 0], dt[:, :, None, :, 1]            # (n, R, 1, K)
+    xg, yg = gt[:, None, :, :, 0], gt[:, None, :, :, 1]            # (n, 1, G, K)
+    x0 = (gt_box[..., 0] - gt_box[..., 2])[:, None, :, None]
+    x1 = (gt_box[..., 0] + 2 * gt_box[..., 2])[:, None, :, None]
+    y0 = (gt_box[..., 1] - gt_box[..., 3])[:, None, :, None]
+    y1 = (gt_box[..., 1] + 2 * gt_box[..., 3])[:, None, :, None]
+    has = (labelled > 0)[:, None, :, None]
+    dx = np.where(has, xd - xg, np.maximum(0, x0 - xd) + np.maximum(0, xd - x1))
+    dy = np.where(has, yd - yg, np.maximum(0, y0 - yd) + np.maximum(0, yd - y1))
+    e = (dx**2 + dy**2) / var / (gt_area[:, None, :, None] + np.spacing(1)) / 2
+    use = np.where(has, vis[:, None], True)
+    count = np.where(labelled > 0, labelled, gt.shape[2])[:, None, :]
+    return (np.exp(-e) * use).sum(-1) / count
+
+
+def _summarize(precision: np.ndarray, recall: np.ndarray) -> dict[str, float]:
+    def mean(values: np.ndarray) -> float:
+        valid = values[values > -1]
+        return float(valid.mean()) if valid.size else -1.0
+
+    all_, med, large = 0, 1, 2
+    return {
+        "AP": mean(precision[:, :, all_]), "AP50": mean(precision[0, :, all_]),
+        "AP75": mean(precision[5, :, all_]), "APm": mean(precision[:, :, med]),
+        "APl": mean(precision[:, :, large]), "AR": mean(recall[:, all_]),
+        "AR50": mean(recall[0, all_]), "AR75": mean(recall[5, all_]),
+        "ARm": mean(recall[:, med]), "ARl": mean(recall[:, large]),
+    }
+
+
+def format_stats(stats: dict[str, float]) -> str:
+    """The ten numbers as COCOeval prints them."""
+    rows = [("Average Precision", "AP", "0.50:0.95", "all"), ("Average Precision", "AP", "0.50",
+            "all"), ("Average Precision", "AP", "0.75", "all"),
+            ("Average Precision", "AP", "0.50:0.95", "medium"),
+            ("Average Precision", "AP", "0.50:0.95", "large"),
+            ("Average Recall", "AR", "0.50:0.95", "all"), ("Average Recall", "AR", "0.50", "all"),
+            ("Average Recall", "AR", "0.75", "all"), ("Average Recall", "AR", "0.50:0.95",
+                                                      "medium"),
+            ("Average Recall", "AR", "0.50:0.95", "large")]
+    return "\n".join(f" {title:<18} ({short}) @[ OKS={iou:<9} | area={area:>6} | maxDets= 20 ] "
+                     f"= {stats[name]:.3f}"
+                     for (title, short, iou, area), name in zip(rows, STAT_NAMES))

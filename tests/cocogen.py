@@ -1,0 +1,51 @@
+"""Random COCO keypoint sets for checking the metric against pycocotools and timing it.
+
+People have partly labelled joints (some none, a few crowd regions); results are noisy copies of
+people (0-2 each, tied scores included) plus random false positives."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def random_keypoint_set(n_images: int, n_people: int, n_results: int, seed: int = 0
+                        ) -> tuple[dict, list[dict]]:
+    rng = np.random.default_rng(seed)
+    k = 17
+    image_ids = np.arange(1, n_images + 1) * 7
+    images = [{"id": int(i), "file_name": f"{i:012d}.jpg", "width": 640, "height": 480}
+              for i in image_ids]
+    owner = rng.choice(image_ids, n_people)
+    wh = rng.uniform(10, 300, (n_people, 2))
+    xy = rng.uniform(0, 300, (n_people, 2))
+    kp = np.zeros((n_people, k, 3))
+    kp[..., :2] = xy[:, None] + rng.uniform(0, 1, (n_people, k, 2)) * wh[:, None]
+    kp[..., 2] = rng.choice([0, 1, 2], (n_people, k), p=[0.3, 0.2, 0.5])
+    crowd = rng.random(n_people) < 0.03
+    kp[crowd | (rng.random(n_people) < 0.08)] = 0
+    kp[kp[..., 2] == 0] = 0
+    area = wh.prod(1) * rng.uniform(0.4, 0.9, n_people)
+    anns = [{"id": j + 1, "image_id": int(owner[j]), "category_id": 1,
+             "bbox": np.round([*xy[j], *wh[j]], 2).tolist(), "area": float(area[j]),
+             "iscrowd": int(crowd[j]), "num_keypoints": int((kp[j, :, 2] > 0).sum()),
+             "keypoints": np.round(kp[j], 2).ravel().tolist()} for j in range(n_people)]
+    # Results: about 60% noisy copies of people, the rest random poses.
+    n_true = int(n_results * 0.6)
+    src = rng.integers(0, n_people, n_true)
+    det = np.empty((n_results, k, 3))
+    base = xy[src, None] + rng.uniform(0, 1, (n_true, k, 2)) * wh[src, None]
+    det[:n_true, :, :2] = np.where(kp[src, :, :2] > 0, kp[src, :, :2], base)
+    det[:n_true, :, :2] += rng.normal(0, 1, (n_true, k, 2)) * rng.uniform(1, 15, (n_true, 1, 1))
+    det[n_true:, :, 0] = rng.uniform(0, 600, (n_results - n_true, k))
+    det[n_true:, :, 1] = rng.uniform(0, 400, (n_results - n_true, k))
+    det[..., 2] = rng.uniform(0, 1, (n_results, k))
+    det_image = np.concatenate([owner[src], rng.choice(image_ids, n_results - n_true)])
+    scores = np.round(rng.uniform(0, 1, n_results), 2)        # rounded: many ties
+    order = rng.permutation(n_results)
+    results = [{"image_id": int(det_image[j]), "category_id": 1,
+                "keypoints": np.round(det[j], 3).ravel().tolist(), "score": float(scores[j])}
+               for j in order]
+    gt = {"images": images, "annotations": anns,
+          "categories": [{"id": 1, "name": "person", "supercategory": "person",
+                          "keypoints": [f"joint{i}" for i in range(k)], "skeleton": []}]}
+    return gt, results
