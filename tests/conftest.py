@@ -51,3 +51,47 @@ def w32_official(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TopDow
     torch.save(official_state(model), path)
     return path, model
 
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under the shared real-data folder ($HRPOSE_SHARED_DATA, default ../shared/data
+    beside the checkout); skips the test with the reason when it is absent."""
+    import os
+
+    root = Path(os.environ.get("HRPOSE_SHARED_DATA",
+                               Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    path = root.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared real data not found: {path} (set HRPOSE_SHARED_DATA)")
+    return path
+
+
+def write_coco(root: Path, people: list[list[tuple[float, float, int]]], boxes: list[list[float]],
+               image_wh: tuple[int, int] = (320, 240), split: str = "val2017") -> Path:
+    """A one-image COCO root with these people (17 joints each) and a real JPEG; returns the
+    annotation file."""
+    import cv2
+    import numpy as np
+
+    from hrpose.skeletons import COCO
+
+    (root / split).mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(exist_ok=True)
+    w, h = image_wh
+    image = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    cv2.imwrite(str(root / split / "000000000001.jpg"), image)
+    anns = []
+    for i, (joints, box) in enumerate(zip(people, boxes)):
+        kp = [v for j in joints for v in j]
+        anns.append({"id": i + 1, "image_id": 1, "category_id": 1, "bbox": box, "iscrowd": 0,
+                     "area": box[2] * box[3], "num_keypoints": sum(j[2] > 0 for j in joints),
+                     "keypoints": kp})
+    category = {"id": 1, "name": "person", "keypoints": list(COCO.joints),
+                "skeleton": [[a + 1, b + 1] for a, b in COCO.links]}
+    ann = root / "annotations" / f"person_keypoints_{split}.json"
+    import json
+
+    ann.write_text(json.dumps({"images": [{"id": 1, "file_name": "000000000001.jpg",
+                                            "width": w, "height": h}],
+                               "annotations": anns, "categories": [category]}))
+    return ann

@@ -180,7 +180,7 @@ def load_mpii(path: str | Path) -> KeypointData:
             raise _fail(path, where, f"field 'scale' must be positive, got {scale}")
         joints = _numbers(path, where, "joints", np.ravel(entry["joints"]), 2 * k).reshape(k, 2)
         vis = _numbers(path, where, "joints_vis", entry.get("joints_vis", [1] * k), k)
-        center = [*center, 0.0, 15 * scale] - 1
+        center = center + np.array([0.0, 15 * scale]) - 1
         side = 200 * scale
         image_ids[i] = info.id
         boxes[i] = [center[0] - side / 2, center[1] - side / 2, side, side]

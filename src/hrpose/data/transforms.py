@@ -11,7 +11,7 @@ maps image points to output points:
   lands on the centre of the output pixel grid and flipping is exact.
 
 A horizontal flip mirrors the output grid exactly (column j <-> out_w - 1 - j), so a flipped crop
-is the mirror image of the unflipped one, array for array.
+is the mirror image of the unflipped one, array for array (up to cv2's 1/32-pixel sampling grid).
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ def boxes_to_crops(boxes_xywh: np.ndarray, aspect_wh: float,
 def crop_matrices(centers: np.ndarray, sizes: np.ndarray, out_wh: tuple[int, int],
                   udp: bool = False, rotations: np.ndarray | None = None,
                   flips: np.ndarray | None = None) -> np.ndarray:
-    """(N, 2, 3) affine matrices, image -> output pixels. Rotation in degrees, counter-clockwise
-    as seen on screen: the crop's content turns clockwise."""
+    """(N, 2, 3) affine matrices, image -> output pixels. A positive rotation (degrees) turns the
+    crop's box clockwise on the image (y points down), so its content appears turned
+    counter-clockwise in the crop."""
     centers = np.asarray(centers, np.float64).reshape(-1, 2)
     sizes = np.asarray(sizes, np.float64).reshape(-1, 2)
     n = len(centers)
