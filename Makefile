@@ -19,7 +19,7 @@ demo: $(BIN)/.installed
 	$(BIN)/hrpose info hrnet_w32_256x192 --run
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 
 # pytest exits 5 when it collects no test: that is a failure here, not a pass.
 test: $(BIN)/.installed lint

@@ -1,0 +1,54 @@
+"""Shared by the benchmark scripts: machine and commit description, medians, BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "BENCHMARKS.md"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores usable"
+
+
+def commit() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                             capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, text=True, capture_output=True).stdout.strip()
+        return rev + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def append_report(title: str, lines: list[str]) -> None:
+    """Append one dated section to BENCHMARKS.md and print it."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = "\n".join([f"## {title}", "", f"{stamp} · commit {commit()} · {machine()}", "",
+                      *lines, ""])
+    print(text)
+    if not REPORT.exists():
+        REPORT.write_text("# Benchmarks\n\nAppended by the scripts in `benchmarks/`; medians of "
+                          "interleaved repeats, each beside its baseline measured in the same "
+                          "run.\n\n")
+    with open(REPORT, "a") as f:
+        f.write(text + "\n")
