@@ -99,7 +99,7 @@ def test_eval_of_an_onnx_file_end_to_end(tmp_path):
     people = [[(40 + 3 * j, 30 + 5 * j, 2) for j in range(17)]]
     write_coco(tmp_path / "coco", people, [[30, 20, 70, 110]])
     stats = run_eval(str(tmp_path / "pose.onnx"), "--data", str(tmp_path / "coco"), "--out",
-                     str(tmp_path / "out"), "--bgr", "--mean", "0.5,0.5,0.5")
+                     str(tmp_path / "out"), "--bgr", "--mean", "0.5,0.5,0.5", "--workers", "1")
     assert set(stats) >= {"AP", "AR", "ARl"} and 0 <= stats["AP"] <= 1
     written = json.loads((tmp_path / "out/metrics.json").read_text())
     assert written["backend"] == "auto" and written["settings"]["flip"] is True
@@ -128,3 +128,44 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", "hrnet_w32_256x192", "--data", str(tmp_path / "nowhere"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "nowhere: data root is not a folder" in capsys.readouterr().err
+
+
+def test_scoring_results_files_mpii_truth_and_a_hand_shifted_copy(tmp_path):
+    root = shared_data("mpii-tiny")
+    entries = json.loads((root / "test_mpii.json").read_text())
+    ids = {}
+    results = []
+    for e in entries:
+        joints = np.array(e["joints"], float) - 1                 # MPII is 1-based
+        results.append({"image_id": ids.setdefault(e["image"], len(ids) + 1), "category_id": 1,
+                        "score": 1.0, "keypoints": np.c_[joints, np.ones(16)].ravel().tolist()})
+    (tmp_path / "truth.json").write_text(json.dumps(results))
+    stats = run_eval("--results", str(tmp_path / "truth.json"), "--data", str(root),
+                     "--out", str(tmp_path / "a"))
+    assert stats["PCKh"] == 100.0 and stats["PCKh@0.1"] == 100.0
+    # Joints 0-7 moved 0.3 head sizes (hits at 0.5), joints 8-15 moved 0.7 (misses).
+    for e, r in zip(entries, results):
+        head = np.linalg.norm(np.subtract(e["joints"][9], e["joints"][8]))
+        kp = np.array(r["keypoints"]).reshape(16, 3)
+        kp[:8, 0] += 0.3 * head
+        kp[8:, 1] += 0.7 * head
+        r["keypoints"] = kp.ravel().tolist()
+    (tmp_path / "shifted.json").write_text(json.dumps(results))
+    stats = run_eval("--results", str(tmp_path / "shifted.json"), "--data", str(root),
+                     "--out", str(tmp_path / "b"))
+    # Labelled joints outside pelvis/thorax: joints 0 and 5 in 3 people, the others in 5:
+    # 3 + 4 * 5 + 3 = 26 hits (joints 0-5) out of 26 + 8 * 5 = 66.
+    assert stats["PCKh"] == pytest.approx(100 * 26 / 66)
+    assert stats["PCKh@0.1"] == 0.0
+    assert json.loads((tmp_path / "b/metrics.json").read_text())["PCKh"] == stats["PCKh"]
+
+
+def test_scoring_the_coco_ground_truth_as_results_gives_ap_1(tmp_path):
+    root = shared_data("coco-tiny")
+    gt = json.loads((root / "annotations/person_keypoints_val2017.json").read_text())
+    results = [{"image_id": a["image_id"], "category_id": 1, "score": 1.0,
+                "keypoints": a["keypoints"]} for a in gt["annotations"] if a["num_keypoints"]]
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    stats = run_eval("--results", str(tmp_path / "res.json"), "--data", str(root), "--out",
+                     str(tmp_path))
+    assert stats["AP"] == 1.0 and stats["AR"] == 1.0

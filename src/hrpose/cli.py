@@ -135,9 +135,17 @@ def _triple(text: str) -> tuple[float, float, float]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .engine.evaluate import EvalSettings, evaluate, format_metrics
+    from .engine.evaluate import EvalSettings, evaluate, format_metrics, score_results_file
     from .inference.backends import BGRInput, open_model
 
+    if args.results:
+        if args.model is not None:
+            raise HrposeError("give a MODEL to run, or --results to score a file, not both")
+        metrics = score_results_file(args.results, args.data, args.out, args.ann)
+        print(json.dumps({**metrics, "out": args.out}) if args.json else format_metrics(metrics))
+        return 0
+    if args.model is None:
+        raise HrposeError("give a MODEL to evaluate (or --results FILE to score a results file)")
     runner, mean, std = open_model(args.model, args.weights, args.backend, args.device,
                                    args.precision, args.threads)
     if args.bgr:
@@ -187,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs a zoo model or an exported heatmap model (.onnx, OpenVINO .xml) over "
         "a data set's person boxes and writes OUT/results.json (COCO results) and "
         "OUT/metrics.json (AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl; MPII: PCKh).")
-    p.add_argument("model", metavar="MODEL", help="a zoo model name or an exported model file")
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help="a zoo model name or an exported model file")
+    p.add_argument("--results", help="score this COCO results file instead of running a model")
     p.add_argument("--weights", help="checkpoint for a zoo model: file, URL, 'published' or "
                    "'imagenet' (default: random initialisation)")
     p.add_argument("--data", required=True, help="data root: COCO layout (annotations/, "

@@ -205,11 +205,15 @@ class ImageCrops(Dataset):
         return crops, matrices, index
 
 
+def _as_is(item: object) -> object:
+    return item
+
+
 def crop_batches(dataset: ImageCrops, batch_size: int, workers: int = 0
                  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Full batches of crops across images (the last may be short), images decoded in workers."""
     loader = DataLoader(dataset, batch_size=None, num_workers=workers,
-                        collate_fn=lambda item: item)
+                        collate_fn=_as_is)
     crops, matrices, index = [], [], []
     count = 0
     for c, m, i in loader:

@@ -22,6 +22,7 @@ from ..metrics.coco import (
     KeypointResults,
     evaluate_keypoints,
     format_stats,
+    load_results,
     nms_per_image,
     rescore,
 )
@@ -140,18 +141,43 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
     pred = predict(runner, boxes, data, image_dir, codec, mean, std, settings.flip,
                    settings.batch, settings.workers, progress)
     if data.kind == "mpii":
-        metrics = pckh(pred.keypoints, data.keypoints, data.head_sizes)
         results = KeypointResults(boxes.image_ids, pred.keypoints, np.ones(len(data)))
     else:
         results = coco_results(pred, data, settings)
-        metrics = evaluate_keypoints(data, results)
+    metrics = score(data, results)
     results.save(out / "results.json")
-    record = {**metrics, "dataset": str(ann_file), "people": len(boxes.scores),
-              "boxes": settings.det_json or "ground truth", "settings": asdict(settings),
-              **(extra or {})}
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    _write_metrics(out, metrics, {"dataset": str(ann_file), "people": len(boxes.scores),
+                                  "boxes": settings.det_json or "ground truth",
+                                  "settings": asdict(settings), **(extra or {})})
     return metrics
+
+
+def score(data: KeypointData, results: KeypointResults) -> dict[str, float]:
+    """COCO OKS AP, or MPII PCKh (results list the annotated people in file order)."""
+    if data.kind != "mpii":
+        return evaluate_keypoints(data, results)
+    if len(results) != len(data) or not np.array_equal(results.image_ids, data.image_ids):
+        raise HrposeError(f"MPII results must list the {len(data)} annotated people of "
+                          f"{data.path.name} in file order (image ids numbered by first "
+                          f"appearance); got {len(results)} entries in another order")
+    return pckh(results.keypoints, data.keypoints, data.head_sizes)
+
+
+def score_results_file(results_file: str | Path, data_root: str | Path, out_dir: str | Path,
+                       ann: str | Path | None = None) -> dict[str, float]:
+    """Score an existing COCO results file (from hrpose or any tool); writes OUT/metrics.json."""
+    ann_file, _ = find_dataset(data_root, ann, images=Path(data_root))
+    data = load_keypoints(ann_file)
+    results = load_results(results_file, data.skeleton.num_joints, data.category_id)
+    metrics = score(data, results)
+    _write_metrics(Path(out_dir), metrics, {"dataset": str(ann_file),
+                                            "results": str(results_file)})
+    return metrics
+
+
+def _write_metrics(out: Path, metrics: dict[str, float], record: dict) -> None:
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps({**metrics, **record}, indent=2) + "\n")
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
