@@ -169,3 +169,19 @@ def test_scoring_the_coco_ground_truth_as_results_gives_ap_1(tmp_path):
     stats = run_eval("--results", str(tmp_path / "res.json"), "--data", str(root), "--out",
                      str(tmp_path))
     assert stats["AP"] == 1.0 and stats["AR"] == 1.0
+
+
+def test_a_checkpoint_file_is_a_model(tmp_path, w32_official):
+    from hrpose.models.convert import convert_checkpoint
+
+    path, model = w32_official
+    convert_checkpoint(path, tmp_path / "w32.safetensors")
+    x = np.random.default_rng(0).normal(size=(1, 3, 256, 192)).astype(np.float32)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(x)).numpy()
+    for source in (tmp_path / "w32.safetensors", path):     # metadata, then guessed
+        runner, mean, _ = open_model(str(source))
+        assert runner.input_hw == (256, 192) and mean[0] == 0.485
+        assert np.abs(runner(x) - expected).max() < 1e-4
+    with pytest.raises(HrposeError, match="a checkpoint is its own weights"):
+        open_model(str(path), weights="published")

@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         "a data set's person boxes and writes OUT/results.json (COCO results) and "
         "OUT/metrics.json (AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl; MPII: PCKh).")
     p.add_argument("model", metavar="MODEL", nargs="?",
-                   help="a zoo model name or an exported model file")
+                   help="a zoo model name, a checkpoint file (.safetensors, .pth, ...: its model "
+                   "is read from its metadata or guessed) or an exported .onnx / .xml file")
     p.add_argument("--results", help="score this COCO results file instead of running a model")
     p.add_argument("--weights", help="checkpoint for a zoo model: file, URL, 'published' or "
                    "'imagenet' (default: random initialisation)")

@@ -18,6 +18,7 @@ from ..errors import HrposeError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 BACKENDS = ("torch", "onnxruntime", "openvino")
+CHECKPOINTS = (".safetensors", ".pth", ".pt", ".pdparams", ".ckpt")
 
 
 class Runner(Protocol):
@@ -194,8 +195,9 @@ class BGRInput:
 def open_model(model: str, weights: str | None = None, backend: str | None = None,
                device: str = "cpu", precision: str = "fp32", threads: int | None = None
                ) -> tuple[Runner, tuple[float, ...], tuple[float, ...]]:
-    """A zoo model name (with `weights`: a file, URL, "published" or "imagenet") or an exported
-    .onnx / .xml file -> (runner, mean, std). Exported files get ImageNet mean/std."""
+    """A zoo model name (with `weights`: a file, URL, "published" or "imagenet"), a checkpoint
+    file (its zoo model from its metadata, else guessed from its tensors) or an exported .onnx /
+    .xml file -> (runner, mean, std). Exported files get ImageNet mean/std."""
     from ..models.zoo import IMAGENET_MEAN, IMAGENET_STD, MODELS, build_model, get_spec
 
     if backend is not None and backend not in BACKENDS:
@@ -208,6 +210,15 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
         if threads:
             torch.set_num_threads(threads)
         return TorchRunner(net, spec.input_hw, device, precision), spec.mean, spec.std
+    if Path(model).suffix.lower() in CHECKPOINTS and Path(model).is_file():
+        from ..models.convert import detect_layout, guess_model, read_checkpoint
+
+        if weights is not None:
+            raise HrposeError(f"{model}: a checkpoint is its own weights; drop --weights")
+        tensors, metadata = read_checkpoint(model)
+        name = metadata.get("model") or guess_model(tensors, detect_layout(list(tensors), model),
+                                                    model)
+        return open_model(name, model, backend, device, precision, threads)
     if weights is not None:
         raise HrposeError(f"{model}: --weights is for zoo models; an exported file carries its "
                           "own weights")
