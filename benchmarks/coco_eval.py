@@ -23,7 +23,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from common import append_report, median
+from common import median, report
 
 from cocogen import random_keypoint_set
 from hrpose.data.coco import load_coco
@@ -94,10 +94,7 @@ def main() -> None:
                   f"(AP {ours['AP']:.4f})."]
     else:
         lines += ["", "pycocotools is not installed: no reference figure."]
-    if args.no_report:
-        print("\n".join(lines))
-    else:
-        append_report("COCO keypoint evaluation (benchmarks/coco_eval.py)", lines)
+    report("COCO keypoint evaluation (benchmarks/coco_eval.py)", lines, append=not args.no_report)
 
 
 if __name__ == "__main__":

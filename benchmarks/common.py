@@ -40,8 +40,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def append_report(title: str, lines: list[str]) -> None:
-    """Append one dated section to BENCHMARKS.md and print it."""
+def report(title: str, lines: list[str], append: bool = True) -> None:
+    """Print the figures; with `append`, also add them to BENCHMARKS.md as a dated section."""
+    if not append:
+        print("\n".join(lines))
+        return
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = "\n".join([f"## {title}", "", f"{stamp} · commit {commit()} · {machine()}", "",
                       *lines, ""])

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, append_report, median
+from common import ROOT, median, report
 
 from hrpose.codecs.heatmap import HeatmapCodec
 from hrpose.data import topdown
@@ -134,10 +134,7 @@ def main() -> None:
         "", f"hrpose / reference: {m['hrpose'] / m['reference']:.2f}x. The decode is "
         f"{100 * (1 / m['decode']) / (1 / m['hrpose']):.0f}% of hrpose's time per sample.",
     ]
-    if args.no_report:
-        print("\n".join(lines))
-    else:
-        append_report("Data pipeline (benchmarks/data_pipeline.py)", lines)
+    report("Data pipeline (benchmarks/data_pipeline.py)", lines, append=not args.no_report)
 
 
 if __name__ == "__main__":
