@@ -87,10 +87,11 @@ def predict(runner: Runner, boxes: Detections, data: KeypointData, image_dir: st
                leave=False)
     for crop, matrices, index in crop_batches(crops, batch, workers):
         x = normalize(crop, mean, std)
-        heatmaps = runner(x)
-        if flip:
-            flipped = runner(np.ascontiguousarray(x[..., ::-1]))
-            heatmaps = (heatmaps + codec.flip_back(flipped, flip_index)) / 2
+        if flip:   # one call on crops and mirrored crops: fuller batches
+            both = runner(np.concatenate([x, x[..., ::-1]]))
+            heatmaps = (both[: len(x)] + codec.flip_back(both[len(x) :], flip_index)) / 2
+        else:
+            heatmaps = runner(x)
         coords, scores = codec.decode(heatmaps)
         keypoints[index, :, :2] = apply_affine(invert_affine(matrices), coords)
         keypoints[index, :, 2] = scores
