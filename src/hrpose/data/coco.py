@@ -197,6 +197,14 @@ def load_mpii(path: str | Path) -> KeypointData:
                         (keypoints[..., 2] > 0).sum(-1), 1, head_sizes, kind="mpii")
 
 
+def group_by_image(image_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(distinct image ids, the row indices of each), rows kept in their original order."""
+    order = np.argsort(image_ids, kind="stable")
+    ids = image_ids[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, int)
+    return ids[starts], np.split(order, starts[1:]) if len(ids) else []
+
+
 @dataclass
 class Detections:
     image_ids: np.ndarray        # (D,)

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..codecs.heatmap import HeatmapCodec
 from ..errors import HrposeError
-from .coco import Detections, KeypointData
+from .coco import Detections, KeypointData, group_by_image
 from .transforms import BOX_PADDING, apply_affine, boxes_to_crops, crop_matrices, warp
 
 log = logging.getLogger(__name__)
@@ -55,16 +55,15 @@ def person_indices(data: KeypointData) -> np.ndarray:
 
 
 def clip_boxes(data: KeypointData, index: np.ndarray) -> np.ndarray:
-    """Boxes clipped to their image (the official HRNet rule: x2 <= width - 1)."""
+    """Boxes clipped to their image (the official HRNet rule: x2 <= width - 1); images without
+    a stated size are left as they are."""
     boxes = data.boxes[index].copy()
-    for row, image_id in enumerate(data.image_ids[index]):
-        info = data.images[int(image_id)]
-        if info.width is None or info.height is None:
-            continue
-        x1, y1 = max(0.0, boxes[row, 0]), max(0.0, boxes[row, 1])
-        x2 = min(info.width - 1.0, x1 + max(0.0, boxes[row, 2] - 1))
-        y2 = min(info.height - 1.0, y1 + max(0.0, boxes[row, 3] - 1))
-        boxes[row] = [x1, y1, max(0.0, x2 - x1), max(0.0, y2 - y1)]
+    size = np.array([[data.images[int(i)].width or np.inf, data.images[int(i)].height or np.inf]
+                     for i in data.image_ids[index]]).reshape(-1, 2)
+    lo = np.maximum(boxes[:, :2], 0.0)
+    hi = np.minimum(size - 1.0, lo + np.maximum(boxes[:, 2:] - 1, 0.0))
+    known = np.isfinite(size).all(1)
+    boxes[known] = np.c_[lo, np.maximum(hi - lo, 0.0)][known]
     return boxes
 
 
@@ -170,9 +169,8 @@ class TopDownDataset(Dataset):
         lo, hi = pts.min(0), pts.max(0)
         box = np.array([[lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]]])
         out_w, out_h = self.codec.input_wh
-        _new_center, new_size = boxes_to_crops(box, out_w / out_h,
-                                              self.augmentation.half_body_padding)
-        return pts.mean(0), new_size[0]
+        _, size = boxes_to_crops(box, out_w / out_h, self.augmentation.half_body_padding)
+        return pts.mean(0), size[0]
 
 
 class ImageCrops(Dataset):
@@ -184,12 +182,7 @@ class ImageCrops(Dataset):
                  padding: float = BOX_PADDING) -> None:
         self.images, self.image_dir = images, Path(image_dir)
         self.input_wh, self.udp = input_wh, udp
-        order = np.argsort(boxes.image_ids, kind="stable")
-        ids = boxes.image_ids[order]
-        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([],
-                                                                                            int)
-        self.groups = np.split(order, starts[1:]) if len(ids) else []
-        self.image_ids = ids[starts] if len(ids) else ids
+        self.image_ids, self.groups = group_by_image(boxes.image_ids)
         aspect = input_wh[0] / input_wh[1]
         self.centers, self.sizes = boxes_to_crops(boxes.boxes, aspect, padding)
 

@@ -124,10 +124,12 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
     data = load_keypoints(ann_file)
     if data.kind == "mpii" and settings.det_json:
         raise HrposeError("MPII is evaluated on its annotated people; --det-json is for COCO")
-    boxes = (load_detections(settings.det_json, data, settings.min_det_score)
-             if settings.det_json else ground_truth_boxes(data))
     if data.kind == "mpii":
         boxes = Detections(data.image_ids, data.boxes, np.ones(len(data)))
+    elif settings.det_json:
+        boxes = load_detections(settings.det_json, data, settings.min_det_score)
+    else:
+        boxes = ground_truth_boxes(data)
     if len(boxes.scores) == 0:
         raise HrposeError(f"{settings.det_json or ann_file}: no person boxes to evaluate")
     out = Path(out_dir)

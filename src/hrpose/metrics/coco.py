@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from ..data.coco import KeypointData, read_json
+from ..data.coco import KeypointData, group_by_image, read_json
 from ..engine.checkpoint import atomic_path
 from ..errors import HrposeError
 
@@ -138,9 +138,7 @@ def nms_per_image(results: KeypointResults, areas: np.ndarray, sigmas: Sequence[
                   threshold: float = 0.9, soft: bool = False) -> KeypointResults:
     """OKS-NMS (or soft-OKS-NMS) within each image."""
     keep, new_scores = [], []
-    order = np.argsort(results.image_ids, kind="stable")
-    ids = results.image_ids[order]
-    for group in np.split(order, np.flatnonzero(ids[1:] != ids[:-1]) + 1) if len(ids) else []:
+    for group in group_by_image(results.image_ids)[1]:
         kp, sc, ar = results.keypoints[group], results.scores[group], areas[group]
         if soft:
             k, s = soft_oks_nms(kp, sc, ar, sigmas, threshold)
