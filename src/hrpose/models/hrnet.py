@@ -27,6 +27,7 @@ class HRNetConfig:
     width: int = 32
     stem_channels: int = 64
     layer1_blocks: int = 4
+    layer1_channels: int = 64          # Bottleneck width of layer1 (its output is 4x this)
     stage_modules: tuple[int, int, int] = (1, 4, 3)
     num_blocks: int = 4
     # The top-down and HigherHRNet heads use only the highest-resolution output of stage 4.
@@ -190,9 +191,9 @@ class HRNet(nn.Module):
         self.conv2 = conv3x3(stem, stem, 2)
         self.bn2 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = make_blocks(Bottleneck, stem, 64, config.layer1_blocks)
+        self.layer1 = make_blocks(Bottleneck, stem, config.layer1_channels, config.layer1_blocks)
 
-        previous = [64 * Bottleneck.expansion]
+        previous = [config.layer1_channels * Bottleneck.expansion]
         for stage, num_modules in zip((2, 3, 4), config.stage_modules):
             channels = config.stage_channels(stage)
             setattr(self, f"transition{stage - 1}", transition_layer(previous, channels))

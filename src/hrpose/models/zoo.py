@@ -120,3 +120,31 @@ def build_model(name: str, weights: str | os.PathLike | None = None) -> TopDownM
         weights = str(download(weights, model_name=name))
     load_weights(model, weights)
     return model.eval()
+
+
+def model_from_arch(arch: dict) -> TopDownModel:
+    """A top-down HRNet from recorded architecture fields (width, num_joints and any other
+    HRNetConfig field), as training configs and checkpoint metadata state them."""
+    arch = dict(arch)
+    try:
+        width, num_joints = int(arch.pop("width")), int(arch.pop("num_joints"))
+        if "stage_modules" in arch:
+            arch["stage_modules"] = tuple(arch["stage_modules"])
+        return hrnet_topdown(width, num_joints, **arch)
+    except (KeyError, TypeError, ValueError) as e:
+        raise HrposeError(f"bad model architecture {arch}: {e}") from None
+
+
+def zoo_name_for(arch: dict, input_hw: tuple[int, int]) -> str | None:
+    """The named model with exactly this architecture and input size, if there is one."""
+    default = {"stem_channels": 64, "layer1_channels": 64, "layer1_blocks": 4,
+               "stage_modules": [1, 4, 3], "num_blocks": 4}
+    rest = {k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()
+            if k not in ("width", "num_joints")}
+    if any(default.get(k) != v for k, v in rest.items()):
+        return None
+    for spec in MODELS.values():
+        if (spec.width, spec.num_joints, tuple(spec.input_hw)) == (
+                arch.get("width"), arch.get("num_joints"), tuple(input_hw)):
+            return spec.name
+    return None
