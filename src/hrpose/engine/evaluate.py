@@ -13,9 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..codecs.heatmap import HeatmapCodec
-from ..data.coco import Detections, KeypointData, load_detections, load_keypoints
-from ..data.topdown import ImageCrops, crop_batches, ground_truth_boxes
-from ..data.transforms import apply_affine, invert_affine, normalize
+from ..data.coco import Detections, KeypointData, group_by_image, load_detections, load_keypoints
+from ..data.topdown import ImageCrops, crop_batches, ground_truth_boxes, read_image
+from ..data.transforms import BOX_PADDING, apply_affine, boxes_to_crops, invert_affine, normalize
 from ..errors import HrposeError
 from ..inference.backends import Runner
 from ..metrics.coco import (
@@ -117,9 +117,14 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
              mean: tuple[float, ...], std: tuple[float, ...],
              settings: EvalSettings = EvalSettings(), ann: str | Path | None = None,
              images: str | Path | None = None, progress: bool = True,
-             extra: dict | None = None) -> dict[str, float]:
-    """Run and score; writes OUT/results.json (COCO results; MPII: one entry per person) and
-    OUT/metrics.json, both atomically. Returns the metrics."""
+             extra: dict | None = None, draw: int = 4, picture: str = "predictions.jpg",
+             shard: tuple[int, int] = (0, 1)) -> dict[str, float]:
+    """Run and score; writes OUT/results.json (COCO results; MPII: one entry per person),
+    OUT/metrics.json, both atomically, and OUT/`picture`: the predictions on the first `draw`
+    images. Returns the metrics.
+
+    `shard=(rank, world)`: this process predicts every world-th image from rank; the keypoints
+    are summed over the process group, every rank scores, and only rank 0 writes."""
     ann_file, image_dir = find_dataset(data_root, ann, images)
     data = load_keypoints(ann_file)
     if data.kind == "mpii" and settings.det_json:
@@ -141,18 +146,61 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
                           f"{ann_file.name} has {data.skeleton.num_joints} "
                           f"({data.skeleton.name})")
     codec = HeatmapCodec((w, h), (probe.shape[3], probe.shape[2]), method=settings.decode)
-    pred = predict(runner, boxes, data, image_dir, codec, mean, std, settings.flip,
-                   settings.batch, settings.workers, progress)
+    rank, world = shard
+    mine = _image_shard(boxes.image_ids, rank, world)
+    pred = predict(runner, _subset(boxes, mine), data, image_dir, codec, mean, std,
+                   settings.flip, settings.batch, settings.workers, progress)
+    if world > 1:
+        from .distributed import all_reduce_sum
+
+        keypoints = np.zeros((len(boxes.scores), *pred.keypoints.shape[1:]), np.float32)
+        keypoints[mine] = pred.keypoints
+        areas = boxes_to_crops(boxes.boxes, w / h, BOX_PADDING)[1].prod(-1)
+        pred = Predictions(boxes, all_reduce_sum(keypoints), areas)
     if data.kind == "mpii":
         results = KeypointResults(boxes.image_ids, pred.keypoints, np.ones(len(data)))
     else:
         results = coco_results(pred, data, settings)
     metrics = score(data, results)
+    if rank != 0:
+        return metrics
     results.save(out / "results.json")
     _write_metrics(out, metrics, {"dataset": str(ann_file), "people": len(boxes.scores),
                                   "boxes": settings.det_json or "ground truth",
                                   "settings": asdict(settings), **(extra or {})})
+    if draw:
+        draw_results(results, data, image_dir, out / picture, draw)
     return metrics
+
+
+def _image_shard(image_ids: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Rows of the boxes of every world-th image, from `rank`."""
+    if world == 1:
+        return np.arange(len(image_ids))
+    _, groups = group_by_image(image_ids)
+    mine = groups[rank::world]
+    return np.sort(np.concatenate(mine)) if mine else np.zeros(0, np.int64)
+
+
+def _subset(boxes: Detections, rows: np.ndarray) -> Detections:
+    if len(rows) == len(boxes.scores):
+        return boxes
+    return Detections(boxes.image_ids[rows], boxes.boxes[rows], boxes.scores[rows])
+
+
+def draw_results(results: KeypointResults, data: KeypointData, image_dir: Path, path: Path,
+                 count: int, threshold: float = 0.3) -> None:
+    """The predictions on the first `count` images (by id) that have any, tiled in one picture."""
+    from ..inference.draw import draw_people, save_rgb, tile
+
+    ids = np.unique(results.image_ids)[:count]
+    drawn = []
+    for image_id in ids:
+        rows = results.image_ids == image_id
+        image = read_image(image_dir / data.images[int(image_id)].file_name)
+        drawn.append(draw_people(image, results.keypoints[rows], data.skeleton, threshold))
+    if drawn:
+        save_rgb(str(path), tile(drawn))
 
 
 def score(data: KeypointData, results: KeypointResults) -> dict[str, float]:

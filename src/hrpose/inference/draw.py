@@ -1,0 +1,90 @@
+"""Drawings of predicted people: limbs coloured by body side, joints above a score threshold,
+line widths that scale with the image so a drawing is legible at any size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from ..skeletons import Skeleton
+
+LEFT, RIGHT, CENTRE = (0, 200, 255), (255, 140, 0), (60, 220, 60)   # RGB
+
+
+def _side(skeleton: Skeleton, joint: int) -> str:
+    name = skeleton.joints[joint]
+    if name.startswith(("left", "l_")) or any(joint == a for a, _ in skeleton.flip_pairs):
+        return "left"
+    if name.startswith(("right", "r_")) or any(joint == b for _, b in skeleton.flip_pairs):
+        return "right"
+    return "centre"
+
+
+def limb_colours(skeleton: Skeleton) -> list[tuple[int, int, int]]:
+    """A limb is the colour of its side: both ends left, both right, or anything else."""
+    colours = []
+    for a, b in skeleton.links:
+        sides = {_side(skeleton, a), _side(skeleton, b)}
+        colours.append(LEFT if sides == {"left"} else RIGHT if sides == {"right"} else CENTRE)
+    return colours
+
+
+def draw_people(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton,
+                threshold: float = 0.3, boxes: np.ndarray | None = None,
+                scores: Sequence[float] | None = None) -> np.ndarray:
+    """A copy of the RGB `image` with each person's skeleton (keypoints (P, K, 3): x, y, score);
+    joints and limbs under `threshold` are left out. Boxes are (P, 4) x, y, w, h."""
+    out = np.ascontiguousarray(image.copy())
+    h, w = out.shape[:2]
+    thick = max(1, round(max(h, w) / 250))
+    radius = thick + 1
+    colours = limb_colours(skeleton)
+    for p, person in enumerate(np.asarray(keypoints, np.float64)):
+        seen = person[:, 2] >= threshold
+        if boxes is not None:
+            x, y, bw, bh = (round(float(v)) for v in boxes[p])
+            cv2.rectangle(out, (x, y), (x + bw, y + bh), (255, 255, 255), thick, cv2.LINE_AA)
+            if scores is not None:
+                cv2.putText(out, f"{scores[p]:.2f}", (x, max(y - 2 * thick, 10)),
+                            cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thick, (255, 255, 255), thick,
+                            cv2.LINE_AA)
+        for (a, b), colour in zip(skeleton.links, colours):
+            if seen[a] and seen[b]:
+                cv2.line(out, _pt(person[a]), _pt(person[b]), colour, thick + 1, cv2.LINE_AA)
+        for j in np.flatnonzero(seen):
+            side = _side(skeleton, int(j))
+            colour = LEFT if side == "left" else RIGHT if side == "right" else CENTRE
+            cv2.circle(out, _pt(person[j]), radius, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(out, _pt(person[j]), max(1, radius - 1), colour, -1, cv2.LINE_AA)
+    return out
+
+
+def _pt(p: np.ndarray) -> tuple[int, int]:
+    return round(float(p[0])), round(float(p[1]))
+
+
+def tile(images: Sequence[np.ndarray], height: int = 320, columns: int = 4) -> np.ndarray:
+    """Images scaled to one height and laid out in rows of `columns` (RGB uint8)."""
+    scaled = [cv2.resize(im, (max(1, round(im.shape[1] * height / im.shape[0])), height),
+                         interpolation=cv2.INTER_AREA) for im in images]
+    rows = []
+    for i in range(0, len(scaled), columns):
+        row = np.concatenate(scaled[i : i + columns], 1)
+        rows.append(row)
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
+    return np.concatenate(rows, 0)
+
+
+def save_rgb(path: str, image: np.ndarray) -> None:
+    """Writes an RGB image (format by extension)."""
+    from ..engine.checkpoint import atomic_path
+
+    with atomic_path(path) as tmp:
+        ok, data = cv2.imencode(str(path)[str(path).rfind("."):],
+                                cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise ValueError(f"{path}: cannot encode the image")
+        tmp.write_bytes(data.tobytes())
