@@ -157,13 +157,63 @@ def cmd_eval(args: argparse.Namespace) -> int:
              "precision": args.precision}
     start = time.perf_counter()
     metrics = evaluate(runner, args.data, args.out, args.mean or mean, args.std or std,
-                       settings, args.ann, args.images, progress=not args.json, extra=extra)
+                       settings, args.ann, args.images, progress=not args.json, extra=extra,
+                       draw=args.draw)
     seconds = time.perf_counter() - start
     if args.json:
         print(json.dumps({**metrics, "out": args.out, "seconds": round(seconds, 2)}))
     else:
         print(format_metrics(metrics))
         print(f"wrote {args.out}/results.json and {args.out}/metrics.json ({seconds:.1f} s)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import dump_config, load_config
+    from .engine.evaluate import format_metrics
+    from .engine.train import resume_config, train
+
+    if args.resume:
+        if args.config:
+            print(f"--resume: using {args.out}/config.yaml (the run's own config), not "
+                  f"{args.config}", file=sys.stderr)
+        config = resume_config(args.out, args.override)
+    else:
+        if args.config is None:
+            raise HrposeError("give a CONFIG file (e.g. configs/synthetic/quickstart.yaml), "
+                              "or --resume to continue RUN_DIR")
+        config = load_config(args.config, args.override)
+    if args.print_config:
+        print(dump_config(config), end="")
+        return 0
+    start = time.perf_counter()
+    metrics = train(config, args.out, resume=args.resume, progress=not args.json)
+    seconds = time.perf_counter() - start
+    import os
+
+    if os.environ.get("RANK", "0") != "0":
+        return 0
+    if args.json:
+        print(json.dumps({**metrics, "out": args.out, "seconds": round(seconds, 1)}))
+    else:
+        print(format_metrics(metrics))
+        print(f"run folder: {args.out} ({seconds / 60:.1f} min)")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .data.synthetic import write_dataset
+
+    start = time.perf_counter()
+    write_dataset(args.out, args.train, args.val, args.seed, workers=args.workers,
+                  progress=not args.json)
+    seconds = time.perf_counter() - start
+    summary = {"out": args.out, "train": args.train, "val": args.val, "seed": args.seed,
+               "seconds": round(seconds, 2)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {args.train} + {args.val} images to {args.out} in {seconds:.1f} s")
     return 0
 
 
@@ -225,9 +275,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mean", type=_triple, help="input mean, RGB in [0, 1] (default ImageNet)")
     p.add_argument("--std", type=_triple, help="input std, RGB in [0, 1] (default ImageNet)")
     p.add_argument("--bgr", action="store_true", help="the model takes BGR input")
+    p.add_argument("--draw", type=int, default=4, metavar="N",
+                   help="draw the predictions on the first N images into OUT/predictions.jpg "
+                   "(default 4; 0: none)")
     p.add_argument("--out", required=True, help="folder for results.json and metrics.json")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "train", help="train a top-down model from a YAML config (torchrun for many devices)",
+        description="Trains with the config's recipe (defaults: the published HRNet-W32 "
+        "256x192 COCO recipe) and writes RUN_DIR: config.yaml, latest.pt (for --resume), "
+        "latest.safetensors, best.safetensors, metrics.json after each evaluation, "
+        "log.jsonl and tb/ (TensorBoard). Many devices: torchrun --nproc_per_node N -m hrpose "
+        "train ...")
+    p.add_argument("config", metavar="CONFIG", nargs="?",
+                   help="YAML config (configs/...); with --resume the run's own config is used")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one config value, e.g. -o train.lr=5e-4 -o data.root=DIR "
+                   "(repeatable)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN_DIR from its latest.pt exactly where it stopped")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config and exit")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("data", help="data sets: generate the synthetic people set")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = data_sub.add_parser(
+        "synth", help="draw the synthetic people data set as a COCO keypoint root",
+        description="Writes OUT/train2017/, OUT/val2017/ and OUT/annotations/"
+        "person_keypoints_{train,val}2017.json: drawn 17-joint people with visibility flags, "
+        "boxes and areas. The same seed gives the same data set.")
+    p.add_argument("--out", required=True, help="data root to write")
+    p.add_argument("--train", type=int, default=5000, help="training images (default 5000)")
+    p.add_argument("--val", type=int, default=200, help="validation images (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.add_argument("--json", action="store_true", help="print a summary object")
+    p.set_defaults(func=cmd_synth)
     return parser
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 BOX_PADDING = 1.25
 
@@ -104,6 +105,12 @@ def warp(image: np.ndarray, matrix: np.ndarray, out_wh: tuple[int, int]) -> np.n
     """Sample the crop (bilinear, black outside the image)."""
     return cv2.warpAffine(image, matrix, (int(out_wh[0]), int(out_wh[1])),
                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def normalize_tensor(crops: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """`normalize` for a uint8 (N, 3, H, W) tensor already on the training device; mean and std
+    are (3,) tensors there."""
+    return (crops.float() / 255 - mean[:, None, None]) / std[:, None, None]
 
 
 def normalize(crops: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:

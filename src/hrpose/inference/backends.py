@@ -216,6 +216,8 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
         if weights is not None:
             raise HrposeError(f"{model}: a checkpoint is its own weights; drop --weights")
         tensors, metadata = read_checkpoint(model)
+        if metadata.get("arch") and not metadata.get("model"):
+            return _open_trained(model, metadata, backend, device, precision, threads)
         name = metadata.get("model") or guess_model(tensors, detect_layout(list(tensors), model),
                                                     model)
         return open_model(name, model, backend, device, precision, threads)
@@ -226,3 +228,28 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
         raise HrposeError(f"unknown model {model!r}: give a zoo name ({', '.join(MODELS)}) or "
                           "an exported .onnx / .xml file")
     return open_exported(model, backend, precision, threads), IMAGENET_MEAN, IMAGENET_STD
+
+
+def _open_trained(path: str, metadata: dict[str, str], backend: str | None, device: str,
+                  precision: str, threads: int | None
+                  ) -> tuple[Runner, tuple[float, ...], tuple[float, ...]]:
+    """An hrpose training checkpoint of an architecture outside the zoo: its metadata states
+    the architecture, input size and normalisation."""
+    import json
+
+    from ..models.convert import load_weights
+    from ..models.zoo import model_from_arch
+
+    if backend not in (None, "torch"):
+        raise HrposeError(f"{path}: a checkpoint runs on torch; export it for {backend}")
+    try:
+        arch = json.loads(metadata["arch"])
+        input_hw = tuple(json.loads(metadata["input_hw"]))
+        mean, std = tuple(json.loads(metadata["mean"])), tuple(json.loads(metadata["std"]))
+    except (KeyError, ValueError, TypeError) as e:
+        raise HrposeError(f"{path}: bad hrpose metadata ({e})") from None
+    net = model_from_arch(arch)
+    load_weights(net, path)
+    if threads:
+        torch.set_num_threads(threads)
+    return TorchRunner(net.eval(), input_hw, device, precision), mean, std

@@ -1,0 +1,423 @@
+"""Top-down training: one code path for one CPU, one GPU or many devices through torchrun.
+
+RUN_DIR receives: config.yaml (the resolved config), latest.pt (the whole training state, for
+--resume), latest.safetensors and best.safetensors (weights with metadata: `hrpose eval` and
+inference open them alone), metrics.json / results.json / predictions.jpg after each evaluation
+(metrics.json in `hrpose eval`'s format plus epoch and step), log.jsonl and tb/ (TensorBoard).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from ..codecs.heatmap import HeatmapCodec
+from ..config import Config, config_to_dict, dump_config, load_config
+from ..data.coco import load_keypoints
+from ..data.topdown import TopDownDataset
+from ..data.transforms import normalize_tensor
+from ..errors import HrposeError
+from ..inference.backends import TorchRunner
+from ..models.convert import load_weights
+from ..models.zoo import (
+    IMAGENET_BACKBONES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MODELS,
+    model_from_arch,
+    zoo_name_for,
+)
+from . import distributed
+from .checkpoint import atomic_path, save_weights
+from .evaluate import evaluate
+from .losses import heatmap_loss
+from .optim import base_lr, lr_at, make_optimizer
+
+log = logging.getLogger(__name__)
+STATE_FORMAT = "hrpose-train-1"
+
+
+class NonFiniteLoss(HrposeError):
+    pass
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffled order per epoch, drawn from (seed, epoch). Rank r takes positions r, r + W,
+    ...; so global batch i (the rank batches i together) is the same set of samples for any
+    number of processes with the same global batch. Only full global batches are used. A
+    resumed epoch starts at `start_batch`."""
+
+    def __init__(self, n: int, batch: int, world: distributed.World, seed: int) -> None:
+        self.n, self.batch, self.world, self.seed = n, batch, world, seed
+        self.batches = n // (batch * world.size)
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g)[: self.batches * self.batch * self.world.size]
+        mine = order[self.world.rank :: self.world.size]
+        return iter(mine[self.start_batch * self.batch :].tolist())
+
+    def __len__(self) -> int:
+        return (self.batches - self.start_batch) * self.batch
+
+
+@dataclass
+class State:
+    """Where training stands; saved in latest.pt with the model, optimiser and scaler."""
+
+    epoch: int = 0            # the epoch in progress (or the next one)
+    batch: int = 0            # batches of `epoch` already done
+    step: int = 0             # optimiser steps so far
+    best_ap: float = -1.0
+    best_epoch: int = -1
+
+
+def build_model(config: Config, device: torch.device, main: bool) -> nn.Module:
+    """The configured architecture with its initialisation (downloads once, on rank 0 first)."""
+    model = model_from_arch(config.model.arch())
+    init = config.model.init
+    if init in ("none", ""):
+        return model.to(device)
+    if init == "kaiming":
+        init_kaiming(model.backbone)
+        return model.to(device)
+    if init == "imagenet":
+        if config.model.width not in IMAGENET_BACKBONES:
+            raise HrposeError(f"model.init imagenet: no ImageNet HRNet-W{config.model.width}; "
+                              f"use model.init=none or a checkpoint")
+        init = IMAGENET_BACKBONES[config.model.width]
+    elif init == "published":
+        (w, h) = config.data.input_wh
+        name = zoo_name_for(config.model.arch(), (h, w))
+        if name is None or MODELS[name].weights_url is None:
+            raise HrposeError("model.init published: the configured model is not a zoo model "
+                              "with published weights")
+        init = MODELS[name].weights_url
+    if init.startswith(("http://", "https://")):
+        from ..hub import download
+
+        if not main:
+            distributed.barrier()       # rank 0 downloads; the file lock covers the rest
+        init = str(download(init))
+        if main:
+            distributed.barrier()
+    load_weights(model, init)
+    return model.to(device)
+
+
+def init_kaiming(module: nn.Module) -> None:
+    """He initialisation (fan-out) for training from scratch: the official N(0, 0.001) is meant
+    to be overwritten by ImageNet weights, and from scratch it makes Adam's first steps huge
+    relative to the weights."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+def _amp_dtype(config: Config, device: torch.device) -> torch.dtype | None:
+    amp = config.train.amp
+    if amp == "fp16" and device.type == "cpu":
+        raise HrposeError("train.amp fp16 needs a CUDA device; use bf16 on the CPU")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
+
+def weights_metadata(config: Config, extra: dict | None = None) -> dict[str, str]:
+    """What `hrpose eval` and inference need to run a weights file alone."""
+    w, h = config.data.input_wh
+    arch = config.model.arch()
+    return {"model": zoo_name_for(arch, (h, w)) or "", "arch": json.dumps(arch),
+            "input_hw": json.dumps([h, w]), "keypoints": "coco" if arch["num_joints"] == 17
+            else "mpii" if arch["num_joints"] == 16 else "custom",
+            "mean": json.dumps(list(IMAGENET_MEAN)), "std": json.dumps(list(IMAGENET_STD)),
+            **{k: str(v) for k, v in (extra or {}).items()}}
+
+
+class Trainer:
+    """Owns the model, optimiser, data and run folder of one training run (one process)."""
+
+    def __init__(self, config: Config, run_dir: str | Path, resume: bool = False,
+                 progress: bool = True,
+                 on_step: Callable[[int], None] | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.progress, self.on_step = progress, on_step
+        self.world, self.device = distributed.setup(config.train.device)
+        self.main = self.world.is_main
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        if not resume and (self.run_dir / "latest.pt").exists():
+            raise HrposeError(f"{self.run_dir}: already holds a run (latest.pt); continue it "
+                              "with --resume, or choose another --out")
+        checkpoint = self._read_state(self.run_dir / "latest.pt") if resume else None
+        self.config = config
+        torch.manual_seed(config.train.seed)
+        self.amp_dtype = _amp_dtype(config, self.device)
+
+        data_cfg = config.data
+        root = Path(data_cfg.root)
+        self.codec = HeatmapCodec(data_cfg.input_wh, data_cfg.heatmap_wh, data_cfg.sigma,
+                                  data_cfg.target)
+        train_data = load_keypoints(root / data_cfg.train_ann)
+        if train_data.skeleton.num_joints != config.model.num_joints:
+            raise HrposeError(f"{train_data.path}: {train_data.skeleton.num_joints} joints, "
+                              f"model.num_joints is {config.model.num_joints}")
+        self.dataset = TopDownDataset(train_data, root / data_cfg.train_images, self.codec,
+                                      data_cfg.augment, config.train.seed, data_cfg.padding)
+        self.sampler = EpochSampler(len(self.dataset), config.train.batch, self.world,
+                                    config.train.seed)
+        if self.sampler.batches == 0:
+            raise HrposeError(f"{train_data.path}: {len(self.dataset)} training people, fewer "
+                              f"than one global batch of {config.train.batch * self.world.size}")
+        self.steps_per_epoch = self.sampler.batches
+        if config.train.max_iters:
+            self.steps_per_epoch = min(self.steps_per_epoch, config.train.max_iters)
+
+        self.net = build_model(config, self.device, self.main)
+        if config.model.sync_bn and self.world.distributed:
+            distributed.convert_sync_bn(self.net, self.device)
+        if config.train.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.lr = base_lr(config.train, self.world.size)
+        self.optimizer = make_optimizer(self.net, config.train, self.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=self.amp_dtype == torch.float16)
+        self.state = State()
+        if checkpoint is not None:
+            self._load_state(checkpoint)
+        self.model: nn.Module = self.net
+        if self.world.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        if config.train.compile:
+            self.model = torch.compile(self.model)
+        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device)
+        self.std = torch.tensor(IMAGENET_STD, device=self.device)
+        self.writer = None
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.run_dir / "config.yaml") as tmp:
+                tmp.write_text(dump_config(config))
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def _read_state(self, path: Path) -> dict:
+        if not path.is_file():
+            raise HrposeError(f"{path}: nothing to resume (no latest.pt in the run folder)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:   # truncated file, or one that is not a plain-tensor checkpoint
+            raise HrposeError(f"{path}: cannot read the training state "
+                              f"({str(e).splitlines()[0][:120]})") from None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise HrposeError(f"{path}: not an hrpose training state")
+        return state
+
+    def _load_state(self, checkpoint: dict) -> None:
+        self.net.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        self.state = State(**checkpoint["state"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        if self.device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
+
+    def save(self) -> None:
+        """latest.pt (everything --resume needs) and latest.safetensors; rank 0 only."""
+        if not self.main:
+            return
+        rng = {"torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda"
+               else None}
+        state = {"format": STATE_FORMAT, "model": self.net.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                 "state": vars(self.state).copy(), "rng": rng,
+                 "config": config_to_dict(self.config)}
+        save_weights(self.run_dir / "latest.safetensors", self.net.state_dict(),
+                     weights_metadata(self.config, {"epoch": self.state.epoch,
+                                                    "step": self.state.step}))
+        with atomic_path(self.run_dir / "latest.pt") as tmp:
+            torch.save(state, tmp)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def fit(self) -> dict:
+        """Trains to the configured number of epochs; returns the last evaluation's metrics."""
+        cfg = self.config.train
+        metrics: dict = {}
+        if self.main:
+            self.writer = _tensorboard(self.run_dir / "tb")
+        try:
+            while self.state.epoch < cfg.epochs:
+                self._epoch()
+                epoch = self.state.epoch          # the finished epoch, 1-based
+                if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                    metrics = self.evaluate()
+                self.save()
+        except KeyboardInterrupt:
+            self.save()
+            if self.main:
+                print(f"interrupted: saved {self.run_dir / 'latest.pt'} at epoch "
+                      f"{self.state.epoch + 1}, batch {self.state.batch}; continue with "
+                      f"--resume")
+            raise
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        return metrics
+
+    def _epoch(self) -> None:
+        cfg = self.config.train
+        epoch = self.state.epoch
+        self.model.train()
+        self.dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, self.state.batch)
+        loader = DataLoader(self.dataset, batch_size=cfg.batch, sampler=self.sampler,
+                            num_workers=self.config.data.workers, drop_last=True,
+                            pin_memory=self.device.type == "cuda",
+                            persistent_workers=False)
+        remaining = self.steps_per_epoch - self.state.batch
+        bar = tqdm(total=self.steps_per_epoch, initial=self.state.batch,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="it",
+                   disable=not (self.progress and self.main), dynamic_ncols=True)
+        window_loss, window_n, window_images, skipped = 0.0, 0, 0, 0
+        window_start = time.perf_counter()
+        for i, batch in enumerate(loader):
+            if i >= remaining:
+                break
+            lr = lr_at(cfg, self.lr, self.state.step, epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            loss_value = self._step(batch)
+            skipped += int((~batch["valid"]).sum())
+            self.state.batch += 1
+            self.state.step += 1
+            window_loss += loss_value
+            window_n += 1
+            window_images += len(batch["image"]) * self.world.size
+            bar.update()
+            if window_n == cfg.log_every or self.state.batch == self.steps_per_epoch:
+                seconds = time.perf_counter() - window_start
+                record = {"kind": "train", "epoch": epoch + 1, "iter": self.state.batch,
+                          "step": self.state.step, "loss": window_loss / window_n, "lr": lr,
+                          "img_per_s": window_images / max(seconds, 1e-9), "skipped": skipped}
+                bar.set_postfix(loss=f"{record['loss']:.3g}", lr=f"{lr:.2g}",
+                                img_s=f"{record['img_per_s']:.0f}")
+                self._log(record)
+                window_loss, window_n, window_images = 0.0, 0, 0
+                window_start = time.perf_counter()
+            if self.on_step is not None:
+                self.on_step(self.state.step)
+        bar.close()
+        if skipped and self.main:
+            log.warning("epoch %d: %d samples skipped (unreadable images)", epoch + 1, skipped)
+        self.state.epoch += 1
+        self.state.batch = 0
+
+    def _step(self, batch: dict) -> float:
+        """One optimiser step; returns the loss averaged over ranks. A non-finite loss on any
+        rank stops every rank before the backward pass, so nothing broken is applied."""
+        cfg = self.config.train
+        memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        images = batch["image"].to(self.device, non_blocking=True)
+        x = normalize_tensor(images, self.mean, self.std).contiguous(memory_format=memory)
+        target = batch["heatmaps"].to(self.device, non_blocking=True)
+        weights = batch["weights"].to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype,
+                            enabled=self.amp_dtype is not None):
+            output = self.model(x)
+        loss = heatmap_loss(output, target, weights, cfg.loss, cfg.ohkm_topk)
+        loss_value = float(distributed.mean_over_ranks(loss.detach()))
+        if not math.isfinite(loss_value):
+            raise NonFiniteLoss(
+                f"non-finite loss ({loss_value}) at epoch {self.state.epoch + 1}, iteration "
+                f"{self.state.batch + 1}; stopped without saving: the last good state is "
+                f"{self.run_dir / 'latest.pt'} (lower train.lr or set train.grad_clip)")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss_value
+
+    def evaluate(self) -> dict:
+        """COCO AP on the validation set: every rank predicts its shard of images."""
+        cfg, data = self.config, self.config.data
+        self.net.eval()
+        w, h = data.input_wh
+        runner = TorchRunner(self.net, (h, w), str(self.device))
+        extra = {"epoch": self.state.epoch, "step": self.state.step}
+        metrics = evaluate(runner, data.root, self.run_dir, IMAGENET_MEAN, IMAGENET_STD,
+                           cfg.test, Path(data.root) / data.val_ann,
+                           Path(data.root) / data.val_images, progress=self.progress and
+                           self.main, extra=extra, draw=cfg.train.draw_images,
+                           shard=(self.world.rank, self.world.size))
+        self.net.train()
+        ap = metrics.get("AP", metrics.get("PCKh", 0.0))
+        self._log({"kind": "eval", **extra, **metrics})
+        if self.main and ap > self.state.best_ap:
+            self.state.best_ap, self.state.best_epoch = ap, self.state.epoch
+            save_weights(self.run_dir / "best.safetensors", self.net.state_dict(),
+                         weights_metadata(cfg, {**extra, "AP": round(ap, 4)}))
+        if self.main and self.writer is not None:
+            picture = self.run_dir / "predictions.jpg"
+            if picture.exists():
+                import cv2
+
+                image = cv2.imread(str(picture))[:, :, ::-1]
+                self.writer.add_image("val/predictions", image.copy(), self.state.step,
+                                      dataformats="HWC")
+        return metrics
+
+    def _log(self, record: dict) -> None:
+        if not self.main:
+            return
+        record = {"time": round(time.time(), 3), **record}
+        with open(self.run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            prefix = "train" if record["kind"] == "train" else "val"
+            for key, value in record.items():
+                if key not in ("time", "kind", "epoch", "step", "iter") and isinstance(
+                        value, (int, float)):
+                    self.writer.add_scalar(f"{prefix}/{key}", value, record["step"])
+
+
+def _tensorboard(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:    # tensorboard is a dependency; a stripped environment still trains
+        log.warning("tensorboard is not installed: no TensorBoard scalars")
+        return None
+    return SummaryWriter(str(folder))
+
+
+def resume_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
+    """A run's own config (RUN_DIR/config.yaml) with -o overrides, e.g. more epochs."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise HrposeError(f"{run_dir}: not a run folder (no config.yaml) to resume")
+    return load_config(path, overrides)
+
+
+def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True,
+          on_step: Callable[[int], None] | None = None) -> dict:
+    """Trains (or continues, with `resume`) a run; returns the last evaluation's metrics."""
+    try:
+        return Trainer(config, run_dir, resume, progress, on_step).fit()
+    finally:
+        distributed.teardown()
