@@ -14,9 +14,20 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The main job on the embedded default: draw the synthetic people set, train the quickstart
+# HRNet on the CPU, evaluate its best checkpoint (COCO AP) and draw its predictions.
+DEMO_DATA := data/synthetic
+DEMO_RUN := runs/quickstart
+
 demo: $(BIN)/.installed
-	$(BIN)/hrpose info
-	$(BIN)/hrpose info hrnet_w32_256x192 --run
+	test -f $(DEMO_DATA)/annotations/person_keypoints_val2017.json || \
+	  $(BIN)/hrpose data synth --out $(DEMO_DATA) --train 5000 --val 200 --seed 0
+	rm -rf $(DEMO_RUN)
+	$(BIN)/hrpose train configs/synthetic/quickstart.yaml --out $(DEMO_RUN) \
+	  -o data.root=$(DEMO_DATA)
+	$(BIN)/hrpose eval $(DEMO_RUN)/best.safetensors --data $(DEMO_DATA) --decode dark \
+	  --out $(DEMO_RUN)/eval
+	@echo "drawings: $(DEMO_RUN)/eval/predictions.jpg; TensorBoard: tensorboard --logdir $(DEMO_RUN)/tb"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
