@@ -86,7 +86,7 @@ class State:
     best_epoch: int = -1
 
 
-def build_model(config: Config, device: torch.device, main: bool) -> nn.Module:
+def training_model(config: Config, device: torch.device, main: bool) -> nn.Module:
     """The configured architecture with its initialisation (downloads once, on rank 0 first)."""
     model = model_from_arch(config.model.arch())
     init = config.model.init
@@ -185,7 +185,7 @@ class Trainer:
         if config.train.max_iters:
             self.steps_per_epoch = min(self.steps_per_epoch, config.train.max_iters)
 
-        self.net = build_model(config, self.device, self.main)
+        self.net = training_model(config, self.device, self.main)
         if config.model.sync_bn and self.world.distributed:
             distributed.convert_sync_bn(self.net, self.device)
         if config.train.channels_last:
