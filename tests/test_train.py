@@ -139,9 +139,10 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(synthetic
                                                                         tmp_path):
     """torchrun, gloo, two processes of batch 2 against one process of batch 4: the same global
     batches, synchronised BN, averaged gradients, then evaluation split by image and gathered.
-    fp32, and few steps: Adam amplifies float rounding over many steps."""
+    fp32, lr 1e-3 and six steps: at lr 4e-3 float rounding grows past the tolerance within six
+    steps (BN over 16 values per channel at 1/32 of a 64x64 crop, and Adam normalising updates)."""
     common = [*TINY, f"data.root={synthetic_root}", "model.sync_bn=true", "model.init=kaiming",
-              "train.amp=none", "train.channels_last=false"]
+              "train.lr=1e-3", "train.amp=none", "train.channels_last=false"]
     overrides = [arg for o in common for arg in ("-o", o)]
     config = str(ROOT / "configs/synthetic/quickstart.yaml")
     single = _run_cli([sys.executable, "-m", "hrpose", "train", config, "--out",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -160,17 +161,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        settings, args.ann, args.images, progress=not args.json, extra=extra,
                        draw=args.draw)
     seconds = time.perf_counter() - start
+    _print_metrics(metrics, args, seconds, f"wrote {args.out}/results.json and "
+                   f"{args.out}/metrics.json ({seconds:.1f} s)")
+    return 0
+
+
+def _print_metrics(metrics: dict, args: argparse.Namespace, seconds: float, footer: str) -> None:
+    """One JSON object with --json; else the metrics table and a footer line."""
+    from .engine.evaluate import format_metrics
+
     if args.json:
         print(json.dumps({**metrics, "out": args.out, "seconds": round(seconds, 2)}))
     else:
         print(format_metrics(metrics))
-        print(f"wrote {args.out}/results.json and {args.out}/metrics.json ({seconds:.1f} s)")
-    return 0
+        print(footer)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import dump_config, load_config
-    from .engine.evaluate import format_metrics
     from .engine.train import resume_config, train
 
     if args.resume:
@@ -189,15 +197,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     metrics = train(config, args.out, resume=args.resume, progress=not args.json)
     seconds = time.perf_counter() - start
-    import os
-
-    if os.environ.get("RANK", "0") != "0":
-        return 0
-    if args.json:
-        print(json.dumps({**metrics, "out": args.out, "seconds": round(seconds, 1)}))
-    else:
-        print(format_metrics(metrics))
-        print(f"run folder: {args.out} ({seconds / 60:.1f} min)")
+    if os.environ.get("RANK", "0") == "0":        # under torchrun, rank 0 reports
+        _print_metrics(metrics, args, seconds, f"run folder: {args.out} ({seconds / 60:.1f} min)")
     return 0
 
 

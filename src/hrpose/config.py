@@ -235,14 +235,6 @@ def config_to_dict(config: Config) -> dict:
     return plain(asdict(config))
 
 
-def config_from_dict(values: dict, source: str = "checkpoint") -> Config:
-    try:
-        config = build(Config, values)
-    except HrposeError as e:
-        raise HrposeError(f"{source}: {e}") from None
-    return validate(config, source)
-
-
 def dump_config(config: Config) -> str:
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
 
