@@ -142,10 +142,3 @@ def convert_sync_bn(model: nn.Module, device: torch.device) -> nn.Module:
         else:
             convert_sync_bn(child, device)
     return model
-
-
-def shard(n: int, world: World) -> np.ndarray:
-    """The items of n that this rank handles (round robin)."""
-    return np.arange(world.rank, n, world.size)
-
-

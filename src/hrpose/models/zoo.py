@@ -137,12 +137,13 @@ def model_from_arch(arch: dict) -> TopDownModel:
 
 def zoo_name_for(arch: dict, input_hw: tuple[int, int]) -> str | None:
     """The named model with exactly this architecture and input size, if there is one."""
-    default = {"stem_channels": 64, "layer1_channels": 64, "layer1_blocks": 4,
-               "stage_modules": [1, 4, 3], "num_blocks": 4}
-    rest = {k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()
-            if k not in ("width", "num_joints")}
-    if any(default.get(k) != v for k, v in rest.items()):
-        return None
+    default = HRNetConfig()             # zoo models are the published shape at their width
+    for key, value in arch.items():
+        if key in ("width", "num_joints"):
+            continue
+        expected = getattr(default, key, None)
+        if (tuple(value) if isinstance(value, list) else value) != expected:
+            return None
     for spec in MODELS.values():
         if (spec.width, spec.num_joints, tuple(spec.input_hw)) == (
                 arch.get("width"), arch.get("num_joints"), tuple(input_hw)):
