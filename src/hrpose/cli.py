@@ -147,17 +147,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     if args.model is None:
         raise HrposeError("give a MODEL to evaluate (or --results FILE to score a results file)")
-    runner, mean, std = open_model(args.model, args.weights, args.backend, args.device,
-                                   args.precision, args.threads)
-    if args.bgr:
-        runner = BGRInput(runner)
+    loaded = open_model(args.model, args.weights, args.backend, args.device, args.precision,
+                        args.threads)
+    runner = BGRInput(loaded.runner) if args.bgr else loaded.runner
     settings = EvalSettings(flip=args.flip, decode=args.decode, batch=args.batch,
                             workers=args.workers, det_json=args.det_json,
                             min_det_score=args.min_det_score, nms=args.nms)
     extra = {"model": args.model, "weights": args.weights, "backend": args.backend or "auto",
              "precision": args.precision}
     start = time.perf_counter()
-    metrics = evaluate(runner, args.data, args.out, args.mean or mean, args.std or std,
+    metrics = evaluate(runner, args.data, args.out, args.mean or loaded.mean,
+                       args.std or loaded.std,
                        settings, args.ann, args.images, progress=not args.json, extra=extra,
                        draw=args.draw)
     seconds = time.perf_counter() - start

@@ -142,6 +142,7 @@ def weights_metadata(config: Config, extra: dict | None = None) -> dict[str, str
     return {"model": zoo_name_for(arch, (h, w)) or "", "arch": json.dumps(arch),
             "input_hw": json.dumps([h, w]), "keypoints": "coco" if arch["num_joints"] == 17
             else "mpii" if arch["num_joints"] == 16 else "custom",
+            "codec": config.data.target,
             "mean": json.dumps(list(IMAGENET_MEAN)), "std": json.dumps(list(IMAGENET_STD)),
             **{k: str(v) for k, v in (extra or {}).items()}}
 

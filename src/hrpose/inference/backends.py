@@ -3,11 +3,18 @@
 A runner takes a float32 batch (N, 3, H, W), already normalised, and returns the model's heatmaps
 (N, K, h, w) as float32 numpy. Exported files state their input size; a file with a fixed batch
 size is reshaped to a dynamic batch where the runtime allows, else run in chunks of its size.
+`run_all` gives every output of an exported file (a person detector has boxes and scores), and
+`metadata` its key/value metadata (ONNX metadata_props, OpenVINO rt_info "hrpose" section).
+
+`open_model` turns a zoo name, checkpoint or exported file into a `LoadedModel`: the runner and
+what running it needs (normalisation, keypoint set, codec), read from the model itself.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -59,9 +66,11 @@ def _threads(threads: int | None) -> int:
 
 
 class OnnxRunner:
-    """An ONNX file through ONNX Runtime on the CPU."""
+    """An ONNX file through ONNX Runtime on the CPU. `heatmaps=False` opens a model whose
+    outputs are not heatmaps (a detector): use `run_all`."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None,
+                 heatmaps: bool = True) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -79,29 +88,31 @@ class OnnxRunner:
         self.input_name = inp.name
         self.input_hw = _static_hw(path, inp.shape)
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
-        self.output_name = _first_4d(path, [(o.name, o.shape) for o in self.session.get_outputs()])
+        self.output_shapes = [list(o.shape) for o in self.session.get_outputs()]
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.heatmap_index = _first_4d(path, self.output_shapes) if heatmaps else None
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        outs = [self.session.run(None, {self.input_name: c}) for c in
+                _chunks(batch, self.fixed_batch)]
+        return _merge(outs, len(batch))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        chunks = _chunks(batch, self.fixed_batch)
-        outs = [self.session.run([self.output_name], {self.input_name: c})[0] for c in chunks]
-        return np.concatenate(outs)[: len(batch)].astype(np.float32, copy=False)
+        return self.run_all(batch)[self.heatmap_index]
 
 
 class OpenVINORunner:
     """An OpenVINO IR (.xml + .bin) or ONNX file through OpenVINO on the CPU.
 
     precision "fp32" asks for f32 inference (OpenVINO's CPU default on bf16-capable CPUs is bf16);
-    "bf16" asks for bf16."""
+    "bf16" asks for bf16. `heatmaps=False` opens a model whose outputs are not heatmaps."""
 
     def __init__(self, path: str | Path, precision: str = "fp32",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, heatmaps: bool = True) -> None:
         _check_precision(precision)
-        try:
-            import openvino as ov
-        except ImportError:
-            raise HrposeError("OpenVINO models need openvino: pip install 'hrpose[runtimes]'") \
-                from None
-        core = ov.Core()
+        core = openvino_core()
+        import openvino as ov
+
         try:
             model = core.read_model(str(path))
         except Exception as e:  # OpenVINO raises RuntimeError with long multi-line text
@@ -110,6 +121,7 @@ class OpenVINORunner:
         shape = model.inputs[0].get_partial_shape()
         dims = [d.get_length() if d.is_static else None for d in shape]
         self.input_hw = _static_hw(path, dims)
+        self.metadata = _openvino_metadata(model)
         self.fixed_batch = None
         if dims[0] is not None:
             try:                             # most heatmap models take any batch size
@@ -119,17 +131,53 @@ class OpenVINORunner:
         hint = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[precision]
         config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": _threads(threads)}
         self.compiled = core.compile_model(model, "CPU", config)
-        outputs = [(o, [d.get_length() if d.is_static else None for d in o.get_partial_shape()])
-                   for o in self.compiled.outputs]
-        self.output = _first_4d(path, outputs)
+        self.output_shapes = [[d.get_length() if d.is_static else None
+                               for d in o.get_partial_shape()] for o in self.compiled.outputs]
+        self.heatmap_index = _first_4d(path, self.output_shapes) if heatmaps else None
         self.request = self.compiled.create_infer_request()
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         outs = []
         for chunk in _chunks(batch, self.fixed_batch):
             result = self.request.infer({0: np.ascontiguousarray(chunk)})
-            outs.append(np.asarray(result[self.output]))
-        return np.concatenate(outs)[: len(batch)].astype(np.float32, copy=False)
+            outs.append([np.array(result[o]) for o in self.compiled.outputs])
+        return _merge(outs, len(batch))
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.run_all(batch)[self.heatmap_index]
+
+
+@functools.cache
+def openvino_core() -> object:
+    """The process's one OpenVINO Core. Each Core's CPU plugin installs a signal alt-stack (for
+    AMX) and puts back the previous one when it is destroyed; two Cores destroyed out of order
+    leave the thread on freed memory, and the next Python signal handler (Ctrl-C, a child's
+    exit) then crashes the process. One Core that lives as long as the process avoids that."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise HrposeError("OpenVINO models need openvino: pip install 'hrpose[runtimes]'") \
+            from None
+    return ov.Core()
+
+
+def _openvino_metadata(model: object) -> dict[str, str]:
+    """The "hrpose" section of an OpenVINO model's rt_info, as strings."""
+    try:
+        info = model.get_rt_info()  # type: ignore[attr-defined]
+        if "hrpose" not in info:
+            return {}
+        section = model.get_rt_info(["hrpose"])  # type: ignore[attr-defined]
+        return {str(k): str(v.astype(str) if hasattr(v, "astype") else v)
+                for k, v in section.items()}
+    except Exception:  # a model without rt_info, or an older OpenVINO API
+        return {}
+
+
+def _merge(outs: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
+    """Per-chunk output lists -> one float32 array per output, padded rows dropped."""
+    return [np.concatenate([o[i] for o in outs])[:n].astype(np.float32, copy=False)
+            for i in range(len(outs[0]))]
 
 
 def _static_hw(path: str | Path, shape: list) -> tuple[int, int]:
@@ -139,11 +187,12 @@ def _static_hw(path: str | Path, shape: list) -> tuple[int, int]:
     return int(shape[2]), int(shape[3])
 
 
-def _first_4d(path: str | Path, outputs: list) -> object:
-    for handle, shape in outputs:
+def _first_4d(path: str | Path, shapes: list[list]) -> int:
+    for i, shape in enumerate(shapes):
         if len(shape) == 4:
-            return handle
-    raise HrposeError(f"{path}: no output is N x K x h x w heatmaps")
+            return i
+    raise HrposeError(f"{path}: not a heatmap model: no output is N x K x h x w heatmaps "
+                      f"(outputs {shapes})")
 
 
 def _chunks(batch: np.ndarray, size: int | None) -> list[np.ndarray]:
@@ -162,7 +211,8 @@ def _chunks(batch: np.ndarray, size: int | None) -> list[np.ndarray]:
 
 
 def open_exported(path: str | Path, backend: str | None = None, precision: str = "fp32",
-                  threads: int | None = None) -> Runner:
+                  threads: int | None = None, heatmaps: bool = True
+                  ) -> OnnxRunner | OpenVINORunner:
     """A runner for an exported file: .onnx runs on ONNX Runtime (or OpenVINO when asked),
     .xml on OpenVINO."""
     path = Path(path)
@@ -173,12 +223,12 @@ def open_exported(path: str | Path, backend: str | None = None, precision: str =
         raise HrposeError(f"{path}: an exported model is a .onnx or an OpenVINO .xml file")
     backend = backend or ("openvino" if suffix == ".xml" else "onnxruntime")
     if backend == "openvino":
-        return OpenVINORunner(path, precision, threads)
+        return OpenVINORunner(path, precision, threads, heatmaps)
     if backend == "onnxruntime" and suffix == ".onnx":
         if precision != "fp32":
             raise HrposeError(f"{path}: ONNX Runtime runs the file's own precision; use "
                               "--precision fp32, or the openvino backend for bf16")
-        return OnnxRunner(path, threads)
+        return OnnxRunner(path, threads, heatmaps)
     raise HrposeError(f"{path}: backend {backend!r} cannot run a {suffix} file")
 
 
@@ -192,13 +242,25 @@ class BGRInput:
         return self.runner(np.ascontiguousarray(batch[:, ::-1]))
 
 
+@dataclass
+class LoadedModel:
+    """A runnable heatmap model and what running it needs, read from the model itself."""
+
+    runner: Runner
+    mean: tuple[float, ...]             # RGB in [0, 1]
+    std: tuple[float, ...]
+    keypoints: str | None               # "coco", "mpii", "crowdpose"; None: by joint count
+    codec: str = "classic"              # the heatmap method it was trained with
+
+
 def open_model(model: str, weights: str | None = None, backend: str | None = None,
                device: str = "cpu", precision: str = "fp32", threads: int | None = None
-               ) -> tuple[Runner, tuple[float, ...], tuple[float, ...]]:
+               ) -> LoadedModel:
     """A zoo model name (with `weights`: a file, URL, "published" or "imagenet"), a checkpoint
     file (its zoo model from its metadata, else guessed from its tensors) or an exported .onnx /
-    .xml file -> (runner, mean, std). Exported files get ImageNet mean/std."""
-    from ..models.zoo import IMAGENET_MEAN, IMAGENET_STD, MODELS, build_model, get_spec
+    .xml file. Exported files state their normalisation, keypoints and codec in their metadata
+    (hrpose exports do); without it they get ImageNet mean/std and the classic codec."""
+    from ..models.zoo import MODELS, build_model, get_spec
 
     if backend is not None and backend not in BACKENDS:
         raise HrposeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -209,7 +271,8 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
         net = build_model(model, weights=weights)
         if threads:
             torch.set_num_threads(threads)
-        return TorchRunner(net, spec.input_hw, device, precision), spec.mean, spec.std
+        return LoadedModel(TorchRunner(net, spec.input_hw, device, precision), spec.mean,
+                           spec.std, spec.keypoints)
     if Path(model).suffix.lower() in CHECKPOINTS and Path(model).is_file():
         from ..models.convert import detect_layout, guess_model, read_checkpoint
 
@@ -220,19 +283,37 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
             return _open_trained(model, metadata, backend, device, precision, threads)
         name = metadata.get("model") or guess_model(tensors, detect_layout(list(tensors), model),
                                                     model)
-        return open_model(name, model, backend, device, precision, threads)
+        loaded = open_model(name, model, backend, device, precision, threads)
+        loaded.codec = metadata.get("codec", loaded.codec)
+        return loaded
     if weights is not None:
         raise HrposeError(f"{model}: --weights is for zoo models; an exported file carries its "
                           "own weights")
     if not Path(model).suffix:
         raise HrposeError(f"unknown model {model!r}: give a zoo name ({', '.join(MODELS)}) or "
                           "an exported .onnx / .xml file")
-    return open_exported(model, backend, precision, threads), IMAGENET_MEAN, IMAGENET_STD
+    runner = open_exported(model, backend, precision, threads)
+    return _described(model, runner, runner.metadata)
+
+
+def _described(path: str, runner: Runner, metadata: dict[str, str]) -> LoadedModel:
+    """A runner with the normalisation, keypoint set and codec its metadata states."""
+    import json
+
+    from ..models.zoo import IMAGENET_MEAN, IMAGENET_STD
+
+    try:
+        mean = tuple(json.loads(metadata["mean"])) if "mean" in metadata else IMAGENET_MEAN
+        std = tuple(json.loads(metadata["std"])) if "std" in metadata else IMAGENET_STD
+    except (ValueError, TypeError) as e:
+        raise HrposeError(f"{path}: bad hrpose metadata ({e})") from None
+    keypoints = metadata.get("keypoints")
+    return LoadedModel(runner, mean, std, None if keypoints in (None, "", "custom") else keypoints,
+                       metadata.get("codec", "classic"))
 
 
 def _open_trained(path: str, metadata: dict[str, str], backend: str | None, device: str,
-                  precision: str, threads: int | None
-                  ) -> tuple[Runner, tuple[float, ...], tuple[float, ...]]:
+                  precision: str, threads: int | None) -> LoadedModel:
     """An hrpose training checkpoint of an architecture outside the zoo: its metadata states
     the architecture, input size and normalisation."""
     import json
@@ -245,11 +326,10 @@ def _open_trained(path: str, metadata: dict[str, str], backend: str | None, devi
     try:
         arch = json.loads(metadata["arch"])
         input_hw = tuple(json.loads(metadata["input_hw"]))
-        mean, std = tuple(json.loads(metadata["mean"])), tuple(json.loads(metadata["std"]))
     except (KeyError, ValueError, TypeError) as e:
         raise HrposeError(f"{path}: bad hrpose metadata ({e})") from None
     net = model_from_arch(arch)
     load_weights(net, path)
     if threads:
         torch.set_num_threads(threads)
-    return TorchRunner(net.eval(), input_hw, device, precision), mean, std
+    return _described(path, TorchRunner(net.eval(), input_hw, device, precision), metadata)
