@@ -202,6 +202,47 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_infer(args: argparse.Namespace) -> int:
+    from .inference.estimator import PoseEstimator
+    from .inference.images import find_inputs
+    from .inference.infer import InferSettings, infer
+    from .inference.video import SmoothingSettings
+
+    if args.boxes and args.detector:
+        raise HrposeError("give --boxes FILE or --detector MODEL, not both")
+    inputs = find_inputs(args.input)
+    estimator = PoseEstimator(args.model, args.backend, args.device, args.precision,
+                              weights=args.weights, flip=args.flip, decode=args.decode,
+                              batch=args.batch, threads=args.threads)
+    if args.detector:
+        from .inference.detector import ExportedDetector
+
+        estimator.detector = ExportedDetector(args.detector, threads=args.threads,
+                                              score_threshold=args.box_threshold)
+    settings = InferSettings(
+        boxes=args.boxes, box_threshold=args.box_threshold,
+        keypoint_threshold=args.keypoint_threshold, draw=args.draw, smooth=args.smooth,
+        smoothing=SmoothingSettings(**{k: v for k, v in (("min_cutoff", args.min_cutoff),
+                                                         ("beta", args.beta)) if v is not None}),
+        show_fps=args.show_fps,
+        progress=not args.json)
+    summary = infer(inputs, estimator, args.out, settings)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        done = summary["images"] + summary["frames"]
+        print(f"{summary['images']} images, {summary['frames']} video frames: "
+              f"{summary['people']} people -> {summary['results']}"
+              + (f" and {len(summary['drawings'])} drawings in {args.out}"
+                 if summary["drawings"] else ""))
+        if args.show_fps:
+            print(f"{done / summary['seconds']:.1f} images/s end to end ({summary['seconds']:.1f}"
+                  " s, decoding, detection, pose and drawing)")
+        for failure in summary["failed"]:
+            print(f"failed: {failure['error']}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from .data.synthetic import write_dataset
 
@@ -302,6 +343,56 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved config and exit")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "infer", help="run a pose model on images, a folder, a glob or a video",
+        description="Finds people (given boxes, a detector, or the whole image), estimates "
+        "their keypoints and writes OUT/results.json (COCO results: image_id, keypoints, score, "
+        "bbox, file_name; video: one entry per frame and person, with frame and track_id) and "
+        "drawings (OUT/<image name>, OUT/<video name>.mp4 with the input's frame rate and "
+        "frame count). A file that cannot be read is reported and skipped; the exit status is "
+        "then 1.")
+    p.add_argument("input", metavar="INPUT",
+                   help="an image, a folder of images, a quoted glob ('shots/*.jpg') or a video")
+    p.add_argument("--model", required=True,
+                   help="a zoo model name (its published weights), a checkpoint file or an "
+                   "exported .onnx / .xml file")
+    p.add_argument("--weights", help="weights for a zoo model: file, URL or 'published'")
+    boxes = p.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes", metavar="FILE",
+                       help="person boxes: COCO detection results (image ids = numbered file "
+                       "names or video frames) or a COCO annotation file")
+    boxes.add_argument("--detector", metavar="MODEL",
+                       help="an exported person detector (.onnx / .xml, PicoDet layout); "
+                       "default: the whole image is one person")
+    p.add_argument("--box-threshold", type=float, default=0.5,
+                   help="keep boxes scoring at least this (default 0.5)")
+    p.add_argument("--keypoint-threshold", type=float, default=0.3,
+                   help="draw joints scoring at least this (default 0.3)")
+    p.add_argument("--out", required=True, help="folder for results.json and the drawings")
+    p.add_argument("--draw", action=argparse.BooleanOptionalAction, default=True,
+                   help="write drawings (default on)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
+                   help="flip test (default off: about 2x the model time)")
+    p.add_argument("--decode", choices=("classic", "dark", "udp"),
+                   help="heatmap decoding (default: the model's own)")
+    p.add_argument("--smooth", action="store_true",
+                   help="video: One-Euro smoothing of each tracked person's keypoints")
+    p.add_argument("--min-cutoff", type=float,
+                   help="One-Euro cutoff for still joints, Hz (lower: smoother; default 1.0)")
+    p.add_argument("--beta", type=float,
+                   help="One-Euro cutoff Hz added per person height per second of speed "
+                   "(higher: less lag on fast moves; default 10)")
+    p.add_argument("--show-fps", action="store_true",
+                   help="write the frame rate on the drawings and print the throughput")
+    p.add_argument("--batch", type=int, default=32, help="crops per model call (default 32)")
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"),
+                   help="runtime (default: torch for zoo models, by file type otherwise)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    p.add_argument("--threads", type=int, help="CPU threads for the runtime")
+    p.add_argument("--json", action="store_true", help="print a summary object")
+    p.set_defaults(func=cmd_infer)
 
     p = sub.add_parser("data", help="data sets: generate the synthetic people set")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")

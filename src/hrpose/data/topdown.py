@@ -26,16 +26,18 @@ log = logging.getLogger(__name__)
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """An image file -> RGB uint8 (H, W, 3). Missing or undecodable files raise HrposeError.
+    """An image file -> RGB uint8 (H, W, 3), turned upright by its EXIF orientation. Grayscale,
+    RGBA and 16-bit files become 8-bit RGB. Missing or undecodable files raise HrposeError.
 
     JPEGs go through simplejpeg (libjpeg-turbo, RGB out, pixel-identical to cv2 and about 12%
-    faster here); other formats through cv2."""
+    faster here) unless their EXIF says they are rotated; other formats through cv2, which
+    applies the orientation."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError:
         raise HrposeError(f"{path}: image not found or unreadable") from None
-    if data[:2] == b"\xff\xd8":
+    if data[:2] == b"\xff\xd8" and jpeg_orientation(data) == 1:
         try:
             return simplejpeg.decode_jpeg(data, "RGB")
         except ValueError:
@@ -44,6 +46,33 @@ def read_image(path: str | Path) -> np.ndarray:
     if image is None:
         raise HrposeError(f"{path}: cannot decode the image (corrupt or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def jpeg_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of a JPEG file's bytes; 1 (upright) when it has none."""
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in (0xD9, 0xDA):    # end of image, start of scan: no more metadata
+            break
+        if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\0\0":
+            return _tiff_orientation(data[i + 10 : i + 2 + length])
+        i += 2 + length
+    return 1
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    """Tag 0x0112 of the first IFD of an EXIF TIFF block."""
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return 1
+    ifd = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[ifd : ifd + 2], order) if ifd + 2 <= len(tiff) else 0
+    for entry in range(ifd + 2, min(ifd + 2 + 12 * count, len(tiff) - 11), 12):
+        if int.from_bytes(tiff[entry : entry + 2], order) == 0x0112:
+            value = int.from_bytes(tiff[entry + 8 : entry + 10], order)
+            return value if 1 <= value <= 8 else 1
+    return 1
 
 
 def person_indices(data: KeypointData) -> np.ndarray:
@@ -193,9 +222,18 @@ class ImageCrops(Dataset):
         index = self.groups[i]
         info = self.images[int(self.image_ids[i])]
         image = read_image(self.image_dir / info.file_name)
-        matrices = crop_matrices(self.centers[index], self.sizes[index], self.input_wh, self.udp)
-        crops = np.stack([warp(image, m, self.input_wh) for m in matrices])
+        crops, matrices = crop_people(image, self.centers[index], self.sizes[index],
+                                      self.input_wh, self.udp)
         return crops, matrices, index
+
+
+def crop_people(image: np.ndarray, centers: np.ndarray, sizes: np.ndarray,
+                input_wh: tuple[int, int], udp: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Crops (n, H, W, 3) of one image and their image -> crop matrices (n, 2, 3)."""
+    matrices = crop_matrices(centers, sizes, input_wh, udp)
+    crops = np.stack([warp(image, m, input_wh) for m in matrices]) if len(matrices) else \
+        np.zeros((0, input_wh[1], input_wh[0], 3), np.uint8)
+    return crops, matrices
 
 
 def _as_is(item: object) -> object:

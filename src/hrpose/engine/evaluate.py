@@ -15,9 +15,10 @@ from tqdm import tqdm
 from ..codecs.heatmap import HeatmapCodec
 from ..data.coco import Detections, KeypointData, group_by_image, load_detections, load_keypoints
 from ..data.topdown import ImageCrops, crop_batches, ground_truth_boxes, read_image
-from ..data.transforms import BOX_PADDING, apply_affine, boxes_to_crops, invert_affine, normalize
+from ..data.transforms import BOX_PADDING, boxes_to_crops
 from ..errors import HrposeError
 from ..inference.backends import Runner
+from ..inference.estimator import heatmap_keypoints
 from ..metrics.coco import (
     KeypointResults,
     evaluate_keypoints,
@@ -80,21 +81,14 @@ def predict(runner: Runner, boxes: Detections, data: KeypointData, image_dir: st
             progress: bool = True) -> Predictions:
     """Keypoints for every box, crops batched across images."""
     crops = ImageCrops(boxes, data.images, image_dir, codec.input_wh, codec.udp)
-    flip_index = data.skeleton.flip_index
+    flip_index = data.skeleton.flip_index if flip else None
     k = data.skeleton.num_joints
     keypoints = np.zeros((len(boxes.scores), k, 3), np.float32)
     bar = tqdm(total=len(boxes.scores), desc="eval", unit="person", disable=not progress,
                leave=False)
     for crop, matrices, index in crop_batches(crops, batch, workers):
-        x = normalize(crop, mean, std)
-        if flip:   # one call on crops and mirrored crops: fuller batches
-            both = runner(np.concatenate([x, x[..., ::-1]]))
-            heatmaps = (both[: len(x)] + codec.flip_back(both[len(x) :], flip_index)) / 2
-        else:
-            heatmaps = runner(x)
-        coords, scores = codec.decode(heatmaps)
-        keypoints[index, :, :2] = apply_affine(invert_affine(matrices), coords)
-        keypoints[index, :, 2] = scores
+        keypoints[index] = heatmap_keypoints(runner, crop, matrices, codec, mean, std,
+                                             flip_index)
         bar.update(len(index))
     bar.close()
     return Predictions(boxes, keypoints, crops.sizes.prod(-1))

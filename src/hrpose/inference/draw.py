@@ -33,23 +33,25 @@ def limb_colours(skeleton: Skeleton) -> list[tuple[int, int, int]]:
 
 def draw_people(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton,
                 threshold: float = 0.3, boxes: np.ndarray | None = None,
-                scores: Sequence[float] | None = None) -> np.ndarray:
+                scores: Sequence[float] | None = None,
+                track_ids: Sequence[int | None] | None = None) -> np.ndarray:
     """A copy of the RGB `image` with each person's skeleton (keypoints (P, K, 3): x, y, score);
-    joints and limbs under `threshold` are left out. Boxes are (P, 4) x, y, w, h."""
+    joints and limbs under `threshold` are left out. Boxes are (P, 4) x, y, w, h, labelled with
+    the person's score and track id when given."""
     out = np.ascontiguousarray(image.copy())
-    h, w = out.shape[:2]
-    thick = max(1, round(max(h, w) / 250))
+    thick = line_width(out)
     radius = thick + 1
     colours = limb_colours(skeleton)
     for p, person in enumerate(np.asarray(keypoints, np.float64)):
         seen = person[:, 2] >= threshold
         if boxes is not None:
-            x, y, bw, bh = (round(float(v)) for v in boxes[p])
+            x, y, bw, bh = (round(float(v)) for v in boxes[p][:4])
             cv2.rectangle(out, (x, y), (x + bw, y + bh), (255, 255, 255), thick, cv2.LINE_AA)
-            if scores is not None:
-                cv2.putText(out, f"{scores[p]:.2f}", (x, max(y - 2 * thick, 10)),
-                            cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thick, (255, 255, 255), thick,
-                            cv2.LINE_AA)
+            label = " ".join(
+                ([f"#{track_ids[p]}"] if track_ids is not None and track_ids[p] is not None
+                 else []) + ([f"{scores[p]:.2f}"] if scores is not None else []))
+            if label:
+                draw_text(out, label, (x, y - 2 * thick))
         for (a, b), colour in zip(skeleton.links, colours):
             if seen[a] and seen[b]:
                 cv2.line(out, _pt(person[a]), _pt(person[b]), colour, thick + 1, cv2.LINE_AA)
@@ -59,6 +61,24 @@ def draw_people(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton,
             cv2.circle(out, _pt(person[j]), radius, (255, 255, 255), -1, cv2.LINE_AA)
             cv2.circle(out, _pt(person[j]), max(1, radius - 1), colour, -1, cv2.LINE_AA)
     return out
+
+
+def line_width(image: np.ndarray) -> int:
+    """Lines 1 px wide per 250 px of the image's longer side, so drawings read at any size."""
+    return max(1, round(max(image.shape[:2]) / 250))
+
+
+def draw_text(image: np.ndarray, text: str, origin: tuple[int, int]) -> None:
+    """White text on a dark band, in place; `origin` is the text's bottom-left (kept inside the
+    image), its size scaled like the lines."""
+    thick = line_width(image)
+    scale = 0.4 * thick
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    x = min(max(0, int(origin[0])), max(0, image.shape[1] - w))
+    y = min(max(h + base, int(origin[1])), image.shape[0] - base)
+    cv2.rectangle(image, (x, y - h - base), (x + w, y + base), (0, 0, 0), -1)
+    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick,
+                cv2.LINE_AA)
 
 
 def _pt(p: np.ndarray) -> tuple[int, int]:

@@ -1,0 +1,111 @@
+"""Person boxes: IoU, the one box NMS, checks, and boxes read from COCO JSON files.
+
+Boxes are COCO's (x, y, w, h) in image pixels; an optional fifth column is the box's score.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data.coco import read_json
+from ..errors import HrposeError
+
+
+def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float64).copy()
+    boxes[:, 2:4] -= boxes[:, 0:2]
+    return boxes
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU (len(a), len(b)) of two sets of (x, y, w, h) boxes."""
+    a, b = np.asarray(a, np.float64)[:, :4], np.asarray(b, np.float64)[:, :4]
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
+    inter = np.clip(hi - lo, 0, None).prod(-1)
+    union = a[:, 2:].prod(-1)[:, None] + b[:, 2:].prod(-1)[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression: indices of the kept boxes, best score first. A box is
+    dropped when its IoU with a kept, higher-scoring box exceeds `iou_threshold`."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    iou = box_iou(boxes[order], boxes[order])
+    keep = np.ones(len(order), bool)
+    for i in range(len(order)):
+        if keep[i]:
+            keep[i + 1 :] &= iou[i, i + 1 :] <= iou_threshold
+    return order[keep]
+
+
+def check_boxes(boxes: object, image_wh: tuple[int, int], name: str) -> np.ndarray:
+    """Validated (N, 5) boxes x, y, w, h, score (score 1 when not given) for an image of
+    `image_wh`. A box of zero size, or one wholly outside the image, is an error naming `name`
+    and the box's index."""
+    try:
+        array = np.asarray(boxes, np.float64)
+    except (TypeError, ValueError):
+        raise HrposeError(f"{name}: boxes must be numbers, (N, 4) x, y, w, h or (N, 5) with a "
+                          "score") from None
+    if array.size == 0:
+        return np.zeros((0, 5))
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] not in (4, 5):
+        raise HrposeError(f"{name}: boxes must be (N, 4) x, y, w, h or (N, 5) with a score; got "
+                          f"shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise HrposeError(f"{name}: box {int(np.flatnonzero(~np.isfinite(array).all(1))[0])} "
+                          "has a value that is not a finite number")
+    if array.shape[1] == 4:
+        array = np.c_[array, np.ones(len(array))]
+    width, height = image_wh
+    for i, (x, y, w, h, _) in enumerate(array):
+        if w <= 0 or h <= 0:
+            raise HrposeError(f"{name}: box {i} [{x:g}, {y:g}, {w:g}, {h:g}] has zero size "
+                              "(boxes are x, y, w, h)")
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            raise HrposeError(f"{name}: box {i} [{x:g}, {y:g}, {w:g}, {h:g}] lies outside the "
+                              f"{width}x{height} image (boxes are x, y, w, h)")
+    return array
+
+
+def load_box_file(path: str | Path) -> tuple[dict[int, np.ndarray], dict[str, int]]:
+    """Person boxes from a COCO detection results file ([{image_id, bbox, score,
+    category_id}, ...]) or a COCO annotation file (its people's boxes, score 1).
+
+    Returns boxes by image id, (N, 5) x, y, w, h, score, and the file's image names -> ids (from
+    an annotation file's "images"; empty for a results file, whose ids are matched to numbered
+    file names such as COCO's 000000000785.jpg, or to video frame numbers)."""
+    path = Path(path)
+    data = read_json(path)
+    names: dict[str, int] = {}
+    if isinstance(data, dict):
+        if "annotations" not in data:
+            raise HrposeError(f"{path}: a box file is a COCO detection list or a COCO "
+                              "annotation file with 'annotations'")
+        names = {str(im.get("file_name")): int(im["id"]) for im in data.get("images", [])
+                 if isinstance(im, dict) and "id" in im}
+        entries = [a for a in data["annotations"] if isinstance(a, dict)
+                   and not a.get("iscrowd", 0)]
+    elif isinstance(data, list):
+        entries = data
+    else:
+        raise HrposeError(f"{path}: a box file is a COCO detection list or annotation file")
+    rows: dict[int, list] = {}
+    for i, entry in enumerate(entries):
+        try:
+            if entry.get("category_id", 1) != 1:
+                continue
+            box = [float(v) for v in entry["bbox"]]
+            if len(box) != 4:
+                raise ValueError
+            rows.setdefault(int(entry["image_id"]), []).append(
+                [*box, float(entry.get("score", 1.0))])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise HrposeError(f"{path}: entry {i} needs image_id, bbox [x, y, w, h] and a "
+                              "numeric score") from None
+    return {k: np.asarray(v, np.float64) for k, v in rows.items()}, names

@@ -1,0 +1,159 @@
+"""`PoseEstimator`: images (+ person boxes) -> people with keypoints in image pixels.
+
+The top-down pipeline as one object: person boxes (given, a detector, or the whole image) ->
+crops (data/topdown.py) -> one runner (inference/backends.py) -> heatmaps -> keypoints
+(codecs/heatmap.py) -> image pixels. `predict_batch` fills model batches with the crops of many
+images, so a crowded frame and a folder of single-person photos both run at full batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+
+from ..codecs.heatmap import HeatmapCodec
+from ..data.topdown import crop_people
+from ..data.transforms import BOX_PADDING, apply_affine, boxes_to_crops, invert_affine, normalize
+from ..errors import HrposeError
+from ..metrics.coco import rescore
+from ..skeletons import Skeleton, get_skeleton, skeleton_for
+from .backends import Runner, open_model
+from .boxes import check_boxes
+from .detector import Detector, ExportedDetector
+from .images import to_rgb
+
+
+@dataclass
+class Person:
+    """One person found in an image."""
+
+    box: np.ndarray            # (4,) x, y, w, h in image pixels
+    keypoints: np.ndarray      # (K, 3) x, y in image pixels, joint score
+    score: float               # box score x mean of the joint scores above 0.2 (as published)
+    box_score: float = 1.0
+    track_id: int | None = None   # set by video tracking
+
+
+def heatmap_keypoints(runner: Runner, crops: np.ndarray, matrices: np.ndarray,
+                      codec: HeatmapCodec, mean: Sequence[float], std: Sequence[float],
+                      flip_index: np.ndarray | None = None) -> np.ndarray:
+    """uint8 RGB crops (n, H, W, 3) and their image -> crop matrices -> keypoints (n, K, 3) in
+    image pixels with joint scores. With `flip_index` the mirrored crops run in the same call
+    (a fuller batch) and their heatmaps are flipped back and averaged (flip test)."""
+    x = normalize(crops, mean, std)
+    if flip_index is not None:
+        both = runner(np.concatenate([x, x[..., ::-1]]))
+        heatmaps = (both[: len(x)] + codec.flip_back(both[len(x) :], flip_index)) / 2
+    else:
+        heatmaps = runner(x)
+    coords, scores = codec.decode(heatmaps)
+    keypoints = np.empty((len(x), heatmaps.shape[1], 3), np.float32)
+    keypoints[..., :2] = apply_affine(invert_affine(matrices), coords)
+    keypoints[..., 2] = scores
+    return keypoints
+
+
+class PoseEstimator:
+    """A top-down pose model ready to run on images.
+
+    model: a zoo name ("hrnet_w32_256x192": its published weights unless `weights` says
+    otherwise), a checkpoint file (.safetensors from `hrpose train`, or any published layout), or
+    an exported .onnx / OpenVINO .xml file. The keypoint set, input size, normalisation and
+    heatmap codec come from the model; `decode` overrides the codec's decoding ("classic",
+    "dark", "udp"). `detector` (an exported detector file or a `Detector`) finds people when no
+    boxes are given; without one, the whole image is one person's box. `flip` turns on the flip
+    test (about 2x the model time, a little more accurate)."""
+
+    def __init__(self, model: str | Path = "hrnet_w32_256x192", backend: str | None = None,
+                 device: str = "cpu", precision: str = "fp32", *, weights: str | None = None,
+                 detector: str | Path | Detector | None = None, flip: bool = False,
+                 decode: str | None = None, batch: int = 32, threads: int | None = None,
+                 padding: float = BOX_PADDING) -> None:
+        from ..models.zoo import MODELS
+
+        if batch < 1:
+            raise HrposeError(f"batch must be at least 1, got {batch}")
+        if str(model) in MODELS and weights is None:
+            weights = "published"
+        loaded = open_model(str(model), weights, backend, device, precision, threads)
+        self.runner, self.mean, self.std = loaded.runner, loaded.mean, loaded.std
+        h, w = self.input_hw = self.runner.input_hw
+        probe = self.runner(np.zeros((1, 3, h, w), np.float32))
+        joints = probe.shape[1]
+        self.skeleton: Skeleton = (get_skeleton(loaded.keypoints) if loaded.keypoints
+                                   else skeleton_for(joints))
+        if self.skeleton.num_joints != joints:
+            raise HrposeError(f"{model}: the model predicts {joints} joints, its keypoint set "
+                              f"{self.skeleton.name!r} has {self.skeleton.num_joints}")
+        self.codec = HeatmapCodec((w, h), (probe.shape[3], probe.shape[2]),
+                                  method=decode or loaded.codec)
+        if isinstance(detector, (str, Path)):
+            detector = ExportedDetector(detector, precision="fp32", threads=threads)
+        self.detector = detector
+        self.flip, self.batch, self.padding = flip, batch, padding
+
+    def __call__(self, image: object, boxes: object | None = None, *,
+                 color: str | None = None) -> list[Person]:
+        """People in one image (a path, a numpy array with `color` "rgb" or "bgr", or a PIL
+        image). `boxes`: (N, 4) x, y, w, h or (N, 5) with scores; None: the detector's, or the
+        whole image."""
+        return self.predict_batch([image], None if boxes is None else [boxes], color=color)[0]
+
+    def predict_batch(self, images: Sequence[object], boxes: Sequence[object] | None = None,
+                      *, color: str | None = None,
+                      names: Sequence[str] | None = None) -> list[list[Person]]:
+        """People in each of many images, the crops of all of them batched together. `boxes`
+        is one entry per image (None for an image: detect, or the whole image); `names` label
+        errors (default: the path, or "image i")."""
+        if boxes is not None and len(boxes) != len(images):
+            raise HrposeError(f"{len(images)} images but {len(boxes)} box lists")
+        names = list(names) if names is not None else [
+            str(im) if isinstance(im, (str, Path)) else f"image {i}" for i, im in enumerate(images)]
+        rgb = [to_rgb(im, color, name) for im, name in zip(images, names)]
+        return self.predict_rgb(rgb, boxes, names)
+
+    def predict_rgb(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
+                    names: Sequence[str]) -> list[list[Person]]:
+        """`predict_batch` for images already RGB uint8 (H, W, 3)."""
+        per_image = self.person_boxes(images, boxes, names)
+        counts = [len(b) for b in per_image]
+        if not sum(counts):
+            return [[] for _ in images]
+        all_boxes = np.concatenate(per_image)
+        w, h = self.codec.input_wh
+        centers, sizes = boxes_to_crops(all_boxes[:, :4], w / h, self.padding)
+        starts = np.cumsum([0, *counts])
+        crops, matrices = zip(*(crop_people(im, centers[a:b], sizes[a:b], (w, h), self.codec.udp)
+                                for im, (a, b) in zip(images, pairwise(starts))))
+        crops, matrices = np.concatenate(crops), np.concatenate(matrices)
+        flip_index = self.skeleton.flip_index if self.flip else None
+        keypoints = np.concatenate([
+            heatmap_keypoints(self.runner, crops[i : i + self.batch],
+                              matrices[i : i + self.batch], self.codec, self.mean, self.std,
+                              flip_index)
+            for i in range(0, len(crops), self.batch)])
+        scores = rescore(all_boxes[:, 4], keypoints[..., 2])
+        people = [Person(box.astype(np.float32)[:4], kp, float(s), float(box[4]))
+                  for box, kp, s in zip(all_boxes, keypoints, scores)]
+        return [people[a:b] for a, b in pairwise(starts)]
+
+    def person_boxes(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
+                     names: Sequence[str]) -> list[np.ndarray]:
+        """(N, 5) boxes per image: checked given boxes, else detected, else the whole image."""
+        given = list(boxes) if boxes is not None else [None] * len(images)
+        missing = [i for i, b in enumerate(given) if b is None]
+        if missing and self.detector is not None:
+            for i, found in zip(missing, self.detector([images[i] for i in missing])):
+                given[i] = found
+        out = []
+        for image, b, name in zip(images, given, names):
+            height, width = image.shape[:2]
+            if b is None:
+                out.append(np.array([[0.0, 0.0, width, height, 1.0]]))
+            else:
+                out.append(check_boxes(b, (width, height), name))
+        return out

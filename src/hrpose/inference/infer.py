@@ -1,0 +1,271 @@
+"""The `hrpose infer` job: images, folders, globs and videos -> drawings + one COCO results JSON.
+
+Images are decoded in background threads while the model runs, and the crops of several images
+share model batches. A file that cannot be read is reported and skipped; the rest go on. Video
+frames keep their order, rate and count; people are tracked across frames and can be smoothed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+from tqdm import tqdm
+
+from ..engine.checkpoint import atomic_path
+from ..errors import HrposeError
+from .boxes import load_box_file
+from .draw import draw_people, draw_text, save_rgb
+from .estimator import Person, PoseEstimator
+from .images import is_video, to_rgb
+from .video import PoseTracker, SmoothingSettings, VideoReader, VideoWriter
+
+
+@dataclass
+class InferSettings:
+    boxes: str | None = None           # COCO detection or annotation file
+    box_threshold: float = 0.5         # boxes from the file below this score are dropped
+    keypoint_threshold: float = 0.3    # joints drawn at or above this score
+    images_per_call: int = 8           # images (or frames) whose crops share model batches
+    draw: bool = True
+    smooth: bool = False               # One-Euro smoothing of video keypoints
+    smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
+    show_fps: bool = False
+    progress: bool = True
+
+
+@dataclass
+class _Source:
+    """Where one image or frame came from and how the results JSON names it."""
+
+    file: Path
+    image_id: int
+    frame: int | None = None
+
+
+def infer(inputs: Sequence[Path], estimator: PoseEstimator, out_dir: str | Path,
+          settings: InferSettings = InferSettings()) -> dict:
+    """Runs every input; writes OUT/results.json and the drawings. Returns the summary."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    job = _Job(estimator, out, settings, inputs)
+    start = time.perf_counter()
+    images = [p for p in inputs if not is_video(p)]
+    if images:
+        job.run_images(images)
+    for video in (p for p in inputs if is_video(p)):
+        try:
+            job.run_video(video)
+        except HrposeError as e:
+            job.fail(video, str(e))
+    seconds = time.perf_counter() - start
+    frames = job.images + job.frames
+    if not frames:
+        if len(job.failed) == 1:
+            raise HrposeError(job.failed[0]["error"])
+        reasons = "; ".join(f["error"] for f in job.failed[:3])
+        raise HrposeError(f"nothing could be processed: {reasons}")
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_bytes(orjson.dumps(job.results))
+    return {"inputs": len(inputs), "images": job.images, "frames": job.frames,
+            "people": len(job.results), "failed": job.failed, "drawings": job.drawings,
+            "results": str(out / "results.json"), "seconds": round(seconds, 3),
+            "fps": round(frames / seconds, 2) if seconds > 0 else None}
+
+
+class _Job:
+    def __init__(self, estimator: PoseEstimator, out: Path, settings: InferSettings,
+                 inputs: Sequence[Path]) -> None:
+        self.est, self.out, self.settings = estimator, out, settings
+        self.results: list[dict] = []
+        self.failed: list[dict] = []
+        self.drawings: list[str] = []
+        self.images = self.frames = 0
+        self.many = len(inputs) > 1 or (not is_video(inputs[0]) and inputs[0].is_dir())
+        self.root = Path(os.path.commonpath([p.resolve().parent for p in inputs]))
+        self.box_file: dict[int, np.ndarray] | None = None
+        self.box_names: dict[str, int] = {}
+        if settings.boxes:
+            self.box_file, self.box_names = load_box_file(settings.boxes)
+        self.ids = _image_ids([p for p in inputs if not is_video(p)], self.box_names)
+        self.used_box_ids: set[int] = set()
+
+    def fail(self, path: Path, message: str) -> None:
+        self.failed.append({"input": str(path), "error": message})
+        if self.many:
+            tqdm.write(f"hrpose: skipped {message}", file=sys.stderr)
+
+    def _boxes(self, key: int) -> np.ndarray | None:
+        """The box file's boxes for an image id / frame (none: no people), or None: detect."""
+        if self.box_file is None:
+            return None
+        self.used_box_ids.add(key)
+        boxes = self.box_file.get(key, np.zeros((0, 5)))
+        return boxes[boxes[:, 4] >= self.settings.box_threshold]
+
+    def run_images(self, paths: list[Path]) -> None:
+        bar = tqdm(total=len(paths), desc="infer", unit="img", disable=not self.settings.progress)
+        group: list[tuple[Path, np.ndarray]] = []
+        for path, image in _prefetch(paths):
+            bar.update(1)
+            if isinstance(image, HrposeError):
+                self.fail(path, str(image))
+                continue
+            group.append((path, image))
+            if len(group) == self.settings.images_per_call:
+                self._image_group(group)
+                group = []
+        if group:
+            self._image_group(group)
+        bar.close()
+        if self.box_file is not None and not self.used_box_ids & set(self.box_file):
+            raise HrposeError(f"{self.settings.boxes}: none of its image ids "
+                              f"({sorted(self.box_file)[:3]}...) belongs to an input image; ids "
+                              "match numbered file names (000000000785.jpg is 785) or the "
+                              "file's 'images' list")
+
+    def _image_group(self, group: list[tuple[Path, np.ndarray]]) -> None:
+        start = time.perf_counter()
+        paths = [p for p, _ in group]
+        try:
+            people = self.est.predict_rgb([im for _, im in group],
+                                          [self._boxes(self.ids[p]) for p in paths]
+                                          if self.box_file is not None else None,
+                                          [str(p) for p in paths])
+        except HrposeError as e:
+            if len(group) == 1:
+                self.fail(paths[0], str(e))
+                return
+            for item in group:              # one bad box list must not cost the others
+                self._image_group([item])
+            return
+        fps = len(group) / max(time.perf_counter() - start, 1e-9)
+        for (path, image), found in zip(group, people):
+            self._record(_Source(path, self.ids[path]), found)
+            if self.settings.draw:
+                target = self.out / path.resolve().relative_to(self.root)
+                if target.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+                    target = target.with_suffix(".jpg")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                save_rgb(str(target), self._draw(image, found, fps))
+                self.drawings.append(str(target))
+            self.images += 1
+
+    def run_video(self, path: Path) -> None:
+        reader = VideoReader(path)
+        tracker = PoseTracker(reader.fps, self.settings.smoothing if self.settings.smooth
+                              else None)
+        target = self.out / f"{path.stem}.mp4"
+        writer = None
+        bar = tqdm(total=reader.frame_count or None, desc=path.name, unit="frame",
+                   disable=not self.settings.progress)
+        index, fps, recorded = 0, None, len(self.results)
+        try:
+            for frames in _chunks(iter(reader), self.settings.images_per_call):
+                start = time.perf_counter()
+                boxes = [self._boxes(index + i) for i in range(len(frames))] \
+                    if self.box_file is not None else None
+                names = [f"{path} frame {index + i}" for i in range(len(frames))]
+                people = self.est.predict_rgb(frames, boxes, names)
+                fps = len(frames) / max(time.perf_counter() - start, 1e-9)
+                for frame, found in zip(frames, people):
+                    found = tracker.update(found)
+                    self._record(_Source(path, index, index), found)
+                    if self.settings.draw:
+                        if writer is None:
+                            writer = VideoWriter(target, reader.fps,
+                                                 (frame.shape[1], frame.shape[0]))
+                        writer.write(self._draw(frame, found, fps))
+                    index += 1
+                bar.update(len(frames))
+        except BaseException:
+            del self.results[recorded:]        # a failed video leaves no partial results
+            if writer is not None:
+                writer.abort()
+            raise
+        finally:
+            bar.close()
+        if index == 0:
+            raise HrposeError(f"{path}: the video has no readable frames")
+        if writer is not None:
+            writer.close()
+            self.drawings.append(str(target))
+        self.frames += index
+
+    def _draw(self, image: np.ndarray, people: list[Person], fps: float | None) -> np.ndarray:
+        skeleton = self.est.skeleton
+        if people:
+            drawn = draw_people(image, np.stack([p.keypoints for p in people]), skeleton,
+                                self.settings.keypoint_threshold,
+                                np.stack([p.box for p in people]), [p.score for p in people],
+                                [p.track_id for p in people])
+        else:
+            drawn = image.copy()
+        if self.settings.show_fps and fps is not None:
+            draw_text(drawn, f"{fps:.1f} FPS", (4, 0))
+        return drawn
+
+    def _record(self, source: _Source, people: list[Person]) -> None:
+        for person in people:
+            entry = {"image_id": source.image_id, "category_id": 1,
+                     "keypoints": np.round(person.keypoints.astype(np.float64), 2).ravel().tolist(),
+                     "score": round(person.score, 5),
+                     "bbox": np.round(person.box.astype(np.float64), 2).tolist(),
+                     "box_score": round(person.box_score, 5),
+                     "file_name": source.file.name}
+            if source.frame is not None:
+                entry["frame"] = source.frame
+                entry["track_id"] = person.track_id
+            self.results.append(entry)
+
+
+def _image_ids(paths: Sequence[Path], names: dict[str, int]) -> dict[Path, int]:
+    """COCO image ids for the input images: the box file's ids by file name, else the number a
+    file is named by (COCO's 000000000785.jpg is 785), else 1, 2, ... in input order."""
+    if all(p.name in names for p in paths):
+        return {p: names[p.name] for p in paths}
+    if all(p.stem.isdigit() for p in paths) and len({int(p.stem) for p in paths}) == len(paths):
+        return {p: int(p.stem) for p in paths}
+    return {p: i + 1 for i, p in enumerate(paths)}
+
+
+def _read(path: Path) -> np.ndarray | HrposeError:
+    try:
+        return to_rgb(path)
+    except HrposeError as e:
+        return e
+
+
+def _prefetch(paths: Sequence[Path], ahead: int = 8
+              ) -> Iterator[tuple[Path, np.ndarray | HrposeError]]:
+    """(path, RGB image or the error reading it), in order, decoded `ahead` images in advance
+    by two threads (the decoders release the GIL)."""
+    with ThreadPoolExecutor(2) as pool:
+        queue: deque[tuple[Path, Future]] = deque()
+        for path in paths:
+            queue.append((path, pool.submit(_read, path)))
+            if len(queue) > ahead:
+                done, future = queue.popleft()
+                yield done, future.result()
+        while queue:
+            done, future = queue.popleft()
+            yield done, future.result()
+
+
+def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    chunk: list[np.ndarray] = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
