@@ -253,8 +253,10 @@ def test_video_in_annotated_video_out_with_the_same_frame_count(tmp_path, capsys
     frames = [np.roll(cv2.resize(demo, (240, 284)), 6 * i, axis=1) for i in range(7)]
     _write_video(tmp_path / "clip.avi", frames, 12.0)
     out = tmp_path / "out"
-    assert main(["infer", str(tmp_path / "clip.avi"), "--model", str(shared_data(TINYPOSE)),
-                 "--detector", str(shared_data(PICODET)), "--out", str(out), "--smooth",
+    # Model folders holding one exported file stand for the file.
+    assert main(["infer", str(tmp_path / "clip.avi"), "--model",
+                 str(shared_data(TINYPOSE).parent), "--detector",
+                 str(shared_data(PICODET).parent), "--out", str(out), "--smooth",
                  "--show-fps", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 7 and summary["images"] == 0 and summary["failed"] == []
@@ -305,6 +307,9 @@ def test_infer_reports_a_bad_file_and_processes_the_rest(tmp_path, capsys):
                                   "cannot decode the image (corrupt or not an image)"}]
     assert "skipped" in captured.err and "b.jpg" in captured.err
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "c.png", "results.json"]
+    err = _error(capsys, "infer", str(folder), "--model", str(shared_data(TINYPOSE)), "--out",
+                 str(folder))
+    assert "--out is the inputs' own folder" in err
     # A glob takes the same files.
     assert [p.name for p in find_inputs(str(folder / "*.jpg"))] == ["a.jpg", "b.jpg"]
 
@@ -338,6 +343,11 @@ def test_infer_errors_are_one_line_and_name_the_input(tmp_path, capsys):
     assert "picodet_s_320_lcnet_pedestrian.xml: not a heatmap model" in err
     err = _error(capsys, "infer", demo, "--model", model, "--detector", model, "--out", out)
     assert "model.xml: not a person detector" in err
+    err = _error(capsys, "infer", demo, "--model", model, "--detector",
+                 str(shared_data(PICODET).parent / "model.xml"), "--out", out)
+    assert "model.xml: no such file (the folder has picodet_s_320_lcnet_pedestrian.xml)" in err
+    err = _error(capsys, "infer", demo, "--model", model, "--device", "cuda", "--out", out)
+    assert "model.xml: exported files run on the CPU" in err
     err = _error(capsys, "infer", demo, "--model", demo, "--out", out)
     assert "hrnet_demo.jpg: an exported model is a .onnx or an OpenVINO .xml file" in err
     boxes = tmp_path / "boxes.json"
@@ -347,6 +357,9 @@ def test_infer_errors_are_one_line_and_name_the_input(tmp_path, capsys):
         err = _error(capsys, "infer", demo, "--model", model, "--boxes", str(boxes), "--out",
                      out)
         assert "hrnet_demo.jpg: box 0 [" in err and message in err
+    boxes.write_text(json.dumps([{"image_id": 785, "bbox": [1, 1, 5, 5], "score": 0.9}]))
+    err = _error(capsys, "infer", demo, "--model", model, "--boxes", str(boxes), "--out", out)
+    assert "boxes.json: none of its image ids (785, ...) is an input image's" in err
 
 
 def test_infer_python_api_errors(tinypose):
@@ -376,3 +389,84 @@ def test_openvino_models_released_out_of_order_leave_signal_handling_intact():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "handled"
+
+
+def test_a_training_checkpoint_runs_alone_with_its_codec(tmp_path):
+    """best.safetensors from `hrpose train` states its architecture, input, keypoints and codec;
+    on torch, batching across images keeps the keypoints."""
+    from hrpose.config import load_config
+    from hrpose.engine.checkpoint import save_weights
+    from hrpose.engine.train import init_kaiming, weights_metadata
+    from hrpose.models.zoo import model_from_arch
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config(root / "configs/synthetic/quickstart.yaml")
+    model = model_from_arch(config.model.arch())
+    init_kaiming(model)
+    save_weights(tmp_path / "best.safetensors", model.state_dict(), weights_metadata(config))
+    est = PoseEstimator(tmp_path / "best.safetensors", batch=3)
+    assert est.codec.method == "dark" and est.input_hw == (224, 160)
+    assert est.skeleton.name == "coco" and est.codec.heatmap_wh == (40, 56)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (120 + 10 * i, 90, 3), dtype=np.uint8) for i in range(3)]
+    boxes = [[[5, 5, 40, 80], [30, 20, 50, 90]], [[0, 0, 90, 100]], [[10, 30, 60, 60]]]
+    together = est.predict_batch(images, boxes, color="rgb")
+    for image, image_boxes, found in zip(images, boxes, together):
+        for box, person in zip(image_boxes, found):
+            np.testing.assert_allclose(est(image, [box], color="rgb")[0].keypoints,
+                                       person.keypoints, atol=1e-3)
+
+
+def test_exported_files_describe_themselves_through_their_metadata(tmp_path):
+    """ONNX metadata_props and OpenVINO rt_info["hrpose"] give mean/std, keypoints and codec;
+    a file without them gets ImageNet normalisation and the classic codec."""
+    import onnx
+    import openvino as ov
+
+    from hrpose.inference.backends import open_model
+
+    from .test_eval import heatmap_onnx
+
+    heatmap_onnx(tmp_path / "plain.onnx", batch=None)
+    plain = open_model(str(tmp_path / "plain.onnx"))
+    assert plain.mean == (0.485, 0.456, 0.406) and plain.codec == "classic"
+    assert plain.keypoints is None
+    described = {"mean": "[0.5, 0.5, 0.5]", "std": "[0.25, 0.25, 0.25]", "keypoints": "coco",
+                 "codec": "udp"}
+    model = onnx.load(tmp_path / "plain.onnx")
+    onnx.helper.set_model_props(model, described)
+    onnx.save(model, tmp_path / "described.onnx")
+    ir = ov.Core().read_model(str(tmp_path / "plain.onnx"))
+    for key, value in described.items():
+        ir.set_rt_info(value, ["hrpose", key])
+    ov.save_model(ir, str(tmp_path / "described.xml"))
+    for name in ("described.onnx", "described.xml"):
+        loaded = open_model(str(tmp_path / name))
+        assert loaded.mean == (0.5, 0.5, 0.5) and loaded.std == (0.25, 0.25, 0.25)
+        assert loaded.keypoints == "coco" and loaded.codec == "udp"
+        est = PoseEstimator(tmp_path / name)
+        assert est.codec.udp and est.skeleton.name == "coco"
+
+
+def test_drawings_colour_limbs_by_side_hide_low_scores_and_scale_lines():
+    from hrpose.inference.draw import LEFT, RIGHT, draw_people, line_width
+    from hrpose.skeletons import COCO
+
+    for size, width in ((200, 1), (500, 2), (1000, 4), (3000, 12)):
+        assert line_width(np.zeros((size // 2, size, 3), np.uint8)) == width
+    image = np.zeros((400, 400, 3), np.uint8)
+    kp = np.zeros((1, 17, 3), np.float32)
+    kp[0, :, :2] = 200
+    kp[0, :, 2] = 0.9
+    kp[0, 7, :2], kp[0, 9, :2] = (100, 100), (100, 300)     # left elbow -> left wrist
+    kp[0, 8, :2], kp[0, 10, :2] = (300, 100), (300, 300)    # right elbow -> right wrist
+    kp[0, 10, 2] = 0.1                                     # the right wrist is unsure
+    drawn = draw_people(image, kp, COCO, threshold=0.3, boxes=np.array([[50, 50, 300, 300]]),
+                        scores=[0.87], track_ids=[4])
+    assert tuple(drawn[200, 100]) == LEFT                   # mid left forearm
+    assert not drawn[250, 300].any()                        # right forearm not drawn
+    assert tuple(drawn[150, 250]) == RIGHT                  # right upper arm, elbow to shoulder
+    assert tuple(drawn[100, 300]) != (0, 0, 0)              # the right elbow is
+    assert (drawn[50, 60:340] == 255).all()                 # the box's top edge, white
+    assert drawn[20:50, 50:120].any()                       # its label "#4 0.87" above it
+    assert not image.any()                                  # the input is untouched

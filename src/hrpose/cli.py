@@ -211,14 +211,15 @@ def cmd_infer(args: argparse.Namespace) -> int:
     if args.boxes and args.detector:
         raise HrposeError("give --boxes FILE or --detector MODEL, not both")
     inputs = find_inputs(args.input)
-    estimator = PoseEstimator(args.model, args.backend, args.device, args.precision,
-                              weights=args.weights, flip=args.flip, decode=args.decode,
-                              batch=args.batch, threads=args.threads)
+    detector = None
     if args.detector:
         from .inference.detector import ExportedDetector
 
-        estimator.detector = ExportedDetector(args.detector, threads=args.threads,
-                                              score_threshold=args.box_threshold)
+        detector = ExportedDetector(args.detector, threads=args.threads,
+                                    score_threshold=args.box_threshold)
+    estimator = PoseEstimator(args.model, args.backend, args.device, args.precision,
+                              weights=args.weights, detector=detector, flip=args.flip,
+                              decode=args.decode, batch=args.batch, threads=args.threads)
     settings = InferSettings(
         boxes=args.boxes, box_threshold=args.box_threshold,
         keypoint_threshold=args.keypoint_threshold, draw=args.draw, smooth=args.smooth,
@@ -385,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(higher: less lag on fast moves; default 10)")
     p.add_argument("--show-fps", action="store_true",
                    help="write the frame rate on the drawings and print the throughput")
-    p.add_argument("--batch", type=int, default=32, help="crops per model call (default 32)")
+    p.add_argument("--batch", type=int,
+                   help="crops per model call (default 8 on the CPU, 32 on a GPU)")
     p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"),
                    help="runtime (default: torch for zoo models, by file type otherwise)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")

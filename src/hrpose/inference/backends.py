@@ -167,8 +167,8 @@ def _openvino_metadata(model: object) -> dict[str, str]:
         info = model.get_rt_info()  # type: ignore[attr-defined]
         if "hrpose" not in info:
             return {}
-        section = model.get_rt_info(["hrpose"])  # type: ignore[attr-defined]
-        return {str(k): str(v.astype(str) if hasattr(v, "astype") else v)
+        section = model.get_rt_info(["hrpose"]).astype(dict)  # type: ignore[attr-defined]
+        return {str(k): v.astype(str) if hasattr(v, "astype") else str(v)
                 for k, v in section.items()}
     except Exception:  # a model without rt_info, or an older OpenVINO API
         return {}
@@ -210,14 +210,29 @@ def _chunks(batch: np.ndarray, size: int | None) -> list[np.ndarray]:
     return out
 
 
+def exported_file(path: str | Path) -> Path:
+    """An exported model file, or a folder holding exactly one (.onnx or .xml)."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in (".onnx", ".xml"))
+        if len(found) != 1:
+            raise HrposeError(f"{path}: a model folder must hold exactly one .onnx or .xml "
+                              f"file; found {[p.name for p in found] or 'none'}")
+        return found[0]
+    if not path.is_file():
+        beside = sorted(p.name for p in path.parent.glob("*")
+                        if p.suffix.lower() in (".onnx", ".xml")) if path.parent.is_dir() else []
+        raise HrposeError(f"{path}: no such file" + (f" (the folder has {', '.join(beside)})"
+                                                      if beside else ""))
+    return path
+
+
 def open_exported(path: str | Path, backend: str | None = None, precision: str = "fp32",
                   threads: int | None = None, heatmaps: bool = True
                   ) -> OnnxRunner | OpenVINORunner:
     """A runner for an exported file: .onnx runs on ONNX Runtime (or OpenVINO when asked),
     .xml on OpenVINO."""
-    path = Path(path)
-    if not path.is_file():
-        raise HrposeError(f"{path}: no such file")
+    path = exported_file(path)
     suffix = path.suffix.lower()
     if suffix not in (".onnx", ".xml"):
         raise HrposeError(f"{path}: an exported model is a .onnx or an OpenVINO .xml file")
@@ -289,9 +304,12 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
     if weights is not None:
         raise HrposeError(f"{model}: --weights is for zoo models; an exported file carries its "
                           "own weights")
-    if not Path(model).suffix:
-        raise HrposeError(f"unknown model {model!r}: give a zoo name ({', '.join(MODELS)}) or "
-                          "an exported .onnx / .xml file")
+    if not Path(model).suffix and not Path(model).is_dir():
+        raise HrposeError(f"unknown model {model!r}: give a zoo name ({', '.join(MODELS)}), a "
+                          "checkpoint, or an exported .onnx / .xml file (or its folder)")
+    if str(device) != "cpu":
+        raise HrposeError(f"{model}: exported files run on the CPU (ONNX Runtime, OpenVINO); "
+                          f"device {device!r} is for zoo models and checkpoints")
     runner = open_exported(model, backend, precision, threads)
     return _described(model, runner, runner.metadata)
 

@@ -91,12 +91,20 @@ class _Job:
         self.images = self.frames = 0
         self.many = len(inputs) > 1 or (not is_video(inputs[0]) and inputs[0].is_dir())
         self.root = Path(os.path.commonpath([p.resolve().parent for p in inputs]))
+        if out.resolve() == self.root:
+            raise HrposeError(f"{out}: --out is the inputs' own folder; the drawings would "
+                              "overwrite them. Choose another folder")
         self.box_file: dict[int, np.ndarray] | None = None
         self.box_names: dict[str, int] = {}
         if settings.boxes:
             self.box_file, self.box_names = load_box_file(settings.boxes)
         self.ids = _image_ids([p for p in inputs if not is_video(p)], self.box_names)
-        self.used_box_ids: set[int] = set()
+        if self.box_file is not None and self.ids and not set(self.ids.values()) & set(
+                self.box_file):
+            raise HrposeError(f"{settings.boxes}: none of its image ids "
+                              f"({', '.join(map(str, sorted(self.box_file)[:3]))}, ...) is an "
+                              "input image's; ids match numbered file names (000000000785.jpg "
+                              "is 785) or the file's 'images' list")
 
     def fail(self, path: Path, message: str) -> None:
         self.failed.append({"input": str(path), "error": message})
@@ -107,7 +115,6 @@ class _Job:
         """The box file's boxes for an image id / frame (none: no people), or None: detect."""
         if self.box_file is None:
             return None
-        self.used_box_ids.add(key)
         boxes = self.box_file.get(key, np.zeros((0, 5)))
         return boxes[boxes[:, 4] >= self.settings.box_threshold]
 
@@ -126,11 +133,6 @@ class _Job:
         if group:
             self._image_group(group)
         bar.close()
-        if self.box_file is not None and not self.used_box_ids & set(self.box_file):
-            raise HrposeError(f"{self.settings.boxes}: none of its image ids "
-                              f"({sorted(self.box_file)[:3]}...) belongs to an input image; ids "
-                              "match numbered file names (000000000785.jpg is 785) or the "
-                              "file's 'images' list")
 
     def _image_group(self, group: list[tuple[Path, np.ndarray]]) -> None:
         start = time.perf_counter()
