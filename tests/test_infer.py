@@ -270,6 +270,18 @@ def test_video_in_annotated_video_out_with_the_same_frame_count(tmp_path, capsys
     assert {r["track_id"] for r in results} == {0}
     assert all(r["image_id"] == r["frame"] and len(r["keypoints"]) == 51 for r in results)
     assert not list(out.glob(".*partial*"))
+    # Boxes from a file: image ids are frame numbers; frames without boxes have no people.
+    boxes = [{"image_id": f, "bbox": r["bbox"], "score": 0.9} for f, r in enumerate(results)
+             if f % 2 == 0]
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    assert main(["infer", str(tmp_path / "clip.avi"), "--model", str(shared_data(TINYPOSE)),
+                 "--boxes", str(tmp_path / "boxes.json"), "--out", str(tmp_path / "out2"),
+                 "--no-draw", "--json"]) == 0
+    capsys.readouterr()
+    again = json.loads((tmp_path / "out2/results.json").read_text())
+    assert [r["frame"] for r in again] == [0, 2, 4, 6]
+    assert [r["bbox"] for r in again] == [b["bbox"] for b in boxes]
+    assert not (tmp_path / "out2/clip.mp4").exists()
 
 
 def test_infer_on_a_folder_scores_like_the_reference(tmp_path, capsys, coco_tiny):
