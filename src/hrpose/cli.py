@@ -260,6 +260,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runtime_arguments(p: argparse.ArgumentParser) -> None:
+    """Where and how a model runs: the options `eval` and `infer` share."""
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"),
+                   help="runtime (default: torch for zoo models, by file type otherwise)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    p.add_argument("--threads", type=int, help="CPU threads for the runtime")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hrpose", description="HRNet human pose estimation: models, weights and tools.")
@@ -310,11 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-image OKS-NMS at 0.9 (default), soft-OKS-NMS, or none")
     p.add_argument("--batch", type=int, default=32, help="crops per model call (default 32)")
     p.add_argument("--workers", type=int, default=0, help="image-decoding processes")
-    p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"),
-                   help="runtime (default: torch for zoo models, by file type otherwise)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    p.add_argument("--threads", type=int, help="CPU threads for the runtime")
+    _runtime_arguments(p)
     p.add_argument("--mean", type=_triple, help="input mean, RGB in [0, 1] (default ImageNet)")
     p.add_argument("--std", type=_triple, help="input std, RGB in [0, 1] (default ImageNet)")
     p.add_argument("--bgr", action="store_true", help="the model takes BGR input")
@@ -388,11 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the frame rate on the drawings and print the throughput")
     p.add_argument("--batch", type=int,
                    help="crops per model call (default 8 on the CPU, 32 on a GPU)")
-    p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"),
-                   help="runtime (default: torch for zoo models, by file type otherwise)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    p.add_argument("--threads", type=int, help="CPU threads for the runtime")
+    _runtime_arguments(p)
     p.add_argument("--json", action="store_true", help="print a summary object")
     p.set_defaults(func=cmd_infer)
 
