@@ -260,6 +260,39 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    detector = None
+    if args.detector:
+        from .inference.detector import ExportedDetector
+
+        detector = ExportedDetector(args.detector)
+    result = export_model(args.model, args.out, args.format, weights=args.weights,
+                          fp16=args.fp16, int8=args.int8, calib=args.calib or (),
+                          detector=detector, dynamic_batch=args.dynamic_batch, batch=args.batch,
+                          simplify=args.simplify, calib_limit=args.calib_limit,
+                          log=not args.json)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        a = result.agreement
+        print(f"{result.path}: {result.format} {result.precision}, {result.seconds:.1f} s; "
+              f"against {result.reference}: max |heatmap difference| {a.max_abs:.2e}, joints "
+              f"within 1 heatmap px {100 * a.within_1px:.2f}% ({a.crops} crops)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .export.bench import bench, format_bench
+
+    result = bench(args.model, args.backend, args.precision, args.batch, threads=args.threads,
+                   calib=args.calib or (), weights=args.weights, images=args.images,
+                   rounds=args.rounds, passes=args.passes, log=not args.json)
+    print(json.dumps(result) if args.json else format_bench(result))
+    return 0
+
+
 def _runtime_arguments(p: argparse.ArgumentParser) -> None:
     """Where and how a model runs: the options `eval` and `infer` share."""
     p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"),
@@ -396,6 +429,66 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_arguments(p)
     p.add_argument("--json", action="store_true", help="print a summary object")
     p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser(
+        "export", help="export to ONNX or OpenVINO (fp32, FP16, INT8), verified against PyTorch",
+        description="Writes an ONNX file (opset 17, dynamic batch, checked and simplified) or "
+        "an OpenVINO IR, in fp32, FP16 or INT8 (post-training static quantisation, per-channel "
+        "weights, calibrated on person crops from --calib), with the metadata (input size, "
+        "normalisation, keypoint set, codec) that `hrpose eval`, `hrpose infer` and "
+        "PoseEstimator read. The export is run against its source on the same crops and the "
+        "largest heatmap difference and keypoint agreement are printed.")
+    p.add_argument("model", metavar="MODEL", help="a zoo model name (its published weights), "
+                   "a checkpoint, or an .onnx / .xml file from elsewhere (e.g. to quantise it)")
+    p.add_argument("--format", choices=("onnx", "openvino"), default="onnx")
+    p.add_argument("--out", help="file to write (.onnx, or .xml + .bin; default "
+                   "<model>_<precision>.<ext> here)")
+    p.add_argument("--weights", default=None,
+                   help="weights for a zoo model: file, URL or 'published' (the default)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="half-precision weights")
+    precision.add_argument("--int8", action="store_true",
+                           help="INT8 by post-training quantisation (needs --calib)")
+    p.add_argument("--calib", nargs="+", metavar="IMAGES",
+                   help="calibration images: data folders (people from their annotation "
+                   "file), image folders, images or globs; also the verification crops")
+    p.add_argument("--calib-limit", type=int, default=300,
+                   help="at most this many calibration crops (default 300)")
+    p.add_argument("--detector", metavar="MODEL",
+                   help="person detector for calibration images without annotations "
+                   "(default: the whole image)")
+    p.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=True,
+                   help="any batch size (default); --no-dynamic-batch fixes it to --batch")
+    p.add_argument("--batch", type=int, default=1, help="the fixed batch size (default 1)")
+    p.add_argument("--simplify", action=argparse.BooleanOptionalAction, default=True,
+                   help="simplify the ONNX graph with onnxslim (default on)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "bench", help="images/s and latency of a model on each runtime, beside plain PyTorch",
+        description="Times the model alone (batch calls after warm-up, candidates interleaved, "
+        "medians) and the whole pipeline (decode image files, crop, model, keypoints), always "
+        "beside plain PyTorch fp32 measured in the same run. --backend auto picks the fastest "
+        "path for the precision whose keypoints stay within 1 heatmap pixel of fp32 for 99% "
+        "of joints.")
+    p.add_argument("model", metavar="MODEL",
+                   help="a zoo model name, a checkpoint or an exported .onnx / .xml file")
+    p.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "openvino"),
+                   default="auto")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32")
+    p.add_argument("--batch", type=int, default=8, help="crops per call (default 8)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--calib", nargs="+", metavar="IMAGES", help="calibration images for int8")
+    p.add_argument("--weights", help="weights for a zoo model (default: published if cached, "
+                   "else random: speed only)")
+    p.add_argument("--images", help="annotated data root for the pipeline and the keypoint "
+                   "check (default: 24 synthetic images)")
+    p.add_argument("--rounds", type=int, default=10, help="timed calls per path (default 10)")
+    p.add_argument("--passes", type=int, default=3,
+                   help="pipeline passes over the images (default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("data", help="data sets: generate the synthetic people set")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")

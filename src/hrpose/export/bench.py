@@ -1,0 +1,267 @@
+"""`hrpose bench`: images per second of a model on each runtime path, beside plain PyTorch fp32
+measured in the same run.
+
+Candidates (backend x precision) are timed in interleaved rounds, one batch call each per round,
+so a noisy shared machine slows all of them alike; figures are medians. `backend="auto"` picks
+the fastest path whose keypoints stay within one heatmap pixel of fp32 for >= 99% of joints
+(fp32 and bf16; INT8 is judged by COCO AP, see the export tests). The pipeline figure runs the
+chosen path end to end: decode the image files (two threads ahead), crop, model, keypoints.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data.transforms import normalize
+from ..errors import HrposeError
+from ..inference.backends import Runner, TorchRunner, exported_file, open_exported, open_model
+from ..inference.estimator import PoseEstimator
+from ..models.zoo import MODELS
+from .calibration import person_crops
+from .exporter import FORMATS, export_model
+from .verify import Agreement, compare, run_batched
+
+BENCH_BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+BENCH_PRECISIONS = ("fp32", "bf16", "int8")
+# (backend, precision) paths a CPU offers, in the order they are tried.
+PATHS = {"fp32": ("onnxruntime", "openvino", "torch"), "bf16": ("openvino", "torch"),
+         "int8": ("openvino", "onnxruntime")}
+ACCURATE = 0.99          # fraction of joints within 1 heatmap px of fp32 that `auto` requires
+
+
+@dataclass(eq=False)
+class RuntimePath:
+    backend: str
+    precision: str
+    runner: Runner
+    model: str                           # what PoseEstimator opens for the pipeline
+    latencies: list[float] = field(default_factory=list)
+    agreement: Agreement | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend} {self.precision}"
+
+    def figures(self, batch: int) -> dict:
+        lat = np.asarray(self.latencies)
+        return {"backend": self.backend, "precision": self.precision,
+                "img_per_s": round(batch / float(np.median(lat)), 2),
+                "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
+                "p95_ms": round(1000 * float(np.percentile(lat, 95)), 1),
+                "within_1px": None if self.agreement is None else
+                round(self.agreement.within_1px, 4)}
+
+
+def _bench_images(images: str | None, work: Path) -> str:
+    """An annotated data root for the pipeline: `images`, or a small synthetic set."""
+    if images:
+        return images
+    from ..data.synthetic import write_split
+
+    write_split(work / "synthetic", "val", 24, seed=0, progress=False)
+    return str(work / "synthetic")
+
+
+def _paths(model: str, weights: str | None, backend: str, precision: str, calib: Sequence[str],
+           threads: int | None, plain: RuntimePath | None, work: Path, say
+           ) -> list[RuntimePath]:
+    """The paths to time besides plain PyTorch (which is the torch fp32 path itself)."""
+    backends = PATHS[precision] if backend == "auto" else (backend,)
+    if backend != "auto" and backend not in PATHS[precision]:
+        raise HrposeError(f"backend {backend} has no {precision} path on the CPU; choose from "
+                          f"{', '.join(PATHS[precision])}")
+    if precision == "int8" and not calib:
+        raise HrposeError("INT8 needs calibration images: --calib FOLDER")
+    exported = plain is None
+    out = []
+    for b in backends:
+        if b == "torch":
+            if plain is not None and precision != "fp32":
+                runner = TorchRunner(plain.runner.model, plain.runner.input_hw,  # type: ignore
+                                     precision=precision)
+                out.append(RuntimePath(b, precision, runner, model))
+            continue
+        if exported and precision != "int8" and (b == "openvino" or
+                                                  exported_file(model).suffix == ".onnx"):
+            file = str(exported_file(model))
+        else:
+            fmt = "onnx" if b == "onnxruntime" else "openvino"
+            say(f"exporting for {b} {precision}")
+            target = work / f"{b}_{precision}{FORMATS[fmt]}"
+            file = str(export_model(model, target, fmt, weights=weights,
+                                    int8=precision == "int8", calib=calib, log=False).path)
+        run_precision = "bf16" if precision == "bf16" else "fp32"
+        out.append(RuntimePath(b, precision, open_exported(file, b, run_precision, threads), file))
+    if not out and not (plain is not None and precision == "fp32"):
+        raise HrposeError(f"{model}: no {precision} path on backend {backend}")
+    return out
+
+
+def _time(paths: Sequence[RuntimePath], x: np.ndarray, rounds: int, warmup: int = 2) -> None:
+    for p in paths:
+        for _ in range(warmup):
+            p.runner(x)
+    for _ in range(rounds):
+        for p in paths:
+            start = time.perf_counter()
+            p.runner(x)
+            p.latencies.append(time.perf_counter() - start)
+
+
+def _pipeline(estimators: dict[str, PoseEstimator], root: str, passes: int) -> dict[str, float]:
+    """Person crops per second from image files to keypoints, median of `passes` interleaved
+    passes over the images with their annotated boxes."""
+    from ..data.coco import load_keypoints
+    from ..data.topdown import ground_truth_boxes
+    from ..engine.evaluate import find_dataset
+    from ..inference.infer import _prefetch
+
+    ann, image_dir = find_dataset(root)
+    data = load_keypoints(ann)
+    boxes = ground_truth_boxes(data)
+    jobs = []
+    for image_id, info in data.images.items():
+        mine = boxes.boxes[boxes.image_ids == image_id]
+        if len(mine):
+            jobs.append((image_dir / info.file_name, mine))
+    crops = sum(len(b) for _, b in jobs)
+    times: dict[str, list[float]] = {name: [] for name in estimators}
+    for _ in range(passes):
+        for name, est in estimators.items():
+            start = time.perf_counter()
+            group: list[tuple[np.ndarray, np.ndarray]] = []
+            box_of = dict(jobs)
+            for path, image in _prefetch([p for p, _ in jobs]):
+                group.append((image, box_of[path]))
+                if len(group) == 8:
+                    est.predict_rgb([g[0] for g in group], [g[1] for g in group],
+                                    ["image"] * len(group))
+                    group = []
+            if group:
+                est.predict_rgb([g[0] for g in group], [g[1] for g in group],
+                                ["image"] * len(group))
+            times[name].append(time.perf_counter() - start)
+    return {name: crops / float(np.median(t)) for name, t in times.items()}
+
+
+def bench(model: str, backend: str = "auto", precision: str = "fp32", batch: int = 8, *,
+          threads: int | None = None, calib: Sequence[str] = (), weights: str | None = None,
+          images: str | None = None, rounds: int = 10, passes: int = 3,
+          log: bool = True) -> dict:
+    """Model-alone and pipeline speed of the asked path (or, with "auto", the fastest accurate
+    one) beside plain PyTorch fp32. Returns the figures as one dict."""
+    if backend not in BENCH_BACKENDS:
+        raise HrposeError(f"unknown backend {backend!r}; choose one of "
+                          f"{', '.join(BENCH_BACKENDS)}")
+    if precision not in BENCH_PRECISIONS:
+        raise HrposeError(f"unknown precision {precision!r}; choose one of "
+                          f"{', '.join(BENCH_PRECISIONS)} (fp16 is a GPU precision)")
+    if batch < 1 or rounds < 1 or passes < 1:
+        raise HrposeError("batch, rounds and passes must be at least 1")
+
+    def say(message: str) -> None:
+        if log:
+            print(message, file=sys.stderr, flush=True)
+
+    trained = True
+    if model in MODELS and weights is None:
+        from ..hub import cached_path
+
+        url = MODELS[model].weights_url
+        if url and cached_path(url).exists():
+            weights = "published"
+        else:
+            trained = False
+            say(f"{model}: published weights not in the cache; timing random weights (keypoint "
+                "agreement is then not meaningful)")
+    with tempfile.TemporaryDirectory(prefix="hrpose-bench-") as tmp:
+        work = Path(tmp)
+        root = _bench_images(images, work)
+        if not trained:      # one random initialisation, shared by every path
+            from ..engine.checkpoint import save_weights
+            from ..models.zoo import build_model
+
+            weights = str(work / "random.safetensors")
+            save_weights(weights, build_model(model).state_dict(), {"model": model})
+        plain: RuntimePath | None = None
+        loaded = open_model(model, weights, precision="fp32", threads=threads)
+        if isinstance(loaded.runner, TorchRunner):
+            plain = RuntimePath("torch", "fp32", loaded.runner, model)
+        candidates = _paths(model, weights, backend, precision, calib, threads, plain, work, say)
+        if plain is not None and backend in ("auto", "torch") and precision == "fp32":
+            candidates.append(plain)
+        reference = plain.runner if plain else open_exported(exported_file(model),
+                                                             precision="fp32", threads=threads)
+        crops = person_crops([root], reference.input_hw, limit=64)
+        x = normalize(crops, loaded.mean, loaded.std)
+        ref_heatmaps = run_batched(reference, x, batch)
+        for c in candidates:
+            c.agreement = compare(reference, c.runner, x, batch, ref_heatmaps)
+        timed = list(dict.fromkeys([*([plain] if plain else []), *candidates]))
+        batch_x = np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:])))
+        say(f"timing {', '.join(p.name for p in timed)}: {rounds} interleaved rounds, batch "
+            f"{batch}")
+        _time(timed, batch_x, rounds)
+        accurate = [c for c in candidates if not trained or precision == "int8"
+                    or c.agreement.within_1px >= ACCURATE]
+        chosen = max(accurate or candidates,
+                     key=lambda c: c.figures(batch)["img_per_s"])
+        say(f"pipeline: {passes} passes over {root}")
+        estimators = {"chosen": PoseEstimator(chosen.model, None if chosen.backend == "torch"
+                                              else chosen.backend, "cpu",
+                                              "bf16" if precision == "bf16" else "fp32",
+                                              weights=weights if chosen.backend == "torch"
+                                              else None, batch=batch, threads=threads)}
+        if plain is not None:
+            estimators["plain"] = PoseEstimator(model, "torch", weights=weights, batch=batch,
+                                                threads=threads)
+        pipeline = _pipeline(estimators, root, passes)
+
+    figures = chosen.figures(batch)
+    plain_figures = plain.figures(batch) if plain else None
+    return {
+        "model": model, "backend": chosen.backend, "precision": precision, "batch": batch,
+        "threads": threads or len(os.sched_getaffinity(0)),
+        "model_img_per_s": figures["img_per_s"],
+        "pipeline_img_per_s": round(pipeline["chosen"], 2),
+        "p50_ms": figures["p50_ms"], "p95_ms": figures["p95_ms"],
+        "within_1px": figures["within_1px"], "trained_weights": trained,
+        "plain_torch_fp32": None if plain_figures is None else {
+            **plain_figures, "pipeline_img_per_s": round(pipeline["plain"], 2)},
+        "speedup": None if plain_figures is None else
+        round(figures["img_per_s"] / plain_figures["img_per_s"], 2),
+        "paths": [p.figures(batch) for p in timed],
+        "rounds": rounds, "images": root if images else "synthetic (24 images)",
+    }
+
+
+def format_bench(result: dict) -> str:
+    lines = [f"{'path':<22} {'img/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'x plain':>8} "
+             f"{'joints <=1px':>12}"]
+    plain = result["plain_torch_fp32"]
+    for p in result["paths"]:
+        name = f"{p['backend']} {p['precision']}"
+        chosen = p["backend"] == result["backend"] and p["precision"] == result["precision"]
+        x = f"{p['img_per_s'] / plain['img_per_s']:.2f}" if plain else "-"
+        agree = "-" if p["within_1px"] is None else f"{100 * p['within_1px']:.1f}%"
+        lines.append(f"{name:<22} {p['img_per_s']:>7.1f} {p['p50_ms']:>8.1f} "
+                     f"{p['p95_ms']:>8.1f} {x:>8} {agree:>12}" + ("  <- chosen" if chosen
+                                                                   else ""))
+    pipe = (f"pipeline (decode, crop, model, keypoints): {result['pipeline_img_per_s']:.1f} "
+            f"crops/s = {100 * result['pipeline_img_per_s'] / result['model_img_per_s']:.0f}% "
+            "of the model alone")
+    if plain:
+        pipe += f"; plain PyTorch fp32 {plain['pipeline_img_per_s']:.1f}"
+    lines.append(pipe)
+    lines.append(f"batch {result['batch']}, {result['threads']} threads, medians of "
+                 f"{result['rounds']} interleaved rounds" +
+                 ("" if result["trained_weights"] else "; random weights (speed only)"))
+    return "\n".join(lines)

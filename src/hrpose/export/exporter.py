@@ -1,0 +1,168 @@
+"""`hrpose export`: a zoo model, checkpoint or exported file from elsewhere -> an ONNX or
+OpenVINO file in fp32, FP16 or INT8, verified against its source on the same crops and carrying
+the metadata that lets `PoseEstimator`, `hrpose eval` and `hrpose infer` run it alone."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..data.transforms import normalize
+from ..errors import HrposeError
+from ..inference.backends import (
+    LoadedModel,
+    TorchRunner,
+    exported_file,
+    open_exported,
+    open_model,
+)
+from ..skeletons import skeleton_for
+from .calibration import person_crops, synthetic_crops
+from .onnx import copy_onnx, export_onnx, quantize_onnx
+from .openvino import quantize_openvino, read_openvino, save_openvino
+from .verify import Agreement, compare
+
+FORMATS = {"onnx": ".onnx", "openvino": ".xml"}
+VERIFY_CROPS = 64
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    precision: str                  # fp32, fp16 or int8: the file's weights
+    reference: str                  # what it was verified against
+    agreement: Agreement
+    calibration_crops: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "format": self.format, "precision": self.precision,
+                "reference": self.reference, "agreement": self.agreement.as_dict(),
+                "calibration_crops": self.calibration_crops,
+                "seconds": round(self.seconds, 2)}
+
+
+def default_output(model: str, format: str, precision: str) -> Path:
+    """`hrnet_w32_256x192_int8.xml` for a zoo name; for a file, its stem (its folder's name when
+    the file is a generic `model.*`)."""
+    path = Path(model)
+    stem = path.stem if path.suffix else path.name
+    if stem in ("model", "inference", "best", "latest") and path.suffix:
+        stem = path.parent.name or stem
+    return Path(f"{stem}_{precision}{FORMATS[format]}")
+
+
+def _metadata(model: str, loaded: LoadedModel, input_hw: tuple[int, int], joints: int,
+              precision: str) -> dict[str, str]:
+    keypoints = loaded.keypoints or skeleton_for(joints).name
+    return {"mean": json.dumps(list(loaded.mean)), "std": json.dumps(list(loaded.std)),
+            "keypoints": keypoints, "codec": loaded.codec, "input_hw": json.dumps(list(input_hw)),
+            "source": Path(model).name, "precision": precision,
+            "exported_by": f"hrpose {__version__}"}
+
+
+def export_model(model: str, out: str | Path | None = None, format: str = "onnx", *,
+                 weights: str | None = None, fp16: bool = False, int8: bool = False,
+                 calib: Sequence[str] = (), detector: object | None = None,
+                 dynamic_batch: bool = True, batch: int = 1, simplify: bool = True,
+                 calib_limit: int = 300, log: bool = True) -> ExportResult:
+    """Exports `model` (a zoo name with `weights`, a checkpoint, or an .onnx / .xml file) to
+    `out`. INT8 needs `calib`: folders, images or globs whose people (annotation boxes, else
+    `detector`'s, else the whole image) are the calibration crops."""
+    start = time.perf_counter()
+    if format not in FORMATS:
+        raise HrposeError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    if fp16 and int8:
+        raise HrposeError("choose one of --fp16 and --int8")
+    if int8 and not calib:
+        raise HrposeError("INT8 needs calibration images: --calib FOLDER (a data set, a folder "
+                          "of images or a glob)")
+    if batch < 1:
+        raise HrposeError(f"batch must be at least 1, got {batch}")
+    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
+    out = Path(out) if out is not None else default_output(model, format, precision)
+    if out.suffix.lower() != FORMATS[format]:
+        raise HrposeError(f"{out}: a {format} model is written as a {FORMATS[format]} file")
+
+    def say(message: str) -> None:
+        if log:
+            print(message, file=sys.stderr, flush=True)
+
+    loaded = open_model(model, weights, precision="fp32")
+    reference = loaded.runner
+    h, w = input_hw = reference.input_hw
+    joints = reference(np.zeros((1, 3, h, w), np.float32)).shape[1]
+    metadata = _metadata(model, loaded, input_hw, joints, precision)
+    if isinstance(reference, TorchRunner):
+        reference_name = "PyTorch fp32"
+    else:
+        source = exported_file(model)
+        if out.resolve() == source.resolve():
+            raise HrposeError(f"{out}: the output would overwrite the model being exported")
+        reference_name = f"{source.name} fp32"
+    crops = person_crops(calib, input_hw, detector, calib_limit) if calib else \
+        synthetic_crops(input_hw, VERIFY_CROPS)
+    x = normalize(crops, loaded.mean, loaded.std)
+    fixed = getattr(reference, "fixed_batch", None) or (None if dynamic_batch else batch)
+    calibration = _calibration_batches(x, fixed or 1) if int8 else []
+    if int8:
+        say(f"calibrating on {len(x)} crops from {', '.join(map(str, calib))}")
+
+    with tempfile.TemporaryDirectory(prefix="hrpose-export-") as work:
+        if isinstance(reference, TorchRunner):
+            net = reference.model
+            if format == "onnx" and not int8:
+                export_onnx(net, input_hw, out, metadata, fp16=fp16, dynamic_batch=dynamic_batch,
+                            batch=batch, simplify=simplify)
+            else:
+                onnx_file = export_onnx(net, input_hw, Path(work) / "fp32.onnx", metadata,
+                                        dynamic_batch=dynamic_batch, batch=batch,
+                                        simplify=simplify)
+                _convert(onnx_file, out, format, int8, fp16, calibration, metadata)
+        else:
+            if format == "onnx" and source.suffix.lower() != ".onnx":
+                raise HrposeError(f"{source}: an OpenVINO IR cannot be turned back into ONNX; "
+                                  "use --format openvino")
+            if format == "onnx" and fp16:
+                raise HrposeError(f"{source}: FP16 of an ONNX file from elsewhere is not "
+                                  "supported; use --format openvino --fp16")
+            if format == "onnx" and not int8:
+                copy_onnx(source, out, metadata, simplify)
+            else:
+                _convert(source, out, format, int8, fp16, calibration, metadata)
+
+    exported = open_exported(out, precision="fp32")
+    agreement = compare(reference, exported, x[:VERIFY_CROPS])
+    say(f"wrote {out}; against {reference_name} on {agreement.describe()}")
+    if precision == "fp32" and agreement.within_1px < 0.99:
+        say(f"warning: the fp32 export disagrees with {reference_name}")
+    return ExportResult(out, format, precision, reference_name, agreement, len(calibration),
+                        time.perf_counter() - start)
+
+
+def _calibration_batches(x: np.ndarray, size: int) -> list[np.ndarray]:
+    """Whole batches of `size` crops (a fixed-batch model takes no other size)."""
+    if len(x) < size:
+        x = np.concatenate([x] * -(-size // len(x)))
+    return [np.ascontiguousarray(x[i : i + size]) for i in range(0, len(x) - size + 1, size)]
+
+
+def _convert(source: Path, out: Path, format: str, int8: bool, fp16: bool,
+             calibration: list[np.ndarray], metadata: dict[str, str]) -> None:
+    """An ONNX or IR file -> `out` in `format`, quantised when `int8`."""
+    if format == "onnx":            # only INT8 reaches here
+        quantize_onnx(source, out, calibration, metadata)
+        return
+    model = read_openvino(source)
+    if int8:
+        model = quantize_openvino(model, calibration)
+    save_openvino(model, out, metadata, fp16=fp16)

@@ -1,0 +1,73 @@
+"""OpenVINO IR export: from an ONNX file (hrpose's own export, or one from elsewhere) or another
+IR; FP16 weights (compressed; inference precision stays a runtime choice); INT8 by NNCF's
+post-training quantisation calibrated on real crops. Metadata goes in rt_info["hrpose"]."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HrposeError
+from ..inference.backends import openvino_core
+
+
+def read_openvino(path: str | Path) -> object:
+    """An ONNX or IR file as an OpenVINO model, with a one-line error for a bad file."""
+    core = openvino_core()
+    try:
+        return core.read_model(str(path))  # type: ignore[attr-defined]
+    except Exception as e:  # OpenVINO raises RuntimeError with long multi-line text
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise HrposeError(f"{path}: cannot read the model ({first})") from None
+
+
+def set_openvino_metadata(model: object, metadata: dict[str, str]) -> None:
+    for key, value in metadata.items():
+        model.set_rt_info(str(value), ["hrpose", key])  # type: ignore[attr-defined]
+
+
+def save_openvino(model: object, path: str | Path, metadata: dict[str, str],
+                  fp16: bool = False) -> Path:
+    """Writes PATH (.xml) and its .bin: written in a temporary folder beside them, then moved
+    into place, the .bin first, so a reader never sees a new .xml with an old .bin."""
+    import openvino as ov
+
+    path = Path(path)
+    if path.suffix.lower() != ".xml":
+        raise HrposeError(f"{path}: an OpenVINO model is written as a .xml file (+ .bin)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    set_openvino_metadata(model, metadata)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.") as work:
+        tmp = Path(work) / "model.xml"
+        ov.save_model(model, str(tmp), compress_to_fp16=fp16)
+        os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(tmp, path)
+    return path
+
+
+# Left in float in models with depthwise convolutions (the LiteHRNet family, PP-TinyPose):
+# quantising their branch sums and depthwise convolutions cost PP-TinyPose 0.41 COCO AP on
+# coco-mini-train (0.54 -> 0.13); kept in float, 0.025.
+DEPTHWISE_FLOAT_TYPES = ("Add", "GroupConvolution")
+
+
+def quantize_openvino(model: object, calibration: Sequence[np.ndarray]) -> object:
+    """INT8 by NNCF post-training quantisation: per-channel int8 weights, int8 activations
+    with ranges from `calibration` (normalised float32 batches), then NNCF's bias correction.
+    Models with depthwise convolutions keep `DEPTHWISE_FLOAT_TYPES` in float."""
+    try:
+        import nncf
+    except ImportError:
+        raise HrposeError("INT8 OpenVINO models need nncf: pip install 'hrpose[export]'") \
+            from None
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    types = {op.get_type_name() for op in model.get_ordered_ops()}  # type: ignore[attr-defined]
+    ignored = (nncf.IgnoredScope(types=list(DEPTHWISE_FLOAT_TYPES))
+               if "GroupConvolution" in types else None)
+    return nncf.quantize(model, nncf.Dataset(list(calibration)), subset_size=len(calibration),
+                         ignored_scope=ignored)
