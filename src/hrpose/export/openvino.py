@@ -4,8 +4,10 @@ post-training quantisation calibrated on real crops. Metadata goes in rt_info["h
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,5 +71,7 @@ def quantize_openvino(model: object, calibration: Sequence[np.ndarray]) -> objec
     types = {op.get_type_name() for op in model.get_ordered_ops()}  # type: ignore[attr-defined]
     ignored = (nncf.IgnoredScope(types=list(DEPTHWISE_FLOAT_TYPES))
                if "GroupConvolution" in types else None)
-    return nncf.quantize(model, nncf.Dataset(list(calibration)), subset_size=len(calibration),
-                         ignored_scope=ignored)
+    # NNCF draws its progress bars on stdout; stdout is for results (--json)
+    with contextlib.redirect_stdout(sys.stderr):
+        return nncf.quantize(model, nncf.Dataset(list(calibration)),
+                             subset_size=len(calibration), ignored_scope=ignored)
