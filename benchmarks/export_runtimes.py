@@ -7,7 +7,8 @@ The pipeline figure runs on coco-mini-train's real images and annotated boxes wh
 ../shared/data is there, else on 24 synthetic images. Goals (issue 6): fp32 >= 1.3x, bf16 >= 2.6x,
 INT8 >= 5x plain PyTorch fp32; pipeline >= 80% of the model alone.
 
-    python benchmarks/export_runtimes.py [--precisions fp32 bf16 int8] [--rounds 10] [--no-report]
+    python benchmarks/export_runtimes.py [--models w32 tinypose] [--precisions fp32 bf16 int8]
+        [--rounds 10] [--no-report]
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"])
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--models", nargs="+", choices=("w32", "tinypose"),
+                        default=["w32", "tinypose"])
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
 
@@ -45,7 +48,9 @@ def main() -> None:
              "img/s | x plain | pipeline crops/s (% of model) | joints within 1 px of fp32 | "
              "other paths (img/s) |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    models = ["hrnet_w32_256x192", str(SHARED / "models" / "tinypose_256x192" / "model.xml")]
+    names = {"w32": "hrnet_w32_256x192",
+             "tinypose": str(SHARED / "models" / "tinypose_256x192" / "model.xml")}
+    models = [names[m] for m in args.models]
     for model in models:
         for precision in args.precisions:
             r = bench(model, "auto", precision, 8, calib=calib if precision == "int8" else (),

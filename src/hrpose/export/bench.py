@@ -89,6 +89,11 @@ def _paths(model: str, weights: str | None, backend: str, precision: str, calib:
                                      precision=precision)
                 out.append(RuntimePath(b, precision, runner, model))
             continue
+        if exported and b == "onnxruntime" and exported_file(model).suffix.lower() != ".onnx":
+            if backend == "auto":
+                continue                # an OpenVINO IR has no ONNX Runtime path
+            raise HrposeError(f"{model}: ONNX Runtime cannot run an OpenVINO IR; use "
+                              "--backend openvino")
         if exported and precision != "int8" and (b == "openvino" or
                                                   exported_file(model).suffix == ".onnx"):
             file = str(exported_file(model))
