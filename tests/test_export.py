@@ -170,7 +170,7 @@ def test_bench_times_every_path_beside_plain_pytorch(tiny, capsys):
     assert (r["backend"], r["model_img_per_s"]) == (fastest["backend"], fastest["img_per_s"])
     assert r["plain_torch_fp32"]["img_per_s"] == paths["torch", "fp32"]["img_per_s"]
     assert r["p50_ms"] <= r["p95_ms"] and r["pipeline_img_per_s"] > 0
-    assert all(p["within_1px"] == 1.0 for p in paths.values())
+    assert all(p["within_1px"] == 1.0 for p in paths.values()) and r["accurate"]
     assert main(["bench", str(path), "--precision", "int8"]) == 2
     assert "--calib" in capsys.readouterr().err
 

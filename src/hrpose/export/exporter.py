@@ -75,9 +75,9 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
                  calib: Sequence[str] = (), detector: object | None = None,
                  dynamic_batch: bool = True, batch: int = 1, simplify: bool = True,
                  calib_limit: int = 300, log: bool = True) -> ExportResult:
-    """Exports `model` (a zoo name with `weights`, a checkpoint, or an .onnx / .xml file) to
-    `out`. INT8 needs `calib`: folders, images or globs whose people (annotation boxes, else
-    `detector`'s, else the whole image) are the calibration crops."""
+    """Exports `model` (a zoo name with `weights`, default "published"; a checkpoint; or an
+    .onnx / .xml file) to `out`. INT8 needs `calib`: folders, images or globs whose people
+    (annotation boxes, else `detector`'s, else the whole image) are the calibration crops."""
     start = time.perf_counter()
     if format not in FORMATS:
         raise HrposeError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -97,6 +97,10 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         if log:
             print(message, file=sys.stderr, flush=True)
 
+    from ..models.zoo import MODELS
+
+    if model in MODELS and weights is None:
+        weights = "published"        # as PoseEstimator: a zoo name means its trained weights
     loaded = open_model(model, weights, precision="fp32")
     reference = loaded.runner
     h, w = input_hw = reference.input_hw
