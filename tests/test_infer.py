@@ -406,6 +406,8 @@ def test_openvino_models_released_out_of_order_leave_signal_handling_intact():
 def test_a_training_checkpoint_runs_alone_with_its_codec(tmp_path):
     """best.safetensors from `hrpose train` states its architecture, input, keypoints and codec;
     on torch, batching across images keeps the keypoints."""
+    import torch
+
     from hrpose.config import load_config
     from hrpose.engine.checkpoint import save_weights
     from hrpose.engine.train import init_kaiming, weights_metadata
@@ -413,6 +415,7 @@ def test_a_training_checkpoint_runs_alone_with_its_codec(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     config = load_config(root / "configs/synthetic/quickstart.yaml")
+    torch.manual_seed(0)  # random weights independent of the tests that ran before
     model = model_from_arch(config.model.arch())
     init_kaiming(model)
     save_weights(tmp_path / "best.safetensors", model.state_dict(), weights_metadata(config))
