@@ -4,8 +4,10 @@ Conventions (both shown by `hrpose info`):
 - MACs: multiply-accumulates of convolution, transposed convolution and linear layers, every call
   counted, per sample. A convolution costs (output elements) x (in_channels / groups) x kh x kw;
   a transposed convolution costs (input elements) x (out_channels / groups) x kh x kw.
-- "paper GFLOPs": the same MACs divided by 2**30, which is what the official HRNet summary tool
-  prints under the name GFLOPs (7.1 for W32 256x192 where the MACs are 7.65e9).
+- "paper GFLOPs": what the official summary tools print under the name GFLOPs. The HRNet tool
+  prints the MACs / 2**30 (7.1 for W32 256x192 where the MACs are 7.65e9). The HigherHRNet tool
+  counts a transposed convolution over its output positions (4x for stride 2) and divides by
+  10**9 (47.9 for HigherHRNet-W32 512, whose MACs are 46.20e9): `paper_macs` and `paper_unit`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ class Complexity:
     macs: int                         # per sample
     input_shape: tuple[int, ...]
     output_shapes: list[tuple[int, ...]]
+    paper_macs: int = 0               # transposed convolutions counted over output positions
+    paper_unit: float = 2**30
+
 
     @property
     def gmacs(self) -> float:
@@ -29,7 +34,7 @@ class Complexity:
 
     @property
     def paper_gflops(self) -> float:
-        return self.macs / 2**30
+        return (self.paper_macs or self.macs) / self.paper_unit
 
 
 def count_params(model: nn.Module) -> int:
@@ -48,16 +53,21 @@ def _layer_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
     return 0
 
 
-def measure(model: nn.Module, input_shape: tuple[int, ...]) -> Complexity:
+def measure(model: nn.Module, input_shape: tuple[int, ...], paper_unit: float = 2**30
+            ) -> Complexity:
     """Counts `model` (any device; best built on the meta device) on one input of `input_shape`
-    (C, H, W) or (1, C, H, W)."""
+    (C, H, W) or (1, C, H, W). `paper_unit`: the divisor of the official summary tool."""
     if len(input_shape) == 3:
         input_shape = (1, *input_shape)
-    total = 0
+    total = paper = 0
 
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        total += _layer_macs(module, inputs, output)
+        nonlocal total, paper
+        macs = _layer_macs(module, inputs, output)
+        total += macs
+        if isinstance(module, nn.ConvTranspose2d):
+            macs = macs * output[0][0].numel() // inputs[0][0][0].numel()
+        paper += macs
 
     counted = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, counted)]
@@ -77,4 +87,6 @@ def measure(model: nn.Module, input_shape: tuple[int, ...]) -> Complexity:
         macs=total,
         input_shape=tuple(input_shape),
         output_shapes=[tuple(o.shape) for o in outputs],
+        paper_macs=paper,
+        paper_unit=paper_unit,
     )

@@ -30,7 +30,7 @@ Tensors = dict[str, "np.ndarray | torch.Tensor"]
 LAYOUTS = {
     "hrpose": "hrpose / mmpose 1.x",
     "backbone": "hrpose backbone only",
-    "official": "official HRNet",
+    "official": "official HRNet / HigherHRNet",
     "mmpose0": "mmpose 0.x",
     "imagenet": "official HRNet backbone (ImageNet-pretrained)",
     "paddle": "PaddleDetection",
@@ -260,7 +260,8 @@ def detect_layout(keys: list[str] | set[str], source: str = "checkpoint") -> str
         return "imagenet"
     if any_start("backbone."):
         return "hrpose" if any_start("head.") else "backbone"
-    if "conv1.weight" in keys and "final_layer.weight" in keys:
+    if "conv1.weight" in keys and ("final_layer.weight" in keys
+                                   or "final_layers.0.weight" in keys):   # HRNet, HigherHRNet
         return "official"
     if "conv1.weight" in keys and "layer1.0.conv1.weight" in keys:
         return "imagenet"  # an official-names backbone without the classifier

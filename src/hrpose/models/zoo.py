@@ -11,11 +11,13 @@ from ..errors import HrposeError
 from ..hub import download
 from .convert import load_weights
 from .heads import HeatmapHead, TopDownModel
+from .higherhrnet import BottomUpModel, higherhrnet
 from .hrnet import HRNet, HRNetConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)   # RGB in [0, 1]
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MMPOSE_HRNET = "https://download.openmmlab.com/mmpose/top_down/hrnet/"
+MMPOSE_HIGHER = "https://download.openmmlab.com/mmpose/bottom_up/"
 # ImageNet-pretrained HRNet classification weights, the published initialisation for training.
 IMAGENET_BACKBONES = {
     32: "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w32-36af842e.pth",
@@ -37,9 +39,17 @@ class ModelSpec:
     published: dict[str, float] = field(default_factory=dict)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    kind: str = "topdown"               # topdown (person crops) | bottomup (whole images)
 
-    def create(self) -> TopDownModel:
+    def create(self) -> TopDownModel | BottomUpModel:
+        if self.kind == "bottomup":
+            return higherhrnet(self.width, self.num_joints)
         return hrnet_topdown(self.width, self.num_joints)
+
+    @property
+    def paper_unit(self) -> float:
+        """The divisor of the official summary tool's "GFLOPs" (see models/complexity.py)."""
+        return 1e9 if self.kind == "bottomup" else 2**30
 
 
 def hrnet_topdown(width: int, num_joints: int, **config: object) -> TopDownModel:
@@ -73,6 +83,16 @@ MODELS: dict[str, ModelSpec] = {
                          {"paper_AP": 76.3, "weights_AP": 76.7}),
         _published_hrnet(32, (256, 256), "mpii", "hrnet_w32_mpii_256x256-6c4f923f_20200812.pth",
                          {"paper_PCKh": 90.3, "weights_PCKh": 90.0}),
+        # COCO val2017 AP without multi-scale test (paper), and of the mmpose 0.x weights. The
+        # official weights (Google Drive / OneDrive) load the same way: hrpose convert FILE OUT.
+        ModelSpec("higherhrnet_w32_512", 32, (512, 512), 17, "coco",
+                  MMPOSE_HIGHER + "higher_hrnet32_coco_512x512-8ae85183_20200713.pth",
+                  {"paper_AP": 67.1, "weights_AP": 67.7}, kind="bottomup"),
+        ModelSpec("higherhrnet_w32_640", 32, (640, 640), 17, "coco",
+                  MMPOSE_HIGHER + "higher_hrnet32_coco_640x640-a22fe938_20200712.pth",
+                  {"paper_AP": 68.5, "weights_AP": 68.6}, kind="bottomup"),
+        ModelSpec("higherhrnet_w48_640", 48, (640, 640), 17, "coco", None,
+                  {"paper_AP": 69.9}, kind="bottomup"),
     ]
 }
 
@@ -86,7 +106,8 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
-def create_model(name: str, device: str | torch.device | None = None) -> TopDownModel:
+def create_model(name: str, device: str | torch.device | None = None
+                 ) -> TopDownModel | BottomUpModel:
     """The named architecture with fresh (official) initialisation, no weights loaded."""
     spec = get_spec(name)
     if device is None:
@@ -95,15 +116,17 @@ def create_model(name: str, device: str | torch.device | None = None) -> TopDown
         return spec.create()
 
 
-def build_model(name: str, weights: str | os.PathLike | None = None) -> TopDownModel:
+def build_model(name: str, weights: str | os.PathLike | None = None
+                ) -> TopDownModel | BottomUpModel:
     """The `torch.nn.Module` of a named model.
 
     `weights`: None for random (official) initialisation; a local checkpoint in any supported
     layout (official HRNet, mmpose 0.x / 1.x, Paddle, MindSpore, ImageNet backbone, hrpose); an
     http(s) URL, downloaded once into the cache; "published" for the zoo entry's own weights; or
     "imagenet" for the ImageNet-pretrained backbone (the head keeps its initialisation).
-    The module maps a normalised RGB batch `(N, 3, H, W)` to heatmaps `(N, K, H/4, W/4)`; it is
-    returned in eval mode (training code calls `.train()`).
+    A top-down module maps a normalised RGB batch `(N, 3, H, W)` to heatmaps `(N, K, H/4, W/4)`;
+    a bottom-up one (`higherhrnet_*`) to `[(N, 2K, H/4, W/4) heatmaps + tags, (N, K, H/2, W/2)]`.
+    It is returned in eval mode (training code calls `.train()`).
     """
     spec = get_spec(name)
     model = spec.create()
@@ -122,14 +145,21 @@ def build_model(name: str, weights: str | os.PathLike | None = None) -> TopDownM
     return model.eval()
 
 
-def model_from_arch(arch: dict) -> TopDownModel:
-    """A top-down HRNet from recorded architecture fields (width, num_joints and any other
-    HRNetConfig field), as training configs and checkpoint metadata state them."""
+def model_from_arch(arch: dict) -> TopDownModel | BottomUpModel:
+    """An HRNet from recorded architecture fields (width, num_joints and any other HRNetConfig
+    field; `kind` "bottomup" with `deconv_blocks` for HigherHRNet), as training configs and
+    checkpoint metadata state them."""
     arch = dict(arch)
     try:
         width, num_joints = int(arch.pop("width")), int(arch.pop("num_joints"))
+        kind = arch.pop("kind", "topdown")
+        deconv_blocks = int(arch.pop("deconv_blocks", 4))
         if "stage_modules" in arch:
             arch["stage_modules"] = tuple(arch["stage_modules"])
+        if kind == "bottomup":
+            return higherhrnet(width, num_joints, deconv_blocks, **arch)
+        if kind != "topdown":
+            raise ValueError(f"unknown kind {kind!r}")
         return hrnet_topdown(width, num_joints, **arch)
     except (KeyError, TypeError, ValueError) as e:
         raise HrposeError(f"bad model architecture {arch}: {e}") from None
@@ -138,14 +168,17 @@ def model_from_arch(arch: dict) -> TopDownModel:
 def zoo_name_for(arch: dict, input_hw: tuple[int, int]) -> str | None:
     """The named model with exactly this architecture and input size, if there is one."""
     default = HRNetConfig()             # zoo models are the published shape at their width
+    kind = arch.get("kind", "topdown")
+    if kind == "bottomup" and arch.get("deconv_blocks", 4) != 4:
+        return None
     for key, value in arch.items():
-        if key in ("width", "num_joints"):
+        if key in ("width", "num_joints", "kind", "deconv_blocks"):
             continue
         expected = getattr(default, key, None)
         if (tuple(value) if isinstance(value, list) else value) != expected:
             return None
     for spec in MODELS.values():
-        if (spec.width, spec.num_joints, tuple(spec.input_hw)) == (
-                arch.get("width"), arch.get("num_joints"), tuple(input_hw)):
+        if (spec.kind, spec.width, spec.num_joints, tuple(spec.input_hw)) == (
+                kind, arch.get("width"), arch.get("num_joints"), tuple(input_hw)):
             return spec.name
     return None
