@@ -1,0 +1,109 @@
+"""Bottom-up test time: a whole image -> every person's keypoints, no detector.
+
+Each scale resizes the image keeping its aspect: the short side becomes `input_size * scale`
+and the long side is rounded up to a multiple of 64 (the image sits at the top left, padding
+right and below). The model's two heatmap outputs (1/4 and 1/2) and its 1/4 tags are upsampled
+to that input size; with the flip test the mirrored image runs in the same batch, its maps are
+flipped back (joints swapped left/right), heatmaps averaged and tags kept side by side. Scales
+are then brought to the scale-1 input size: heatmaps averaged, tags concatenated. Grouping runs
+there (codecs/associative_embedding.py) and the people are mapped back to image pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..codecs.associative_embedding import GroupingSettings, group
+from ..data.transforms import apply_affine, invert_affine, normalize
+from ..errors import HrposeError
+
+SIDE_MULTIPLE = 64
+
+
+def scale_matrix(image_hw: tuple[int, int], short_side: float
+                 ) -> tuple[np.ndarray, tuple[int, int]]:
+    """The image -> input matrix (2, 3) and input (w, h) for a resize whose short side is
+    `short_side` and whose sides are multiples of 64 (area-aligned: pixel centres at integers)."""
+    h, w = image_hw
+    if h < 1 or w < 1:
+        raise HrposeError(f"empty image ({w}x{h})")
+    r = short_side / min(h, w)
+    out_w = int(np.ceil(w * r / SIDE_MULTIPLE) * SIDE_MULTIPLE)
+    out_h = int(np.ceil(h * r / SIDE_MULTIPLE) * SIDE_MULTIPLE)
+    shift = 0.5 * r - 0.5
+    return np.array([[r, 0, shift], [0, r, shift]]), (out_w, out_h)
+
+
+def run_scale(runner: object, image: np.ndarray, short_side: float, mean: Sequence[float],
+              std: Sequence[float], flip_index: np.ndarray | None
+              ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """One scale: heatmaps (K, h, w) and tags (K, h, w, L) at this scale's input size (L = 1,
+    or 2 with the flip test), and the image -> input matrix."""
+    matrix, (w, h) = scale_matrix(image.shape[:2], short_side)
+    resized = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT)
+    x = normalize(resized[None], mean, std)
+    if flip_index is not None:
+        x = np.concatenate([x, x[..., ::-1]])
+    low, high = runner.run_all(np.ascontiguousarray(x))[:2]   # type: ignore[attr-defined]
+    low, high = torch.from_numpy(low), torch.from_numpy(high)
+    k = high.shape[1]
+    size = (h, w)
+    heat = (F.interpolate(low[:, :k], size, mode="bilinear", align_corners=False)
+            + F.interpolate(high, size, mode="bilinear", align_corners=False)) / 2
+    tags = F.interpolate(low[:, k:], size, mode="bilinear", align_corners=False)
+    if flip_index is not None:
+        index = torch.from_numpy(np.asarray(flip_index))
+        heat = (heat[0] + heat[1, index].flip(-1)) / 2
+        tags = torch.stack([tags[0], tags[1, index].flip(-1)], -1)
+    else:
+        heat, tags = heat[0], tags[0, ..., None]
+    return heat, tags, matrix
+
+
+def _to_base(maps: torch.Tensor, scale: float, base_hw: tuple[int, int]) -> torch.Tensor:
+    """Maps (1, C, h, w) at `scale` x the base input size -> (1, C, *base_hw): base pixel u
+    samples (u + 0.5) * scale - 0.5, whatever padding each scale's size got."""
+    out = F.interpolate(maps, scale_factor=1 / scale, mode="bilinear", align_corners=False,
+                        recompute_scale_factor=False)[..., : base_hw[0], : base_hw[1]]
+    pad_h, pad_w = base_hw[0] - out.shape[-2], base_hw[1] - out.shape[-1]
+    return F.pad(out, (0, pad_w, 0, pad_h)) if pad_h or pad_w else out
+
+
+def bottomup_keypoints(runner: object, image: np.ndarray, mean: Sequence[float],
+                       std: Sequence[float], input_size: int,
+                       flip_index: np.ndarray | None = None,
+                       scales: Sequence[float] = (1.0,),
+                       settings: GroupingSettings = GroupingSettings()
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB uint8 image (H, W, 3) -> people (P, K, 3) x, y in image pixels and joint score,
+    and person scores (P,), strongest first."""
+    if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise HrposeError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+    if not scales or min(scales) <= 0:
+        raise HrposeError(f"scales must be positive, got {list(scales)}")
+    base_matrix, (base_w, base_h) = scale_matrix(image.shape[:2], input_size)
+    heat_sum, all_tags = None, []
+    for scale in sorted(scales, reverse=True):
+        heat, tags, _ = run_scale(runner, image, input_size * scale, mean, std, flip_index)
+        if scale != 1.0:
+            heat = _to_base(heat[None], scale, (base_h, base_w))[0]
+            k, h, w, n = tags.shape
+            tags = _to_base(tags.permute(0, 3, 1, 2).reshape(1, k * n, h, w), scale,
+                            (base_h, base_w))
+            tags = tags.reshape(k, n, base_h, base_w).permute(0, 2, 3, 1)
+        heat_sum = heat if heat_sum is None else heat_sum + heat
+        all_tags.append(tags)
+    heat = heat_sum / len(scales)
+    tags = torch.cat(all_tags, -1)
+    people, scores = group(heat[None], tags[None], settings)[0]
+    if len(people):
+        people[..., :2] = apply_affine(invert_affine(base_matrix), people[..., :2])
+        order = np.argsort(-scores, kind="stable")
+        people, scores = people[order], scores[order]
+    return people.astype(np.float32), scores
