@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .data.bottomup import BottomUpAugmentation
 from .data.topdown import Augmentation
 from .engine.evaluate import EvalSettings
 from .errors import HrposeError
@@ -37,10 +38,17 @@ class ModelConfig:
     # "kaiming" (He init, for training from scratch).
     init: str = "imagenet"
     sync_bn: bool = False              # BN statistics over all devices' batches
+    # "topdown" (HRNet on person crops) or "bottomup" (HigherHRNet on whole images, with
+    # `deconv_blocks` basic blocks at 1/2 resolution).
+    kind: str = "topdown"
+    deconv_blocks: int = 4
 
     def arch(self) -> dict[str, Any]:
-        """The architecture fields, as checkpoints record them."""
-        return {k: v for k, v in asdict(self).items() if k not in ("init", "sync_bn")}
+        """The architecture fields, as checkpoints record them (top-down ones as before
+        HigherHRNet existed, so their checkpoints keep their metadata)."""
+        skip = ("init", "sync_bn") + (("kind", "deconv_blocks") if self.kind == "topdown"
+                                      else ())
+        return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
 @dataclass
@@ -57,6 +65,18 @@ class DataConfig:
     padding: float = 1.25                    # box padding around a person
     augment: Augmentation = field(default_factory=Augmentation)
     workers: int = 4                         # data-loading processes per device
+
+
+@dataclass
+class BottomUpConfig:
+    """Bottom-up (model.kind bottomup) training: the published HigherHRNet recipe. The input is
+    data.input_wh (square); targets use data.sigma at 1/4 and 1/2."""
+
+    augment: BottomUpAugmentation = field(default_factory=BottomUpAugmentation)
+    max_people: int = 30                     # people per image in the tag loss
+    heatmap_weight: float = 1.0
+    pull_weight: float = 1e-3
+    push_weight: float = 1e-3
 
 
 @dataclass
@@ -93,6 +113,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: EvalSettings = field(default_factory=lambda: EvalSettings(batch=64))
+    bottomup: BottomUpConfig = field(default_factory=BottomUpConfig)
 
 
 def _type_name(tp: Any) -> str:
@@ -240,6 +261,7 @@ def dump_config(config: Config) -> str:
 
 
 CHOICES = {
+    ("model", "kind"): ("topdown", "bottomup"),
     ("data", "target"): ("classic", "dark", "udp"),
     ("train", "optimizer"): ("adam", "adamw"),
     ("train", "loss"): ("mse", "ohkm"),
@@ -262,6 +284,9 @@ def validate(config: Config, source: str = "config") -> Config:
     if (hw * 4, hh * 4) != (w, h):
         raise HrposeError(f"{source}: data.heatmap_wh: {hw}x{hh} must be a quarter of "
                           f"data.input_wh {w}x{h}")
+    if config.model.kind == "bottomup" and (w != h or w % 64):
+        raise HrposeError(f"{source}: data.input_wh: a bottom-up input is square with a side "
+                          f"that is a multiple of 64, got {w}x{h}")
     for key in ("epochs", "batch"):
         if getattr(config.train, key) < 1:
             raise HrposeError(f"{source}: train.{key} must be at least 1")

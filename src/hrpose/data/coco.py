@@ -44,6 +44,9 @@ class KeypointData:
     head_sizes: np.ndarray | None = None    # (M,) MPII only: the PCKh normaliser
     kind: str = "coco"               # "coco" (scored by OKS AP) or "mpii" (scored by PCKh)
     categories: list[dict] = field(default_factory=list)
+    # Segmentations (polygons or RLE) of the people bottom-up training ignores: crowd regions
+    # and people without keypoints, by row.
+    ignore_segmentations: dict[int, object] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -119,6 +122,7 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
     iscrowd = np.zeros(m, bool)
     areas = np.zeros(m)
     num_kp = np.zeros(m, np.int64)
+    ignore: dict[int, object] = {}
     for i, ann in enumerate(anns):
         if "id" not in ann:
             raise _fail(path, f"annotation #{i}", "missing field 'id'")
@@ -141,9 +145,11 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
         areas[i] = float(ann["area"]) if "area" in ann else box[2] * box[3]
         num_kp[i] = int(ann["num_keypoints"]) if "num_keypoints" in ann else int((kp[:, 2] > 0)
                                                                                  .sum())
+        if (iscrowd[i] or num_kp[i] == 0) and ann.get("segmentation"):
+            ignore[i] = ann["segmentation"]
     return KeypointData(path, skeleton, images, ids, image_ids, boxes,
                         keypoints.astype(np.float32), iscrowd, areas, num_kp, int(cat_id),
-                        categories=list(data["categories"]))
+                        categories=list(data["categories"]), ignore_segmentations=ignore)
 
 
 def load_mpii(path: str | Path) -> KeypointData:

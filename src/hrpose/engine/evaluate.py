@@ -6,12 +6,13 @@ The same crop, runner and codec code as inference; this module only composes the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from ..codecs.associative_embedding import GroupingSettings
 from ..codecs.heatmap import HeatmapCodec
 from ..data.coco import Detections, KeypointData, group_by_image, load_detections, load_keypoints
 from ..data.topdown import ImageCrops, crop_batches, ground_truth_boxes, read_image
@@ -42,6 +43,9 @@ class EvalSettings:
     rescore_threshold: float = 0.2     # joints above this count in the person score
     nms: str = "oks"                   # oks | soft | none
     nms_threshold: float = 0.9
+    # Bottom-up models: test scales (relative to the input size) and grouping.
+    scales: tuple[float, ...] = (1.0,)
+    grouping: GroupingSettings = field(default_factory=GroupingSettings)
 
 
 @dataclass
@@ -164,6 +168,59 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
     results.save(out / "results.json")
     _write_metrics(out, metrics, {"dataset": str(ann_file), "people": len(boxes.scores),
                                   "boxes": settings.det_json or "ground truth",
+                                  "settings": asdict(settings), **(extra or {})})
+    if draw:
+        draw_results(results, data, image_dir, out / picture, draw)
+    return metrics
+
+
+def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path,
+                      mean: tuple[float, ...], std: tuple[float, ...], input_size: int,
+                      settings: EvalSettings = EvalSettings(), ann: str | Path | None = None,
+                      images: str | Path | None = None, progress: bool = True,
+                      extra: dict | None = None, draw: int = 4,
+                      picture: str = "predictions.jpg",
+                      shard: tuple[int, int] = (0, 1)) -> dict[str, float]:
+    """A bottom-up model on every image of a COCO keypoint set (no boxes): the same outputs as
+    `evaluate`. With `shard`, each rank runs every world-th image and the people are gathered."""
+    from ..inference.bottomup import bottomup_keypoints
+
+    ann_file, image_dir = find_dataset(data_root, ann, images)
+    data = load_keypoints(ann_file)
+    if data.kind == "mpii":
+        raise HrposeError(f"{ann_file}: bottom-up models are scored on COCO-style data (OKS AP)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rank, world = shard
+    flip_index = data.skeleton.flip_index if settings.flip else None
+    image_ids = sorted(data.images)[rank::world]
+    found: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for image_id in tqdm(image_ids, desc="eval", unit="img", disable=not progress, leave=False):
+        image = read_image(image_dir / data.images[image_id].file_name)
+        people, scores = bottomup_keypoints(runner, image, mean, std, input_size, flip_index,
+                                            settings.scales, settings.grouping)
+        if people.shape[1:2] != (data.skeleton.num_joints,) and len(people):
+            raise HrposeError(f"the model predicts {people.shape[1]} joints, the data set "
+                              f"{ann_file.name} has {data.skeleton.num_joints}")
+        found.append((image_id, people, scores))
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, found)
+        found = [item for part in gathered for item in part]
+    k = data.skeleton.num_joints
+    results = KeypointResults(
+        np.array([i for i, p, _ in found for _ in range(len(p))], np.int64),
+        np.concatenate([p for _, p, _ in found]) if found else np.zeros((0, k, 3), np.float32),
+        np.concatenate([s for _, _, s in found]) if found else np.zeros(0, np.float32),
+        data.category_id)
+    metrics = evaluate_keypoints(data, results)
+    if rank != 0:
+        return metrics
+    results.save(out / "results.json")
+    _write_metrics(out, metrics, {"dataset": str(ann_file), "people": len(results),
+                                  "boxes": "none (bottom-up)",
                                   "settings": asdict(settings), **(extra or {})})
     if draw:
         draw_results(results, data, image_dir, out / picture, draw)

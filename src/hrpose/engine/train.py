@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ..codecs.heatmap import HeatmapCodec
 from ..config import Config, config_to_dict, dump_config, load_config
+from ..data.bottomup import BottomUpDataset
 from ..data.coco import load_keypoints
 from ..data.topdown import TopDownDataset
 from ..data.transforms import normalize_tensor
@@ -39,8 +40,8 @@ from ..models.zoo import (
 )
 from . import distributed
 from .checkpoint import atomic_path, save_weights
-from .evaluate import evaluate
-from .losses import heatmap_loss
+from .evaluate import evaluate, evaluate_bottomup
+from .losses import bottomup_loss, heatmap_loss
 from .optim import base_lr, lr_at, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ def training_model(config: Config, device: torch.device, main: bool) -> nn.Modul
         return model.to(device)
     if init == "kaiming":
         init_kaiming(model.backbone)
+        if config.model.kind == "bottomup":      # its head has convolution blocks too
+            init_kaiming(model.head.deconv_layers)
         return model.to(device)
     if init == "imagenet":
         if config.model.width not in IMAGENET_BACKBONES:
@@ -142,7 +145,8 @@ def weights_metadata(config: Config, extra: dict | None = None) -> dict[str, str
     return {"model": zoo_name_for(arch, (h, w)) or "", "arch": json.dumps(arch),
             "input_hw": json.dumps([h, w]), "keypoints": "coco" if arch["num_joints"] == 17
             else "mpii" if arch["num_joints"] == 16 else "custom",
-            "codec": config.data.target,
+            "codec": "associative_embedding" if config.model.kind == "bottomup"
+            else config.data.target,
             "mean": json.dumps(list(IMAGENET_MEAN)), "std": json.dumps(list(IMAGENET_STD)),
             **{k: str(v) for k, v in (extra or {}).items()}}
 
@@ -175,12 +179,20 @@ class Trainer:
         if train_data.skeleton.num_joints != config.model.num_joints:
             raise HrposeError(f"{train_data.path}: {train_data.skeleton.num_joints} joints, "
                               f"model.num_joints is {config.model.num_joints}")
-        self.dataset = TopDownDataset(train_data, root / data_cfg.train_images, self.codec,
-                                      data_cfg.augment, config.train.seed, data_cfg.padding)
+        self.bottomup = config.model.kind == "bottomup"
+        if self.bottomup:
+            bu = config.bottomup
+            self.dataset: TopDownDataset | BottomUpDataset = BottomUpDataset(
+                train_data, root / data_cfg.train_images, data_cfg.input_wh[0], (4, 2),
+                data_cfg.sigma, bu.max_people, bu.augment, config.train.seed)
+        else:
+            self.dataset = TopDownDataset(train_data, root / data_cfg.train_images, self.codec,
+                                          data_cfg.augment, config.train.seed, data_cfg.padding)
         self.sampler = EpochSampler(len(self.dataset), config.train.batch, self.world,
                                     config.train.seed)
         if self.sampler.batches == 0:
-            raise HrposeError(f"{train_data.path}: {len(self.dataset)} training people, fewer "
+            raise HrposeError(f"{train_data.path}: {len(self.dataset)} training "
+                              f"{'images' if self.bottomup else 'people'}, fewer "
                               f"than one global batch of {config.train.batch * self.world.size}")
         self.steps_per_epoch = self.sampler.batches
         if config.train.max_iters:
@@ -334,12 +346,19 @@ class Trainer:
         memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
         images = batch["image"].to(self.device, non_blocking=True)
         x = normalize_tensor(images, self.mean, self.std).contiguous(memory_format=memory)
-        target = batch["heatmaps"].to(self.device, non_blocking=True)
-        weights = batch["weights"].to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype,
                             enabled=self.amp_dtype is not None):
             output = self.model(x)
-        loss = heatmap_loss(output, target, weights, cfg.loss, cfg.ohkm_topk)
+        if self.bottomup:
+            bu = self.config.bottomup
+            targets = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()
+                       if k.startswith(("heatmaps_", "mask_", "joints"))}
+            loss, _ = bottomup_loss(output, targets, self.config.model.num_joints, (4, 2),
+                                    bu.heatmap_weight, bu.pull_weight, bu.push_weight)
+        else:
+            target = batch["heatmaps"].to(self.device, non_blocking=True)
+            weights = batch["weights"].to(self.device, non_blocking=True)
+            loss = heatmap_loss(output, target, weights, cfg.loss, cfg.ohkm_topk)
         loss_value = float(distributed.mean_over_ranks(loss.detach()))
         if not math.isfinite(loss_value):
             raise NonFiniteLoss(
@@ -362,11 +381,15 @@ class Trainer:
         w, h = data.input_wh
         runner = TorchRunner(self.net, (h, w), str(self.device))
         extra = {"epoch": self.state.epoch, "step": self.state.step}
-        metrics = evaluate(runner, data.root, self.run_dir, IMAGENET_MEAN, IMAGENET_STD,
-                           cfg.test, Path(data.root) / data.val_ann,
-                           Path(data.root) / data.val_images, progress=self.progress and
-                           self.main, extra=extra, draw=cfg.train.draw_images,
-                           shard=(self.world.rank, self.world.size))
+        common = dict(ann=Path(data.root) / data.val_ann, images=Path(data.root) / data.val_images,
+                      progress=self.progress and self.main, extra=extra,
+                      draw=cfg.train.draw_images, shard=(self.world.rank, self.world.size))
+        if self.bottomup:
+            metrics = evaluate_bottomup(runner, data.root, self.run_dir, IMAGENET_MEAN,
+                                        IMAGENET_STD, w, cfg.test, **common)
+        else:
+            metrics = evaluate(runner, data.root, self.run_dir, IMAGENET_MEAN, IMAGENET_STD,
+                               cfg.test, **common)
         self.net.train()
         ap = metrics.get("AP", metrics.get("PCKh", 0.0))
         self._log({"kind": "eval", **extra, **metrics})

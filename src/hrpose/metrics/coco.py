@@ -37,7 +37,8 @@ class KeypointResults:
         return len(self.image_ids)
 
     def to_json(self) -> list[dict]:
-        kps = np.round(self.keypoints.astype(np.float64), 3).reshape(len(self), -1).tolist()
+        kps = np.round(self.keypoints.astype(np.float64), 3).reshape(len(self), -1).tolist() \
+            if len(self) else []
         return [{"image_id": int(i), "category_id": self.category_id, "keypoints": k,
                  "score": float(s)}
                 for i, k, s in zip(self.image_ids.tolist(), kps, self.scores.tolist())]
