@@ -19,7 +19,7 @@ def _model_info(name: str) -> dict:
     from .models.zoo import create_model, get_spec
 
     spec = get_spec(name)
-    c = measure(create_model(name, device="meta"), (3, *spec.input_hw))
+    c = measure(create_model(name, device="meta"), (3, *spec.input_hw), spec.paper_unit)
     cached = None
     if spec.weights_url and cached_path(spec.weights_url).exists():
         cached = str(cached_path(spec.weights_url))
@@ -27,8 +27,10 @@ def _model_info(name: str) -> dict:
         "name": name,
         "keypoints": spec.keypoints,
         "num_joints": spec.num_joints,
+        "kind": spec.kind,
         "input_shape": list(c.input_shape),
         "output_shape": list(c.output_shapes[0]),
+        "output_shapes": [list(o) for o in c.output_shapes],
         "params": c.params,
         "macs": c.macs,
         "gmacs": round(c.gmacs, 2),
@@ -60,8 +62,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             _, _, h, w = r["input_shape"]
             print(f"{r['name']:<24} {f'{h}x{w}':>8} {r['num_joints']:>3} {r['params']:>12,} "
                   f"{r['gmacs']:>7.2f} {r['paper_gflops']:>12.1f}  {_published(r['published'])}")
-        print("GMACs: 10^9 multiply-accumulates of conv and linear layers (forward hooks). "
-              "Paper GFLOPs: the same count / 2^30, as the HRNet papers print it.")
+        print("GMACs: 10^9 multiply-accumulates of conv, transposed conv and linear layers "
+              "(forward hooks; a transposed conv counted over its input positions). Paper "
+              "GFLOPs: what the official summary tools print: HRNet the MACs / 2^30; HigherHRNet "
+              "/ 10^9 with the transposed conv counted over its (4x) output positions.")
         return 0
 
     info = _model_info(args.model)
@@ -71,17 +75,27 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     _, c, h, w = info["input_shape"]
+    k = info["num_joints"]
+    shapes = [" x ".join(map(str, ["N", *s[1:]])) for s in info["output_shapes"]]
+    if info["kind"] == "bottomup":
+        output = (f"{shapes[0]} ({k} heatmaps + {k} tags at 1/4) and {shapes[1]} (heatmaps "
+                  "at 1/2)")
+        paper = (f"{info['paper_gflops']:.1f} (the official HigherHRNet summary tool: the "
+                 "transposed convolution counted over its output positions, 4x, then / 10^9)")
+    else:
+        output = f"{shapes[0]} heatmaps (1/4 of the input)"
+        paper = (f"{info['paper_gflops']:.1f} (the MACs / 2^30: the figure the HRNet papers "
+                 "print, from the official summary tool)")
     lines = [
         ("keypoints", f"{info['keypoints']} ({info['num_joints']} joints)"),
         ("input", f"N x {c} x {h} x {w} (RGB in [0, 1], normalised by ImageNet mean/std)"),
-        ("output", f"N x {' x '.join(map(str, info['output_shape'][1:]))} heatmaps "
-                   f"(1/4 of the input)"),
+        ("output", output),
         ("parameters", f"{info['params']:,} (learnable)"),
-        ("MACs", f"{info['gmacs']:.2f} G per image (multiply-accumulates of conv and linear "
-                 "layers, counted with forward hooks)"),
+        ("MACs", f"{info['gmacs']:.2f} G per image (multiply-accumulates of conv, transposed "
+                 "conv (over its input positions) and linear layers, counted with forward "
+                 "hooks)"),
         ("FLOPs", f"{info['gflops']:.2f} G (2 x MACs)"),
-        ("paper GFLOPs", f"{info['paper_gflops']:.1f} (the MACs / 2^30: the figure the HRNet "
-                         "papers print, from the official summary tool)"),
+        ("paper GFLOPs", paper),
         ("published", _published(info["published"])),
         ("weights", f"{info['weights_url']}"
                     + (f" (cached: {info['weights_cached']})" if info["weights_cached"] else "")),
@@ -109,7 +123,9 @@ def _run_forward(name: str, input_shape: list[int], batch: int) -> dict:
         start = time.perf_counter()
         y = model(x)
         ms = (time.perf_counter() - start) * 1000
-    return {"batch": batch, "device": "cpu", "ms": round(ms, 1), "output_shape": list(y.shape)}
+    first = y[0] if isinstance(y, (list, tuple)) else y
+    return {"batch": batch, "device": "cpu", "ms": round(ms, 1),
+            "output_shape": list(first.shape)}
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -136,7 +152,13 @@ def _triple(text: str) -> tuple[float, float, float]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .engine.evaluate import EvalSettings, evaluate, format_metrics, score_results_file
+    from .engine.evaluate import (
+        EvalSettings,
+        evaluate,
+        evaluate_bottomup,
+        format_metrics,
+        score_results_file,
+    )
     from .inference.backends import BGRInput, open_model
 
     if args.results:
@@ -152,14 +174,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     runner = BGRInput(loaded.runner) if args.bgr else loaded.runner
     settings = EvalSettings(flip=args.flip, decode=args.decode, batch=args.batch,
                             workers=args.workers, det_json=args.det_json,
-                            min_det_score=args.min_det_score, nms=args.nms)
+                            min_det_score=args.min_det_score, nms=args.nms, scales=args.scales)
     extra = {"model": args.model, "weights": args.weights, "backend": args.backend or "auto",
              "precision": args.precision}
     start = time.perf_counter()
-    metrics = evaluate(runner, args.data, args.out, args.mean or loaded.mean,
-                       args.std or loaded.std,
-                       settings, args.ann, args.images, progress=not args.json, extra=extra,
-                       draw=args.draw)
+    mean, std = args.mean or loaded.mean, args.std or loaded.std
+    if loaded.kind == "bottomup":
+        if args.det_json:
+            raise HrposeError(f"{args.model}: a bottom-up model finds people itself; drop "
+                              "--det-json")
+        metrics = evaluate_bottomup(runner, args.data, args.out, mean, std,
+                                    runner.input_hw[0], settings, args.ann, args.images,
+                                    progress=not args.json, extra=extra, draw=args.draw)
+    else:
+        metrics = evaluate(runner, args.data, args.out, mean, std, settings, args.ann,
+                           args.images, progress=not args.json, extra=extra, draw=args.draw)
     seconds = time.perf_counter() - start
     _print_metrics(metrics, args, seconds, f"wrote {args.out}/results.json and "
                    f"{args.out}/metrics.json ({seconds:.1f} s)")
@@ -219,7 +248,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
                                     score_threshold=args.box_threshold)
     estimator = PoseEstimator(args.model, args.backend, args.device, args.precision,
                               weights=args.weights, detector=detector, flip=args.flip,
-                              decode=args.decode, batch=args.batch, threads=args.threads)
+                              decode=args.decode, batch=args.batch, threads=args.threads,
+                              scales=args.scales)
     settings = InferSettings(
         boxes=args.boxes, box_threshold=args.box_threshold,
         keypoint_threshold=args.keypoint_threshold, draw=args.draw, smooth=args.smooth,
@@ -293,6 +323,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive numbers like 0.5,1,2, got {text!r}")
+    return values
+
+
+def _scales_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scales", type=_scales, default=(1.0,), metavar="S,S,...",
+                   help="bottom-up models: test scales relative to the input size, heatmaps "
+                   "averaged and tags concatenated (default 1; e.g. 0.5,1,2)")
+
+
 def _runtime_arguments(p: argparse.ArgumentParser) -> None:
     """Where and how a model runs: the options `eval` and `infer` share."""
     p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"),
@@ -352,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-image OKS-NMS at 0.9 (default), soft-OKS-NMS, or none")
     p.add_argument("--batch", type=int, default=32, help="crops per model call (default 32)")
     p.add_argument("--workers", type=int, default=0, help="image-decoding processes")
+    _scales_argument(p)
     _runtime_arguments(p)
     p.add_argument("--mean", type=_triple, help="input mean, RGB in [0, 1] (default ImageNet)")
     p.add_argument("--std", type=_triple, help="input std, RGB in [0, 1] (default ImageNet)")
@@ -364,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
-        "train", help="train a top-down model from a YAML config (torchrun for many devices)",
+        "train", help="train a top-down or bottom-up model from a YAML config (torchrun for "
+        "many devices)",
         description="Trains with the config's recipe (defaults: the published HRNet-W32 "
         "256x192 COCO recipe) and writes RUN_DIR: config.yaml, latest.pt (for --resume), "
         "latest.safetensors, best.safetensors, metrics.json after each evaluation, "
@@ -426,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the frame rate on the drawings and print the throughput")
     p.add_argument("--batch", type=int,
                    help="crops per model call (default 8 on the CPU, 32 on a GPU)")
+    _scales_argument(p)
     _runtime_arguments(p)
     p.add_argument("--json", action="store_true", help="print a summary object")
     p.set_defaults(func=cmd_infer)

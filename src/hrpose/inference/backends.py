@@ -53,12 +53,16 @@ class TorchRunner:
         self.input_hw, self.precision = tuple(input_hw), precision
 
     @torch.inference_mode()
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             out = self.model(x)
-        return out.float().cpu().numpy()
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return [o.float().cpu().numpy() for o in outs]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.run_all(batch)[0]
 
 
 def _threads(threads: int | None) -> int:
@@ -266,6 +270,7 @@ class LoadedModel:
     std: tuple[float, ...]
     keypoints: str | None               # "coco", "mpii", "crowdpose"; None: by joint count
     codec: str = "classic"              # the heatmap method it was trained with
+    kind: str = "topdown"               # topdown (person crops) | bottomup (whole images)
 
 
 def open_model(model: str, weights: str | None = None, backend: str | None = None,
@@ -287,7 +292,9 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
         if threads:
             torch.set_num_threads(threads)
         return LoadedModel(TorchRunner(net, spec.input_hw, device, precision), spec.mean,
-                           spec.std, spec.keypoints)
+                           spec.std, spec.keypoints,
+                           "associative_embedding" if spec.kind == "bottomup" else "classic",
+                           spec.kind)
     if Path(model).suffix.lower() in CHECKPOINTS and Path(model).is_file():
         from ..models.convert import detect_layout, guess_model, read_checkpoint
 
@@ -299,7 +306,8 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
         name = metadata.get("model") or guess_model(tensors, detect_layout(list(tensors), model),
                                                     model)
         loaded = open_model(name, model, backend, device, precision, threads)
-        loaded.codec = metadata.get("codec", loaded.codec)
+        if loaded.kind == "topdown":
+            loaded.codec = metadata.get("codec", loaded.codec)
         return loaded
     if weights is not None:
         raise HrposeError(f"{model}: --weights is for zoo models; an exported file carries its "
@@ -326,8 +334,9 @@ def _described(path: str, runner: Runner, metadata: dict[str, str]) -> LoadedMod
     except (ValueError, TypeError) as e:
         raise HrposeError(f"{path}: bad hrpose metadata ({e})") from None
     keypoints = metadata.get("keypoints")
+    codec = metadata.get("codec", "classic")
     return LoadedModel(runner, mean, std, None if keypoints in (None, "", "custom") else keypoints,
-                       metadata.get("codec", "classic"))
+                       codec, "bottomup" if codec == "associative_embedding" else "topdown")
 
 
 def _open_trained(path: str, metadata: dict[str, str], backend: str | None, device: str,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codecs.associative_embedding import GroupingSettings
 from ..codecs.heatmap import HeatmapCodec
 from ..data.topdown import crop_people
 from ..data.transforms import BOX_PADDING, apply_affine, boxes_to_crops, invert_affine, normalize
@@ -22,6 +23,7 @@ from ..errors import HrposeError
 from ..metrics.coco import rescore
 from ..skeletons import Skeleton, get_skeleton, skeleton_for
 from .backends import Runner, open_model
+from .bottomup import bottomup_keypoints
 from .boxes import check_boxes
 from .detector import Detector, ExportedDetector
 from .images import to_rgb
@@ -58,7 +60,9 @@ def heatmap_keypoints(runner: Runner, crops: np.ndarray, matrices: np.ndarray,
 
 
 class PoseEstimator:
-    """A top-down pose model ready to run on images.
+    """A pose model ready to run on images: top-down (HRNet: person boxes, then keypoints) or
+    bottom-up (HigherHRNet: every person in one pass, no boxes; `scales` for multi-scale test,
+    `grouping` for the tag grouping settings).
 
     model: a zoo name ("hrnet_w32_256x192": its published weights unless `weights` says
     otherwise), a checkpoint file (.safetensors from `hrpose train`, or any published layout), or
@@ -74,7 +78,8 @@ class PoseEstimator:
                  detector: str | Path | Detector | None = None, flip: bool = False,
                  decode: str | None = None, batch: int | None = None,
                  threads: int | None = None,
-                 padding: float = BOX_PADDING) -> None:
+                 padding: float = BOX_PADDING, scales: Sequence[float] = (1.0,),
+                 grouping: GroupingSettings | None = None) -> None:
         from ..models.zoo import MODELS
 
         # Crops per model call. On a CPU, HRNet-W32 runs fastest at 4-8 (measured: 11.3
@@ -86,20 +91,32 @@ class PoseEstimator:
             weights = "published"
         loaded = open_model(str(model), weights, backend, device, precision, threads)
         self.runner, self.mean, self.std = loaded.runner, loaded.mean, loaded.std
+        self.kind = loaded.kind
+        self.flip, self.batch, self.padding = flip, batch, padding
+        self.scales, self.grouping = tuple(scales), grouping or GroupingSettings()
         h, w = self.input_hw = self.runner.input_hw
-        probe = self.runner(np.zeros((1, 3, h, w), np.float32))
+        if self.kind == "bottomup":
+            if detector is not None:
+                raise HrposeError(f"{model}: a bottom-up model finds people itself; drop the "
+                                  "detector")
+            probe = self.runner.run_all(np.zeros((1, 3, 64, 64), np.float32))[-1]  # type: ignore[attr-defined]
+        else:
+            probe = self.runner(np.zeros((1, 3, h, w), np.float32))
         joints = probe.shape[1]
         self.skeleton: Skeleton = (get_skeleton(loaded.keypoints) if loaded.keypoints
                                    else skeleton_for(joints))
         if self.skeleton.num_joints != joints:
             raise HrposeError(f"{model}: the model predicts {joints} joints, its keypoint set "
                               f"{self.skeleton.name!r} has {self.skeleton.num_joints}")
+        self.detector = None
+        if self.kind == "bottomup":
+            self.codec = None
+            return
         self.codec = HeatmapCodec((w, h), (probe.shape[3], probe.shape[2]),
                                   method=decode or loaded.codec)
         if isinstance(detector, (str, Path)):
             detector = ExportedDetector(detector, precision="fp32", threads=threads)
         self.detector = detector
-        self.flip, self.batch, self.padding = flip, batch, padding
 
     def __call__(self, image: object, boxes: object | None = None, *,
                  color: str | None = None) -> list[Person]:
@@ -124,6 +141,8 @@ class PoseEstimator:
     def predict_rgb(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
                     names: Sequence[str]) -> list[list[Person]]:
         """`predict_batch` for images already RGB uint8 (H, W, 3)."""
+        if self.kind == "bottomup":
+            return self._bottomup(images, boxes, names)
         per_image = self.person_boxes(images, boxes, names)
         counts = [len(b) for b in per_image]
         if not sum(counts):
@@ -145,6 +164,28 @@ class PoseEstimator:
         people = [Person(box.astype(np.float32)[:4], kp, float(s), float(box[4]))
                   for box, kp, s in zip(all_boxes, keypoints, scores)]
         return [people[a:b] for a, b in pairwise(starts)]
+
+    def _bottomup(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
+                  names: Sequence[str]) -> list[list[Person]]:
+        """Every person of each image; a person's box is the extent of its found joints."""
+        if boxes is not None and any(b is not None for b in boxes):
+            raise HrposeError("a bottom-up model finds people itself; it takes no boxes")
+        flip_index = self.skeleton.flip_index if self.flip else None
+        out = []
+        for image, name in zip(images, names):
+            if min(image.shape[:2]) < 1:
+                raise HrposeError(f"{name}: the image is empty ({image.shape[1]}x"
+                                  f"{image.shape[0]})")
+            keypoints, scores = bottomup_keypoints(self.runner, image, self.mean, self.std,
+                                                   self.input_hw[0], flip_index, self.scales,
+                                                   self.grouping)
+            people = []
+            for kp, score in zip(keypoints, scores):
+                seen = kp[kp[:, 2] > 0, :2]
+                lo, hi = seen.min(0), seen.max(0)
+                people.append(Person(np.r_[lo, hi - lo].astype(np.float32), kp, float(score)))
+            out.append(people)
+        return out
 
     def person_boxes(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
                      names: Sequence[str]) -> list[np.ndarray]:
