@@ -360,7 +360,7 @@ def test_bf16_training_writes_a_checkpoint_that_evaluates_and_infers_alone(train
     assert all(len(r["keypoints"]) == 51 for r in results)
 
 
-def test_bad_inputs_give_results_or_one_line_errors(trained):
+def test_bad_inputs_give_results_or_one_line_errors(trained, tmp_path, capsys):
     _, run = trained
     est = PoseEstimator(run / "best.safetensors", flip=True)
     assert est.kind == "bottomup" and est.codec is None
@@ -374,6 +374,11 @@ def test_bad_inputs_give_results_or_one_line_errors(trained):
     with pytest.raises(HrposeError, match="multiple of 64"):
         load_config(ROOT / "configs/synthetic/bottomup_quickstart.yaml",
                     ["data.input_wh=[160,160]", "data.heatmap_wh=[40,40]"])
+    capsys.readouterr()
+    assert main(["export", str(run / "best.safetensors"), "--out",
+                 str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "bottom-up" in err and len(err.splitlines()) == 1
 
 
 def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path):
@@ -408,3 +413,42 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path)
     m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
     m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert m1["step"] == m2["step"] == 3 and m2["AP"] == pytest.approx(m1["AP"], abs=1e-6)
+
+
+def test_the_coco_recipe_is_the_published_one():
+    config = load_config(ROOT / "configs/coco/higherhrnet_w32_512.yaml")
+    assert (config.model.kind, config.model.width, config.model.init) == ("bottomup", 32,
+                                                                            "imagenet")
+    assert (config.train.optimizer, config.train.lr, config.train.epochs) == ("adam", 1e-3, 300)
+    assert (config.train.lr_steps, config.train.batch) == ((200, 260), 12)
+    assert (config.bottomup.pull_weight, config.bottomup.push_weight) == (1e-3, 1e-3)
+    aug = config.bottomup.augment
+    assert (aug.rotation, aug.min_scale, aug.max_scale, aug.translation) == (30, 0.75, 1.5, 40)
+    g = config.test.grouping
+    assert (config.test.flip, g.det_threshold, g.tag_threshold, g.nms_kernel, g.max_people,
+            g.adjust, g.refine) == (True, 0.1, 1.0, 5, 30, True, True)
+    from hrpose.models.zoo import model_from_arch, zoo_name_for
+
+    assert zoo_name_for(config.model.arch(), (512, 512)) == "higherhrnet_w32_512"
+    model = model_from_arch(config.model.arch())
+    assert sum(p.numel() for p in model.parameters()) == 28_645_331
+
+
+def test_bottomup_resume_equals_an_uninterrupted_run(tmp_path):
+    root = tmp_path / "data"
+    write_dataset(root, train=12, val=2, seed=7, workers=1, progress=False)
+    config = load_config(ROOT / "configs/synthetic/bottomup_quickstart.yaml",
+                         [*TINY, f"data.root={root}", "train.epochs=2", "train.max_iters=2",
+                          "train.eval_every=5", "train.amp=none", "test.flip=false"])
+    train(config, tmp_path / "whole", progress=False)
+
+    def interrupt(step: int) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "cut", progress=False, on_step=interrupt)
+    train(config, tmp_path / "cut", resume=True, progress=False)
+    a = torch.load(tmp_path / "whole" / "latest.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "latest.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -198,6 +198,9 @@ def bench(model: str, backend: str = "auto", precision: str = "fp32", batch: int
             save_weights(weights, build_model(model).state_dict(), {"model": model})
         plain: RuntimePath | None = None
         loaded = open_model(model, weights, precision="fp32", threads=threads)
+        if loaded.kind == "bottomup":
+            raise HrposeError(f"{model}: hrpose bench times top-down models; for bottom-up "
+                              "speed see benchmarks/bottomup.py")
         if isinstance(loaded.runner, TorchRunner):
             plain = RuntimePath("torch", "fp32", loaded.runner, model)
         candidates = _paths(model, weights, backend, precision, calib, threads, plain, work, say)

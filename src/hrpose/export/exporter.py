@@ -102,6 +102,9 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
     if model in MODELS and weights is None:
         weights = "published"        # as PoseEstimator: a zoo name means its trained weights
     loaded = open_model(model, weights, precision="fp32")
+    if loaded.kind == "bottomup":
+        raise HrposeError(f"{model}: exporting bottom-up models is not supported yet; they run "
+                          "on torch (PoseEstimator, hrpose eval / infer)")
     reference = loaded.runner
     h, w = input_hw = reference.input_hw
     joints = reference(np.zeros((1, 3, h, w), np.float32)).shape[1]
