@@ -8,11 +8,12 @@ Inference: images/s of the model alone (plain PyTorch fp32, and bf16 autocast) a
 whole bottom-up pipeline (resize, model, upsampling, grouping, image pixels) on synthetic
 images, with and without the flip test. Candidates are interleaved; medians of the repeats.
 
-    python benchmarks/bottomup.py [--repeats 3] [--iters 2] [--batch 4] [--quickstart]
-        [--no-report]
+    python benchmarks/bottomup.py [--repeats 3] [--iters 2] [--batch 4]
+        [--quickstart | --quickstart-run RUN_DIR] [--no-report]
 
 --quickstart also generates the synthetic set (5000 / 200 images), trains
-configs/synthetic/bottomup_quickstart.yaml as it is and reports its AP and wall time.
+configs/synthetic/bottomup_quickstart.yaml as it is and reports its AP and wall time;
+--quickstart-run reports those figures from the log of such a run made before.
 """
 
 from __future__ import annotations
@@ -119,18 +120,26 @@ def pipeline(images: list[np.ndarray], precision: str, flip: bool) -> float:
     return len(images) / (time.perf_counter() - start)
 
 
-def quickstart(root: Path) -> dict:
+def quickstart(root: Path) -> Path:
     run = root / "bottomup-run"
-    start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "hrpose", "train",
                     str(ROOT / "configs/synthetic/bottomup_quickstart.yaml"), "--out", str(run),
                     "-o", f"data.root={root}", "--json"], check=True, cwd=ROOT)
-    total = time.perf_counter() - start
+    return run
+
+
+def run_figures(run: Path) -> dict:
+    """AP at each evaluation and times, from a run folder's log.jsonl (times from the first
+    record, whose window began about one logging interval earlier)."""
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    first = records[0]
+    rate = first["img_per_s"]
+    t0 = first["time"] - first["iter"] * 16 / max(rate, 1e-9)   # the quickstart's batch: 16
     evals = [r for r in records if r["kind"] == "eval"]
     train_rates = [r["img_per_s"] for r in records if r["kind"] == "train"]
-    return {"total_s": total, "evals": [(r["epoch"], r["AP"]) for r in evals],
-            "img_per_s": median(train_rates)}
+    return {"total_s": records[-1]["time"] - t0,
+            "evals": [(r["epoch"], r["AP"], r["time"] - t0) for r in evals],
+            "last": evals[-1] if evals else {}, "img_per_s": median(train_rates)}
 
 
 def main() -> None:
@@ -140,6 +149,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="training and model batch")
     parser.add_argument("--images", type=int, default=6, help="pipeline images per repeat")
     parser.add_argument("--quickstart", action="store_true")
+    parser.add_argument("--quickstart-run", type=Path, help="report this earlier run instead")
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
 
@@ -187,14 +197,21 @@ def main() -> None:
              "", "| what | path | images/s |", "|---|---|---:|"]
     for (kind, name), values in results.items():
         lines.append(f"| {kind} | {name} | {median(values):.2f} |")
+    run = args.quickstart_run
     if args.quickstart:
         qroot = tmp / "quick"
         write_dataset(qroot, train=5000, val=200, seed=0, progress=False)
-        q = quickstart(qroot)
-        aps = ", ".join(f"epoch {e}: AP {ap:.3f}" for e, ap in q["evals"])
+        run = quickstart(qroot)
+    if run is not None:
+        q = run_figures(run)
+        aps = "; ".join(f"epoch {e}: AP {ap:.3f} at {t / 60:.1f} min" for e, ap, t in q["evals"])
+        last = q["last"]
         lines += ["", "Bottom-up quickstart (`hrpose train configs/synthetic/"
-                  "bottomup_quickstart.yaml`, synthetic set of 5000 / 200 images, flip test):",
-                  "", f"- training + evaluation: {q['total_s'] / 60:.1f} min; {aps}; median "
+                  "bottomup_quickstart.yaml`, synthetic set of 5000 / 200 images, evaluated with "
+                  f"the flip test on val; run folder {run.name}):", "",
+                  f"- training + evaluation: {q['total_s'] / 60:.1f} min; {aps}",
+                  f"- last evaluation: AP {last.get('AP', 0):.3f}, AP50 {last.get('AP50', 0):.3f}"
+                  f", AP75 {last.get('AP75', 0):.3f}, AR {last.get('AR', 0):.3f}; median "
                   f"training rate {q['img_per_s']:.1f} images/s"]
     report("Bottom-up HigherHRNet: training and inference speed", lines,
            append=not args.no_report)

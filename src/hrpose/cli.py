@@ -252,7 +252,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
                               scales=args.scales)
     settings = InferSettings(
         boxes=args.boxes, box_threshold=args.box_threshold,
-        keypoint_threshold=args.keypoint_threshold, draw=args.draw, smooth=args.smooth,
+        keypoint_threshold=args.keypoint_threshold, person_threshold=args.person_threshold,
+        draw=args.draw, smooth=args.smooth,
         smoothing=SmoothingSettings(**{k: v for k, v in (("min_cutoff", args.min_cutoff),
                                                          ("beta", args.beta)) if v is not None}),
         show_fps=args.show_fps,
@@ -456,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep boxes scoring at least this (default 0.5)")
     p.add_argument("--keypoint-threshold", type=float, default=0.3,
                    help="draw joints scoring at least this (default 0.3)")
+    p.add_argument("--person-threshold", type=float, default=0.1,
+                   help="draw people scoring at least this (default 0.1; results.json keeps "
+                   "all)")
     p.add_argument("--out", required=True, help="folder for results.json and the drawings")
     p.add_argument("--draw", action=argparse.BooleanOptionalAction, default=True,
                    help="write drawings (default on)")

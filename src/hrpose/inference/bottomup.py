@@ -100,6 +100,11 @@ def bottomup_keypoints(runner: object, image: np.ndarray, mean: Sequence[float],
         heat_sum = heat if heat_sum is None else heat_sum + heat
         all_tags.append(tags)
     heat = heat_sum / len(scales)
+    # Nobody stands in the padding: joints found or refined there would be outside the image.
+    h, w = image.shape[:2]
+    inside = apply_affine(base_matrix, np.array([w - 0.5, h - 0.5]))
+    heat[:, int(np.ceil(inside[1])):, :] = 0
+    heat[:, :, int(np.ceil(inside[0])):] = 0
     tags = torch.cat(all_tags, -1)
     people, scores = group(heat[None], tags[None], settings)[0]
     if len(people):

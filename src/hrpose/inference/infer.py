@@ -34,6 +34,7 @@ class InferSettings:
     boxes: str | None = None           # COCO detection or annotation file
     box_threshold: float = 0.5         # boxes from the file below this score are dropped
     keypoint_threshold: float = 0.3    # joints drawn at or above this score
+    person_threshold: float = 0.1      # people drawn at or above this score (all in the JSON)
     images_per_call: int = 8           # images (or frames) whose crops share model batches
     draw: bool = True
     smooth: bool = False               # One-Euro smoothing of video keypoints
@@ -204,6 +205,9 @@ class _Job:
 
     def _draw(self, image: np.ndarray, people: list[Person], fps: float | None) -> np.ndarray:
         skeleton = self.est.skeleton
+        # Bottom-up grouping leaves fragments with low scores; results.json keeps them (COCO
+        # scoring ranks by score), the drawing does not.
+        people = [p for p in people if p.score >= self.settings.person_threshold]
         if people:
             drawn = draw_people(image, np.stack([p.keypoints for p in people]), skeleton,
                                 self.settings.keypoint_threshold,
