@@ -204,6 +204,12 @@ def main() -> None:
         run = quickstart(qroot)
     if run is not None:
         q = run_figures(run)
+        data_root = load_config(run / "config.yaml").data.root
+        again = subprocess.run([sys.executable, "-m", "hrpose", "eval",
+                                str(run / "best.safetensors"), "--data", data_root, "--out",
+                                str(tmp / "again"), "--json"], check=True, cwd=ROOT,
+                               capture_output=True, text=True)
+        now = json.loads(again.stdout.strip().splitlines()[-1])
         aps = "; ".join(f"epoch {e}: AP {ap:.3f} at {t / 60:.1f} min" for e, ap, t in q["evals"])
         last = q["last"]
         lines += ["", "Bottom-up quickstart (`hrpose train configs/synthetic/"
@@ -212,7 +218,10 @@ def main() -> None:
                   f"- training + evaluation: {q['total_s'] / 60:.1f} min; {aps}",
                   f"- last evaluation: AP {last.get('AP', 0):.3f}, AP50 {last.get('AP50', 0):.3f}"
                   f", AP75 {last.get('AP75', 0):.3f}, AR {last.get('AR', 0):.3f}; median "
-                  f"training rate {q['img_per_s']:.1f} images/s"]
+                  f"training rate {q['img_per_s']:.1f} images/s",
+                  f"- its best.safetensors evaluated again by this commit's `hrpose eval` (flip "
+                  f"test, official grouping settings): AP {now['AP']:.3f}, AP50 "
+                  f"{now['AP50']:.3f}, AP75 {now['AP75']:.3f}, AR {now['AR']:.3f}"]
     report("Bottom-up HigherHRNet: training and inference speed", lines,
            append=not args.no_report)
 
