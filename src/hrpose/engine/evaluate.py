@@ -247,7 +247,9 @@ def draw_results(results: KeypointResults, data: KeypointData, image_dir: Path, 
     """The predictions on the first `count` images (by id) that have any, tiled in one picture."""
     from ..inference.draw import draw_people, save_rgb, tile
 
-    ids = np.unique(results.image_ids)[:count]
+    # Images with predictions first; with none at all, the first images as they are (a
+    # picture of "nothing found" still says something).
+    ids = np.unique(results.image_ids)[:count] if len(results) else sorted(data.images)[:count]
     drawn = []
     for image_id in ids:
         rows = results.image_ids == image_id
