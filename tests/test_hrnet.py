@@ -16,6 +16,22 @@ PARAMS = {
     "hrnet_w48_256x192": 63_595_745,
     "hrnet_w48_384x288": 63_595_745,
     "hrnet_w32_256x256_mpii": 28_536_113 - 33,
+    # HigherHRNet (official code: W32 28,645,331) and LiteHRNet (official code, 17-joint head:
+    # 18 1,130,769, 30 1,763,717); also checked in test_bottomup.py / test_litehrnet.py.
+    "higherhrnet_w32_512": 28_645_331,
+    "higherhrnet_w32_640": 28_645_331,
+    "higherhrnet_w48_640": 63_827_139,
+    "litehrnet_18_256x192": 1_130_769,
+    "litehrnet_18_384x288": 1_130_769,
+    "litehrnet_30_256x192": 1_763_717,
+    "litehrnet_30_384x288": 1_763_717,
+    # Naive (width 30) and Wider-Naive (width 40) LiteHRNet-18; PP-TinyPose is the Wider-Naive
+    # with biased convolutions for its folded batch norm (one bias per conv instead of 2 BN
+    # parameters per channel).
+    "naive_litehrnet_18_256x192": 760_365,
+    "wider_naive_litehrnet_18_256x192": 1_318_625,
+    "tinypose_256x192": 1_300_177,
+    "tinypose_128x96": 1_300_177,
 }
 # (GMACs counted with conv/linear forward hooks, GFLOPs as printed by the papers = MACs / 2^30)
 MACS = {

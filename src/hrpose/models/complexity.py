@@ -26,6 +26,7 @@ class Complexity:
     output_shapes: list[tuple[int, ...]]
     paper_macs: int = 0               # transposed convolutions counted over output positions
     paper_unit: float = 2**30
+    official_macs: int = 0            # the official code's count where it repeats a call
 
 
     @property
@@ -59,12 +60,14 @@ def measure(model: nn.Module, input_shape: tuple[int, ...], paper_unit: float = 
     (C, H, W) or (1, C, H, W). `paper_unit`: the divisor of the official summary tool."""
     if len(input_shape) == 3:
         input_shape = (1, *input_shape)
-    total = paper = 0
+    total = paper = official = 0
 
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total, paper
+        nonlocal total, paper, official
         macs = _layer_macs(module, inputs, output)
         total += macs
+        # A layer whose result the official code computes twice (LiteHRNet's fusion).
+        official += macs * getattr(module, "official_calls", 1)
         if isinstance(module, nn.ConvTranspose2d):
             macs = macs * output[0][0].numel() // inputs[0][0][0].numel()
         paper += macs
@@ -89,4 +92,5 @@ def measure(model: nn.Module, input_shape: tuple[int, ...], paper_unit: float = 
         output_shapes=[tuple(o.shape) for o in outputs],
         paper_macs=paper,
         paper_unit=paper_unit,
+        official_macs=official,
     )

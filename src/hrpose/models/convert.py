@@ -35,6 +35,7 @@ LAYOUTS = {
     "imagenet": "official HRNet backbone (ImageNet-pretrained)",
     "paddle": "PaddleDetection",
     "mindspore": "MindSpore / MindPose",
+    "openvino": "OpenVINO IR with folded batch norm",
 }
 
 # ----------------------------------------------------------------------------------------------
@@ -328,6 +329,21 @@ def _mindspore_name(key: str, bn_layers: set[str]) -> str | None:
     return f"{path.replace('.downsample.', '.down_sample.')}.{param}"
 
 
+def _paddle_lite_name(key: str, bn_layers: set[str]) -> str | None:
+    """PaddleDetection's LiteHRNet names: the official structure, with `norm` for the conv
+    modules' `bn`, BN statistics as `_mean` / `_variance`, the heatmap layer as `final_conv`."""
+    path, param = key.rsplit(".", 1)
+    if param == "num_batches_tracked":
+        return None
+    if path == "head.final_layer":
+        return f"final_conv.{param}"
+    if path in bn_layers:
+        param = _PADDLE_PARAM[param]
+        if path.endswith(".bn"):
+            path = path[: -len("bn")] + "norm"
+    return f"{path}.{param}"
+
+
 def source_name(layout: str, key: str, bn_layers: set[str]) -> str | None:
     """Where hrpose tensor `key` is stored in a file of `layout`; None where that layout has no
     such tensor by design (the model keeps its own value)."""
@@ -343,6 +359,8 @@ def source_name(layout: str, key: str, bn_layers: set[str]) -> str | None:
     if layout == "imagenet":
         return key[len("backbone."):] if backbone else None
     if layout == "paddle":
+        if "backbone.stem.conv1.bn" in bn_layers:          # a LiteHRNet
+            return _paddle_lite_name(key, bn_layers)
         return _paddle_name(key)
     if layout == "mindspore":
         return _mindspore_name(key, bn_layers)
@@ -488,5 +506,94 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike,
         "keypoints": spec.keypoints,
         "input_hw": f"{spec.input_hw[0]}x{spec.input_hw[1]}",
     }
+    save_weights(dst, state, metadata)
+    return metadata
+
+
+# ----------------------------------------------------------------------------------------------
+# OpenVINO IR: a graph with batch norm folded into its convolutions (PP-TinyPose)
+
+
+def read_openvino_convs(path: str | os.PathLike) -> tuple[list[tuple[np.ndarray, np.ndarray]],
+                                                         tuple[int, int]]:
+    """(weight, bias) of every convolution of an OpenVINO IR in the order its source framework
+    built them, and the input (h, w). PaddleDetection exports name each folded batch norm's
+    Add `batch_norm2d_<n>` with n in construction order; a convolution without one (the
+    biased heatmap layer) comes last. Constants are read as float32 (FP16 IRs decompressed)."""
+    try:
+        import openvino as ov  # noqa: F401
+    except ImportError:
+        raise CheckpointError("reading an OpenVINO model needs openvino: pip install "
+                              "'hrpose[runtimes]'") from None
+    from ..inference.backends import openvino_core
+
+    try:
+        model = openvino_core().read_model(str(path))
+    except Exception as e:  # OpenVINO raises RuntimeError with long multi-line text
+        raise CheckpointError(f"{path}: cannot read the OpenVINO model "
+                              f"({str(e).strip().splitlines()[0]})") from None
+
+    def constant(output: object) -> np.ndarray:
+        node = output.get_node()
+        while node.get_type_name() == "Convert":
+            node = node.input(0).get_source_output().get_node()
+        if node.get_type_name() != "Constant":
+            raise CheckpointError(f"{path}: a convolution's weights are not a constant "
+                                  f"({node.get_type_name()})")
+        return np.asarray(node.get_data(), np.float32)
+
+    convs = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() not in ("Convolution", "GroupConvolution"):
+            continue
+        weight = constant(op.input(1).get_source_output())
+        if op.get_type_name() == "GroupConvolution":       # (G, O/G, I/G, kh, kw)
+            weight = weight.reshape(-1, *weight.shape[2:])
+        users = [t.get_node() for t in op.output(0).get_target_inputs()]
+        add = next((u for u in users if u.get_type_name() == "Add"), None)
+        if add is None:
+            raise CheckpointError(f"{path}: a convolution has no bias Add after it")
+        bias = constant(next(i.get_source_output() for i in add.inputs()
+                             if i.get_source_output().get_node() is not op)).reshape(-1)
+        match = re.match(r"batch_norm2d_(\d+)", add.get_friendly_name())
+        convs.append((int(match.group(1)) if match else 1 << 30, weight, bias))
+    convs.sort(key=lambda c: c[0])
+    shape = model.inputs[0].get_partial_shape()
+    hw = tuple(d.get_length() if d.is_static else 0 for d in shape)[2:]
+    return [(w, b) for _, w, b in convs], hw  # type: ignore[return-value]
+
+
+def convert_openvino(src: str | os.PathLike, dst: str | os.PathLike,
+                     model_name: str | None = None) -> dict[str, str]:
+    """An OpenVINO IR of a zoo architecture with folded batch norm (PP-TinyPose) -> an hrpose
+    checkpoint: every convolution's weight and bias, matched in construction order and
+    shape-checked. The model is named, or found from the input size among tinypose_*."""
+    from ..engine.checkpoint import save_weights
+    from .zoo import MODELS, create_model, get_spec
+
+    convs, hw = read_openvino_convs(src)
+    if model_name is None:
+        found = [n for n, s in MODELS.items() if n.startswith("tinypose")
+                 and tuple(s.input_hw) == tuple(hw)]
+        if len(found) != 1:
+            raise CheckpointError(f"{src}: input {hw[0]}x{hw[1]} is no tinypose_* model's; "
+                                  "name the architecture with --model")
+        model_name = found[0]
+    spec = get_spec(model_name)
+    model = create_model(model_name)
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if len(layers) != len(convs) or any(m.bias is None for _, m in layers):
+        raise CheckpointError(f"{src}: {len(convs)} convolutions with folded batch norm; "
+                              f"{model_name} has {len(layers)} biased ones")
+    state = model.state_dict()
+    for (name, layer), (weight, bias) in zip(layers, convs):
+        if tuple(weight.shape) != tuple(layer.weight.shape) or len(bias) != layer.out_channels:
+            raise CheckpointError(f"{src}: convolution {name} is {list(layer.weight.shape)} in "
+                                  f"{model_name}, {list(weight.shape)} in the file")
+        state[f"{name}.weight"] = torch.from_numpy(weight)
+        state[f"{name}.bias"] = torch.from_numpy(bias)
+    metadata = {"model": model_name, "source_layout": "openvino",
+                "source_file": Path(src).name, "num_joints": str(spec.num_joints),
+                "keypoints": spec.keypoints, "input_hw": f"{spec.input_hw[0]}x{spec.input_hw[1]}"}
     save_weights(dst, state, metadata)
     return metadata

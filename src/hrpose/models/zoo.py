@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -13,11 +13,13 @@ from .convert import load_weights
 from .heads import HeatmapHead, TopDownModel
 from .higherhrnet import BottomUpModel, higherhrnet
 from .hrnet import HRNet, HRNetConfig
+from .litehrnet import LiteHRNetConfig, litehrnet_topdown
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)   # RGB in [0, 1]
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MMPOSE_HRNET = "https://download.openmmlab.com/mmpose/top_down/hrnet/"
 MMPOSE_HIGHER = "https://download.openmmlab.com/mmpose/bottom_up/"
+MMPOSE_LITE = "https://download.openmmlab.com/mmpose/top_down/litehrnet/"
 # ImageNet-pretrained HRNet classification weights, the published initialisation for training.
 IMAGENET_BACKBONES = {
     32: "https://download.openmmlab.com/mmpose/pretrain_models/hrnet_w32-36af842e.pth",
@@ -40,11 +42,21 @@ class ModelSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     kind: str = "topdown"               # topdown (person crops) | bottomup (whole images)
+    lite: LiteHRNetConfig | None = None  # a LiteHRNet (`width` is its branch 0's)
 
     def create(self) -> TopDownModel | BottomUpModel:
         if self.kind == "bottomup":
             return higherhrnet(self.width, self.num_joints)
+        if self.lite is not None:
+            return litehrnet_topdown(self.lite, self.num_joints)
         return hrnet_topdown(self.width, self.num_joints)
+
+    def arch(self) -> dict:
+        """The architecture as training configs and checkpoints record it."""
+        if self.lite is not None:
+            return {"family": "litehrnet", **asdict(self.lite), "num_joints": self.num_joints}
+        arch = {"width": self.width, "num_joints": self.num_joints}
+        return {**arch, "kind": "bottomup"} if self.kind == "bottomup" else arch
 
     @property
     def paper_unit(self) -> float:
@@ -70,6 +82,33 @@ def _published_hrnet(width: int, input_hw: tuple[int, int], keypoints: str, file
                      published)
 
 
+def _litehrnets() -> list[ModelSpec]:
+    published = {  # name: (file, paper AP, weights AP, paper MFLOPs)
+        "litehrnet_18_256x192": ("litehrnet18_coco_256x192-6bace359_20211230.pth", 64.8, 64.2,
+                                 205.2),
+        "litehrnet_18_384x288": ("litehrnet18_coco_384x288-8d4dac48_20211230.pth", 67.6, 67.6,
+                                 461.6),
+        "litehrnet_30_256x192": ("litehrnet30_coco_256x192-4176555b_20210626.pth", 67.2, 67.6,
+                                 319.2),
+        "litehrnet_30_384x288": ("litehrnet30_coco_384x288-a3aef5c4_20210626.pth", 70.4, 70.0,
+                                 717.8),
+    }
+    specs = []
+    for name, (file, paper, weights, mflops) in published.items():
+        _, depth, size = name.split("_")
+        h, w = (int(v) for v in size.split("x"))
+        modules = (2, 4, 2) if depth == "18" else (3, 8, 3)
+        specs.append(ModelSpec(name, 40, (h, w), 17, "coco", MMPOSE_LITE + file,
+                               {"paper_AP": paper, "weights_AP": weights,
+                                "paper_MFLOPs": mflops},
+                               lite=LiteHRNetConfig(stage_modules=modules)))
+    specs.append(ModelSpec("naive_litehrnet_18_256x192", 30, (256, 192), 17, "coco", None,
+                           lite=LiteHRNetConfig(width=30, naive=True)))
+    specs.append(ModelSpec("wider_naive_litehrnet_18_256x192", 40, (256, 192), 17, "coco",
+                           None, lite=LiteHRNetConfig(naive=True)))
+    return specs
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
@@ -93,6 +132,16 @@ MODELS: dict[str, ModelSpec] = {
                   {"paper_AP": 68.5, "weights_AP": 68.6}, kind="bottomup"),
         ModelSpec("higherhrnet_w48_640", 48, (640, 640), 17, "coco", None,
                   {"paper_AP": 69.9}, kind="bottomup"),
+        # COCO val2017 AP with detector boxes (paper; mmpose weights), and the paper's
+        # "FLOPs" (torchstat: MACs plus BN and activation elements, last call of each module,
+        # / 2^20), which `hrpose info` shows beside the MACs.
+        *_litehrnets(),
+        # PP-TinyPose (PaddleDetection): a Wider-Naive LiteHRNet-18 whose batch norm is folded
+        # into biased convolutions. Weights: `hrpose convert tinypose_256x192/model.xml OUT`.
+        ModelSpec("tinypose_256x192", 40, (256, 192), 17, "coco", None, {"paper_AP": 68.3},
+                  lite=LiteHRNetConfig(naive=True, conv_bias=True)),
+        ModelSpec("tinypose_128x96", 40, (128, 96), 17, "coco", None, {"paper_AP": 58.1},
+                  lite=LiteHRNetConfig(naive=True, conv_bias=True)),
     ]
 }
 
@@ -146,16 +195,23 @@ def build_model(name: str, weights: str | os.PathLike | None = None
 
 
 def model_from_arch(arch: dict) -> TopDownModel | BottomUpModel:
-    """An HRNet from recorded architecture fields (width, num_joints and any other HRNetConfig
-    field; `kind` "bottomup" with `deconv_blocks` for HigherHRNet), as training configs and
-    checkpoint metadata state them."""
+    """A model from recorded architecture fields, as training configs and checkpoint metadata
+    state them: HRNet (width, num_joints and any other HRNetConfig field; `kind` "bottomup" with
+    `deconv_blocks` for HigherHRNet) or LiteHRNet (`family` "litehrnet" and LiteHRNetConfig
+    fields)."""
     arch = dict(arch)
     try:
-        width, num_joints = int(arch.pop("width")), int(arch.pop("num_joints"))
-        kind = arch.pop("kind", "topdown")
-        deconv_blocks = int(arch.pop("deconv_blocks", 4))
+        num_joints = int(arch.pop("num_joints"))
+        family = arch.pop("family", "hrnet")
         if "stage_modules" in arch:
             arch["stage_modules"] = tuple(arch["stage_modules"])
+        if family == "litehrnet":
+            return litehrnet_topdown(LiteHRNetConfig(**arch), num_joints)
+        if family != "hrnet":
+            raise ValueError(f"unknown family {family!r}")
+        width = int(arch.pop("width"))
+        kind = arch.pop("kind", "topdown")
+        deconv_blocks = int(arch.pop("deconv_blocks", 4))
         if kind == "bottomup":
             return higherhrnet(width, num_joints, deconv_blocks, **arch)
         if kind != "topdown":
@@ -165,20 +221,24 @@ def model_from_arch(arch: dict) -> TopDownModel | BottomUpModel:
         raise HrposeError(f"bad model architecture {arch}: {e}") from None
 
 
+def _canonical(arch: dict) -> dict:
+    """An architecture with every default filled in, lists as tuples: equal dicts, equal
+    models."""
+    arch = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
+    family, kind = arch.get("family", "hrnet"), arch.get("kind", "topdown")
+    if family == "litehrnet":
+        base = asdict(LiteHRNetConfig())
+    else:
+        base = {k: v for k, v in asdict(HRNetConfig()).items() if k != "multi_scale_output"}
+        if kind == "bottomup":
+            base["deconv_blocks"] = 4
+    return {**base, "family": family, "kind": kind, **arch}
+
+
 def zoo_name_for(arch: dict, input_hw: tuple[int, int]) -> str | None:
     """The named model with exactly this architecture and input size, if there is one."""
-    default = HRNetConfig()             # zoo models are the published shape at their width
-    kind = arch.get("kind", "topdown")
-    if kind == "bottomup" and arch.get("deconv_blocks", 4) != 4:
-        return None
-    for key, value in arch.items():
-        if key in ("width", "num_joints", "kind", "deconv_blocks"):
-            continue
-        expected = getattr(default, key, None)
-        if (tuple(value) if isinstance(value, list) else value) != expected:
-            return None
+    wanted = _canonical(arch)
     for spec in MODELS.values():
-        if (spec.kind, spec.width, spec.num_joints, tuple(spec.input_hw)) == (
-                kind, arch.get("width"), arch.get("num_joints"), tuple(input_hw)):
+        if tuple(spec.input_hw) == tuple(input_hw) and _canonical(spec.arch()) == wanted:
             return spec.name
     return None
