@@ -6,6 +6,7 @@ import torch
 from hrpose.config import Config, dump_config, load_config
 from hrpose.engine.losses import heatmap_loss, joints_mse
 from hrpose.engine.optim import base_lr, lr_at
+from hrpose.engine.quant import prepare_pact
 from hrpose.errors import HrposeError
 from hrpose.models.complexity import measure
 from hrpose.models.zoo import model_from_arch, zoo_name_for
@@ -36,14 +37,21 @@ def test_every_recipe_loads_and_builds_its_model(path):
                 "hrnet_w32_384x288.yaml": ("hrnet_w32_384x288", 28_536_113),
                 "hrnet_w48_256x192.yaml": ("hrnet_w48_256x192", 63_595_745),
                 "hrnet_w48_384x288.yaml": ("hrnet_w48_384x288", 63_595_745),
-                "hrnet_w32_256x256.yaml": ("hrnet_w32_256x256_mpii", 28_536_080)}
+                "hrnet_w32_256x256.yaml": ("hrnet_w32_256x256_mpii", 28_536_080),
+                "higherhrnet_w32_512.yaml": ("higherhrnet_w32_512", 28_645_331),
+                "litehrnet_18_256x192.yaml": ("litehrnet_18_256x192", 1_130_769),
+                "litehrnet_30_256x192.yaml": ("litehrnet_30_256x192", 1_763_717),
+                "litehrnet_30_256x192_distill.yaml": ("litehrnet_30_256x192", 1_763_717),
+                "litehrnet_30_256x192_pact.yaml": ("litehrnet_30_256x192", 1_763_717)}
     with torch.device("meta"):
         model = model_from_arch(config.model.arch())
     params = measure(model, (3, h, w)).params
     if path.name in expected:
         assert (name, params) == expected[path.name]
     else:
-        assert name is None and params < 2_000_000      # the quickstart is small
+        assert name is None and params < 2_000_000      # the quickstarts are small
+    if config.quant.pact:                               # a PACT model adds one clip per conv
+        assert sum(p.numel() for p in prepare_pact(model).parameters()) > params
 
 
 def test_recipe_specifics():
@@ -66,7 +74,8 @@ def test_overrides_are_typed(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("train.lrr=1", "train.lrr: unknown key (known: epochs, batch"),
-    ("trian.lr=1", "trian: unknown key (known: model, data, train, test)"),
+    ("trian.lr=1", "trian: unknown key (known: model, data, train, test, bottomup, distill, "
+                   "quant)"),
     ("train.epochs=ten", "train.epochs: expected an integer, got 'ten'"),
     ("train.epochs=1.5", "train.epochs: expected an integer, got 1.5"),
     ("model.sync_bn=2", "model.sync_bn: expected true or false, got 2"),

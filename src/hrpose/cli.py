@@ -34,7 +34,10 @@ def _model_info(name: str) -> dict:
         "params": c.params,
         "macs": c.macs,
         "gmacs": round(c.gmacs, 2),
-        "paper_gflops": round(c.paper_gflops, 1),
+        "official_macs": c.official_macs,
+        "paper_gflops": (round(spec.published["paper_MFLOPs"] / 1000, 4)
+                         if "paper_MFLOPs" in spec.published else None)
+        if spec.lite is not None else round(c.paper_gflops, 1),
         "gflops": round(2 * c.gmacs, 2),
         "mean": list(spec.mean),
         "std": list(spec.std),
@@ -42,6 +45,11 @@ def _model_info(name: str) -> dict:
         "weights_url": spec.weights_url,
         "weights_cached": cached,
     }
+
+
+def _g(macs: int, small: int = 3) -> str:
+    """10^9 units with two decimals; `small` decimals below 1 G (LiteHRNet)."""
+    return f"{macs / 1e9:.2f}" if macs >= 1e9 else f"{macs / 1e9:.{small}f}"
 
 
 def _published(published: dict[str, float]) -> str:
@@ -56,16 +64,19 @@ def cmd_info(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
-        print(f"{'model':<24} {'input':>8} {'K':>3} {'params':>12} {'GMACs':>7} "
+        print(f"{'model':<33} {'input':>8} {'K':>3} {'params':>12} {'GMACs':>7} "
               f"{'paper GFLOPs':>12}  published")
         for r in rows:
             _, _, h, w = r["input_shape"]
-            print(f"{r['name']:<24} {f'{h}x{w}':>8} {r['num_joints']:>3} {r['params']:>12,} "
-                  f"{r['gmacs']:>7.2f} {r['paper_gflops']:>12.1f}  {_published(r['published'])}")
+            paper = "-" if r["paper_gflops"] is None else f"{r['paper_gflops']:.4g}"
+            published = {k: v for k, v in r["published"].items() if k != "paper_MFLOPs"}
+            print(f"{r['name']:<33} {f'{h}x{w}':>8} {r['num_joints']:>3} {r['params']:>12,} "
+                  f"{_g(r['macs']):>7} {paper:>12}  {_published(published)}")
         print("GMACs: 10^9 multiply-accumulates of conv, transposed conv and linear layers "
               "(forward hooks; a transposed conv counted over its input positions). Paper "
-              "GFLOPs: what the official summary tools print: HRNet the MACs / 2^30; HigherHRNet "
-              "/ 10^9 with the transposed conv counted over its (4x) output positions.")
+              "GFLOPs: what the papers print: HRNet the MACs / 2^30; HigherHRNet / 10^9 with the "
+              "transposed conv counted over its (4x) output positions; LiteHRNet torchstat's "
+              "figure (see `hrpose info NAME`).")
         return 0
 
     info = _model_info(args.model)
@@ -82,6 +93,13 @@ def cmd_info(args: argparse.Namespace) -> int:
                   "at 1/2)")
         paper = (f"{info['paper_gflops']:.1f} (the official HigherHRNet summary tool: the "
                  "transposed convolution counted over its output positions, 4x, then / 10^9)")
+    elif "paper_MFLOPs" in info["published"] or info["name"].startswith(("tinypose",
+                                                                          "naive", "wider")):
+        output = f"{shapes[0]} heatmaps (1/4 of the input)"
+        mflops = info["published"].get("paper_MFLOPs")
+        paper = ((f"{mflops / 1000:.4g} (the paper's {mflops} M FLOPs, from the official "
+                  "repo's torchstat tool: MACs plus BN and activation elements, each module's "
+                  "last call only, / 2^20)") if mflops else "none published")
     else:
         output = f"{shapes[0]} heatmaps (1/4 of the input)"
         paper = (f"{info['paper_gflops']:.1f} (the MACs / 2^30: the figure the HRNet papers "
@@ -91,10 +109,14 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("input", f"N x {c} x {h} x {w} (RGB in [0, 1], normalised by ImageNet mean/std)"),
         ("output", output),
         ("parameters", f"{info['params']:,} (learnable)"),
-        ("MACs", f"{info['gmacs']:.2f} G per image (multiply-accumulates of conv, transposed "
+        ("MACs", f"{_g(info['macs'], 4)} G per image (multiply-accumulates of conv, transposed "
                  "conv (over its input positions) and linear layers, counted with forward "
                  "hooks)"),
-        ("FLOPs", f"{info['gflops']:.2f} G (2 x MACs)"),
+        *([("official MACs", f"{_g(info['official_macs'], 4)} G per image (the same "
+                              "count on the official code, which runs each fusion's branch-0 "
+                              "path twice where hrpose runs it once and doubles it)")]
+          if info["official_macs"] != info["macs"] else []),
+        ("FLOPs", f"{_g(2 * info['macs'], 4)} G (2 x MACs)"),
         ("paper GFLOPs", paper),
         ("published", _published(info["published"])),
         ("weights", f"{info['weights_url']}"
@@ -129,9 +151,10 @@ def _run_forward(name: str, input_shape: list[int], batch: int) -> dict:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .models.convert import LAYOUTS, convert_checkpoint
+    from .models.convert import LAYOUTS, convert_checkpoint, convert_openvino
 
-    meta = convert_checkpoint(args.input, args.output, args.model)
+    convert = convert_openvino if args.input.lower().endswith(".xml") else convert_checkpoint
+    meta = convert(args.input, args.output, args.model)
     if args.json:
         print(json.dumps({"input": args.input, "output": args.output, **meta}, indent=2))
     else:
@@ -219,7 +242,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config is None:
             raise HrposeError("give a CONFIG file (e.g. configs/synthetic/quickstart.yaml), "
                               "or --resume to continue RUN_DIR")
-        config = load_config(args.config, args.override)
+        teacher = [f"distill.teacher={args.teacher}"] if args.teacher else []
+        if args.teacher_weights:
+            teacher.append(f"distill.teacher_weights={args.teacher_weights}")
+        config = load_config(args.config, [*teacher, *args.override])
     if args.print_config:
         print(dump_config(config), end="")
         return 0
@@ -427,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(repeatable)")
     p.add_argument("--resume", action="store_true",
                    help="continue RUN_DIR from its latest.pt exactly where it stopped")
+    p.add_argument("--teacher", metavar="MODEL",
+                   help="distil from this teacher: its config YAML, a zoo name or an hrpose "
+                   "checkpoint (sets distill.teacher; distill.weight mixes the losses)")
+    p.add_argument("--teacher-weights", metavar="FILE",
+                   help="the teacher's weights (a zoo teacher: 'published' by default)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config and exit")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")

@@ -18,13 +18,17 @@ import yaml
 
 from .data.bottomup import BottomUpAugmentation
 from .data.topdown import Augmentation
+from .engine.distill import DistillConfig
 from .engine.evaluate import EvalSettings
+from .engine.quant import QuantConfig
 from .errors import HrposeError
 
 
 @dataclass
 class ModelConfig:
-    """The network: an HRNet (see models.hrnet.HRNetConfig) with a heatmap head."""
+    """The network: an HRNet (see models.hrnet.HRNetConfig) or, with `family: litehrnet`, a
+    LiteHRNet (models.litehrnet.LiteHRNetConfig: width, stem_channels, stage_modules,
+    num_blocks and the lite fields below), with a heatmap head."""
 
     width: int = 32
     stem_channels: int = 64
@@ -42,13 +46,23 @@ class ModelConfig:
     # `deconv_blocks` basic blocks at 1/2 resolution).
     kind: str = "topdown"
     deconv_blocks: int = 4
+    family: str = "hrnet"              # hrnet | litehrnet
+    naive: bool = False                # LiteHRNet: shuffle units instead of channel weighting
+    reduce_ratio: int = 8              # LiteHRNet: cross-resolution weighting reduction
+    expand_ratio: float = 1.0          # LiteHRNet: stem expansion
+    conv_bias: bool = False            # LiteHRNet: biased convs, no BN (folded, PP-TinyPose)
 
     def arch(self) -> dict[str, Any]:
-        """The architecture fields, as checkpoints record them (top-down ones as before
-        HigherHRNet existed, so their checkpoints keep their metadata)."""
-        skip = ("init", "sync_bn") + (("kind", "deconv_blocks") if self.kind == "topdown"
-                                      else ())
-        return {k: v for k, v in asdict(self).items() if k not in skip}
+        """The architecture fields, as checkpoints record them (HRNet top-down ones as before
+        the other families existed, so their checkpoints keep their metadata)."""
+        fields = asdict(self)
+        if self.family == "litehrnet":
+            keep = ("width", "stem_channels", "stage_modules", "num_blocks", "naive",
+                    "reduce_ratio", "expand_ratio", "conv_bias", "num_joints")
+            return {"family": "litehrnet", **{k: fields[k] for k in keep}}
+        skip = ("init", "sync_bn", "family", "naive", "reduce_ratio", "expand_ratio",
+                "conv_bias") + (("kind", "deconv_blocks") if self.kind == "topdown" else ())
+        return {k: v for k, v in fields.items() if k not in skip}
 
 
 @dataclass
@@ -114,6 +128,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     test: EvalSettings = field(default_factory=lambda: EvalSettings(batch=64))
     bottomup: BottomUpConfig = field(default_factory=BottomUpConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
 
 
 def _type_name(tp: Any) -> str:
@@ -262,10 +278,12 @@ def dump_config(config: Config) -> str:
 
 CHOICES = {
     ("model", "kind"): ("topdown", "bottomup"),
+    ("model", "family"): ("hrnet", "litehrnet"),
     ("data", "target"): ("classic", "dark", "udp"),
     ("train", "optimizer"): ("adam", "adamw"),
     ("train", "loss"): ("mse", "ohkm"),
     ("train", "amp"): ("none", "bf16", "fp16"),
+    ("distill", "amp"): ("none", "bf16"),
     ("test", "decode"): ("classic", "dark", "udp"),
     ("test", "nms"): ("oks", "soft", "none"),
 }
@@ -284,6 +302,12 @@ def validate(config: Config, source: str = "config") -> Config:
     if (hw * 4, hh * 4) != (w, h):
         raise HrposeError(f"{source}: data.heatmap_wh: {hw}x{hh} must be a quarter of "
                           f"data.input_wh {w}x{h}")
+    if config.distill.teacher and config.model.kind == "bottomup":
+        raise HrposeError(f"{source}: distillation is for top-down heatmap models")
+    if not 0 <= config.distill.weight <= 1:
+        raise HrposeError(f"{source}: distill.weight {config.distill.weight} is not in [0, 1]")
+    if config.model.kind == "bottomup" and config.model.family != "hrnet":
+        raise HrposeError(f"{source}: model.kind bottomup is HigherHRNet: model.family hrnet")
     if config.model.kind == "bottomup" and (w != h or w % 64):
         raise HrposeError(f"{source}: data.input_wh: a bottom-up input is square with a side "
                           f"that is a multiple of 64, got {w}x{h}")

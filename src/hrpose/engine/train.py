@@ -40,9 +40,11 @@ from ..models.zoo import (
 )
 from . import distributed
 from .checkpoint import atomic_path, save_weights
+from .distill import Teacher, distill_loss
 from .evaluate import evaluate, evaluate_bottomup
 from .losses import bottomup_loss, heatmap_loss
 from .optim import base_lr, lr_at, make_optimizer
+from .quant import calibrate, prepare_pact
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "hrpose-train-1"
@@ -88,7 +90,15 @@ class State:
 
 
 def training_model(config: Config, device: torch.device, main: bool) -> nn.Module:
-    """The configured architecture with its initialisation (downloads once, on rank 0 first)."""
+    """The configured architecture with its initialisation (downloads once, on rank 0 first),
+    fake-quantised for PACT training when `quant.pact` (after loading float weights)."""
+    model = _initialised_model(config, device, main)
+    if config.quant.pact:
+        prepare_pact(model, config.quant.alpha or 6.0)
+    return model
+
+
+def _initialised_model(config: Config, device: torch.device, main: bool) -> nn.Module:
     model = model_from_arch(config.model.arch())
     init = config.model.init
     if init in ("none", ""):
@@ -151,7 +161,10 @@ def weights_metadata(config: Config, extra: dict | None = None) -> dict[str, str
     """What `hrpose eval` and inference need to run a weights file alone."""
     w, h = config.data.input_wh
     arch = config.model.arch()
-    return {"model": zoo_name_for(arch, (h, w)) or "", "arch": json.dumps(arch),
+    # A PACT model is a zoo architecture plus clips: it is opened from its arch, not by name.
+    name = "" if config.quant.pact else zoo_name_for(arch, (h, w)) or ""
+    return {"model": name, "arch": json.dumps(arch),
+            **({"quant": "pact"} if config.quant.pact else {}),
             "input_hw": json.dumps([h, w]), "keypoints": "coco" if arch["num_joints"] == 17
             else "mpii" if arch["num_joints"] == 16 else "custom",
             "codec": "associative_embedding" if config.model.kind == "bottomup"
@@ -212,6 +225,13 @@ class Trainer:
             distributed.convert_sync_bn(self.net, self.device)
         if config.train.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if config.quant.pact and checkpoint is None and not config.quant.alpha:
+            self._calibrate_clips()
+        self.teacher = None
+        if config.distill.teacher:
+            w, h = data_cfg.input_wh
+            self.teacher = Teacher(config.distill, self.device,
+                                   (config.model.num_joints, *data_cfg.heatmap_wh[::-1]), (h, w))
         self.lr = base_lr(config.train, self.world.size)
         self.optimizer = make_optimizer(self.net, config.train, self.lr)
         self.scaler = torch.amp.GradScaler(self.device.type,
@@ -232,6 +252,18 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.run_dir / "config.yaml") as tmp:
                 tmp.write_text(dump_config(config))
+
+    def _calibrate_clips(self) -> None:
+        """PACT clips from the first training batch (before DDP wraps the model)."""
+        n = min(self.config.train.batch, len(self.dataset))
+        images = torch.stack([self.dataset[i]["image"] for i in range(n)]).to(self.device)
+        x = normalize_tensor(images, torch.tensor(IMAGENET_MEAN, device=self.device),
+                             torch.tensor(IMAGENET_STD, device=self.device))
+        calibrate(self.net, x, self.config.quant.calib_percentile)
+        if self.world.distributed:           # every rank starts from rank 0's clips
+            for m in self.net.modules():
+                if hasattr(m, "alpha"):
+                    torch.distributed.broadcast(m.alpha.data, 0)
 
     # --- checkpoints ---------------------------------------------------------------------
 
@@ -367,7 +399,11 @@ class Trainer:
         else:
             target = batch["heatmaps"].to(self.device, non_blocking=True)
             weights = batch["weights"].to(self.device, non_blocking=True)
-            loss = heatmap_loss(output, target, weights, cfg.loss, cfg.ohkm_topk)
+            if self.teacher is not None:
+                loss = distill_loss(output, target, weights, self.teacher(x),
+                                    self.teacher.weight, cfg.loss, cfg.ohkm_topk)
+            else:
+                loss = heatmap_loss(output, target, weights, cfg.loss, cfg.ohkm_topk)
         loss_value = float(distributed.mean_over_ranks(loss.detach()))
         if not math.isfinite(loss_value):
             raise NonFiniteLoss(

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import __version__
 from ..data.transforms import normalize
+from ..engine.quant import is_pact
 from ..errors import HrposeError
 from ..inference.backends import (
     LoadedModel,
@@ -89,8 +90,7 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
     if batch < 1:
         raise HrposeError(f"batch must be at least 1, got {batch}")
     precision = "int8" if int8 else "fp16" if fp16 else "fp32"
-    out = Path(out) if out is not None else default_output(model, format, precision)
-    if out.suffix.lower() != FORMATS[format]:
+    if out is not None and Path(out).suffix.lower() != FORMATS[format]:
         raise HrposeError(f"{out}: a {format} model is written as a {FORMATS[format]} file")
 
     def say(message: str) -> None:
@@ -106,9 +106,16 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         raise HrposeError(f"{model}: exporting bottom-up models is not supported yet; they run "
                           "on torch (PoseEstimator, hrpose eval / infer)")
     reference = loaded.runner
+    pact = isinstance(reference, TorchRunner) and is_pact(reference.model)
+    if pact:
+        if int8 or fp16:
+            raise HrposeError(f"{model}: a PACT-trained model is INT8 already (its export "
+                              "carries its own quantisation); drop --int8 / --fp16")
+        precision = "int8"
+    out = Path(out) if out is not None else default_output(model, format, precision)
     h, w = input_hw = reference.input_hw
     joints = reference(np.zeros((1, 3, h, w), np.float32)).shape[1]
-    metadata = _metadata(model, loaded, input_hw, joints, precision)
+    metadata = _metadata(model, loaded, input_hw, joints, "int8 (PACT)" if pact else precision)
     if isinstance(reference, TorchRunner):
         reference_name = "PyTorch fp32"
     else:
@@ -150,7 +157,7 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
     exported = open_exported(out, precision="fp32")
     agreement = compare(reference, exported, x[:VERIFY_CROPS])
     say(f"wrote {out}; against {reference_name} on {agreement.describe()}")
-    if precision == "fp32" and agreement.within_1px < 0.99:
+    if (precision == "fp32" or pact) and agreement.within_1px < 0.99:
         say(f"warning: the fp32 export disagrees with {reference_name}")
     return ExportResult(out, format, precision, reference_name, agreement, len(calibration),
                         time.perf_counter() - start)

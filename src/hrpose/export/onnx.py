@@ -47,9 +47,14 @@ def export_onnx(model: nn.Module, input_hw: tuple[int, int], path: str | Path,
     """Writes `model` (eval mode, CPU) as ONNX: input "image" (N, 3, H, W) float32, output
     "heatmaps"; batch dynamic, or fixed at `batch`. Batch norm is folded into the convolutions.
     The file is checked, simplified with onnxslim and given `metadata`; written atomically."""
+    from ..engine.quant import export_mode, is_pact
+
     onnx = _onnx()
     path = Path(path)
     model = copy.deepcopy(model).cpu().float().eval()
+    pact = is_pact(model)
+    if pact and fp16:
+        raise HrposeError("a PACT model is int8 already; export it without --fp16")
     if fp16:
         model = _HalfModel(model)
     example = torch.zeros(1 if dynamic_batch else batch, 3, *input_hw)
@@ -58,9 +63,11 @@ def export_onnx(model: nn.Module, input_hw: tuple[int, int], path: str | Path,
         # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
         # onnxscript; for these plain convolutional models both give the same graph.
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes=axes, do_constant_folding=True)
+        # A PACT model's fake-quantise ops become QuantizeLinear / DequantizeLinear pairs.
+        with export_mode(model):
+            torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes=axes, do_constant_folding=True)
         proto = onnx.load(str(tmp))
         onnx.checker.check_model(proto)
         if simplify:

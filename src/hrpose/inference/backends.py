@@ -356,6 +356,10 @@ def _open_trained(path: str, metadata: dict[str, str], backend: str | None, devi
     except (KeyError, ValueError, TypeError) as e:
         raise HrposeError(f"{path}: bad hrpose metadata ({e})") from None
     net = model_from_arch(arch)
+    if metadata.get("quant") == "pact":       # fake-quantised int8 (PACT training)
+        from ..engine.quant import prepare_pact
+
+        prepare_pact(net)
     load_weights(net, path)
     if threads:
         torch.set_num_threads(threads)
