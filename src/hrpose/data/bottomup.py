@@ -9,7 +9,6 @@ loss (codecs/associative_embedding.py has the coordinate convention).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +20,8 @@ from torch.utils.data import Dataset
 from ..codecs.associative_embedding import gaussian_maps, joint_indices
 from ..errors import HrposeError
 from .coco import KeypointData
-from .topdown import read_image
+from .topdown import read_sample_image
 from .transforms import apply_affine, crop_matrices, warp
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,12 +123,8 @@ class BottomUpDataset(Dataset):
         rows = self.rows[i]
         info = self.data.images[int(self.image_ids[i])]
         s, k = self.input_size, self.data.skeleton.num_joints
-        try:
-            image = read_image(self.image_dir / info.file_name)
-        except HrposeError as e:
-            if info.file_name not in self._bad:
-                self._bad.add(info.file_name)
-                log.warning("skipping sample: %s", e)
+        image = read_sample_image(self.image_dir, info.file_name, self._bad)
+        if image is None:
             return self._empty()
         matrix, flip = self.matrix(i, image.shape[:2])
         people = rows[~self.data.iscrowd[rows] & (self.data.num_keypoints[rows] > 0)]

@@ -75,6 +75,18 @@ def _tiff_orientation(tiff: bytes) -> int:
     return 1
 
 
+def read_sample_image(image_dir: Path, file_name: str, bad: set[str]) -> np.ndarray | None:
+    """A training sample's image, or None when it is missing or corrupt (logged once per file,
+    remembered in `bad`): training goes on without it."""
+    try:
+        return read_image(image_dir / file_name)
+    except HrposeError as e:
+        if file_name not in bad:
+            bad.add(file_name)
+            log.warning("skipping sample: %s", e)
+        return None
+
+
 def person_indices(data: KeypointData) -> np.ndarray:
     """People used for training and for ground-truth-box evaluation: not crowd, with at least
     one labelled joint and a non-empty box."""
@@ -147,12 +159,8 @@ class TopDownDataset(Dataset):
         info = self.data.images[int(self.data.image_ids[person])]
         out_w, out_h = self.codec.input_wh
         keypoints = self.data.keypoints[person].astype(np.float64)
-        try:
-            image = read_image(self.image_dir / info.file_name)
-        except HrposeError as e:
-            if info.file_name not in self._bad:
-                self._bad.add(info.file_name)
-                log.warning("skipping sample: %s", e)
+        image = read_sample_image(self.image_dir, info.file_name, self._bad)
+        if image is None:
             k = self.data.skeleton.num_joints
             w, h = self.codec.heatmap_wh
             return {"image": torch.zeros(3, out_h, out_w, dtype=torch.uint8),

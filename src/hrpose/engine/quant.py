@@ -53,9 +53,8 @@ class PACTConv2d(nn.Conv2d):
                 conv.padding, conv.dilation, conv.groups, conv.bias is not None,
                 device=conv.weight.device)
         q.load_state_dict(conv.state_dict(), strict=False)
-        for name in ("official_calls",):               # counting hints of the float layer
-            if hasattr(conv, name):
-                setattr(q, name, getattr(conv, name))
+        if hasattr(conv, "official_calls"):            # the float layer's counting hint
+            q.official_calls = conv.official_calls
         return q
 
     def weight_scale(self) -> Tensor:

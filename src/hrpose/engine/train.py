@@ -192,6 +192,8 @@ class Trainer:
         self.config = config
         torch.manual_seed(config.train.seed)
         self.amp_dtype = _amp_dtype(config, self.device)
+        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device)
+        self.std = torch.tensor(IMAGENET_STD, device=self.device)
 
         data_cfg = config.data
         root = Path(data_cfg.root)
@@ -245,8 +247,6 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         if config.train.compile:
             self.model = torch.compile(self.model)
-        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device)
-        self.std = torch.tensor(IMAGENET_STD, device=self.device)
         self.writer = None
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -257,8 +257,7 @@ class Trainer:
         """PACT clips from the first training batch (before DDP wraps the model)."""
         n = min(self.config.train.batch, len(self.dataset))
         images = torch.stack([self.dataset[i]["image"] for i in range(n)]).to(self.device)
-        x = normalize_tensor(images, torch.tensor(IMAGENET_MEAN, device=self.device),
-                             torch.tensor(IMAGENET_STD, device=self.device))
+        x = normalize_tensor(images, self.mean, self.std)
         calibrate(self.net, x, self.config.quant.calib_percentile)
         if self.world.distributed:           # every rank starts from rank 0's clips
             for m in self.net.modules():

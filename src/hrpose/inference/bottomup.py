@@ -41,9 +41,9 @@ def scale_matrix(image_hw: tuple[int, int], short_side: float
 
 def run_scale(runner: object, image: np.ndarray, short_side: float, mean: Sequence[float],
               std: Sequence[float], flip_index: np.ndarray | None
-              ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """One scale: heatmaps (K, h, w) and tags (K, h, w, L) at this scale's input size (L = 1,
-    or 2 with the flip test), and the image -> input matrix."""
+    or 2 with the flip test)."""
     matrix, (w, h) = scale_matrix(image.shape[:2], short_side)
     resized = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT)
@@ -63,7 +63,7 @@ def run_scale(runner: object, image: np.ndarray, short_side: float, mean: Sequen
         tags = torch.stack([tags[0], tags[1, index].flip(-1)], -1)
     else:
         heat, tags = heat[0], tags[0, ..., None]
-    return heat, tags, matrix
+    return heat, tags
 
 
 def _to_base(maps: torch.Tensor, scale: float, base_hw: tuple[int, int]) -> torch.Tensor:
@@ -90,7 +90,7 @@ def bottomup_keypoints(runner: object, image: np.ndarray, mean: Sequence[float],
     base_matrix, (base_w, base_h) = scale_matrix(image.shape[:2], input_size)
     heat_sum, all_tags = None, []
     for scale in sorted(scales, reverse=True):
-        heat, tags, _ = run_scale(runner, image, input_size * scale, mean, std, flip_index)
+        heat, tags = run_scale(runner, image, input_size * scale, mean, std, flip_index)
         if scale != 1.0:
             heat = _to_base(heat[None], scale, (base_h, base_w))[0]
             k, h, w, n = tags.shape

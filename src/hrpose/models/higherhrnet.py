@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .heads import TopDownModel
 from .hrnet import BasicBlock, HRNet, HRNetConfig
 
 
@@ -52,21 +53,14 @@ class HigherResolutionHead(nn.Module):
         return [low, self.final_layers[1](x)]
 
 
-class BottomUpModel(nn.Module):
+class BottomUpModel(TopDownModel):
     """Whole image `(N, 3, H, W)`, normalised RGB, H and W multiples of 32 -> `[(N, 2K, H/4,
-    W/4) heatmaps then tags, (N, K, H/2, W/2) heatmaps]`."""
-
-    def __init__(self, backbone: nn.Module, head: HigherResolutionHead):
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
+    W/4) heatmaps then tags, (N, K, H/2, W/2) heatmaps]`: the top-down composition of backbone
+    and head, with HigherHRNet's head."""
 
     @property
     def num_joints(self) -> int:
         return self.head.num_joints
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        return self.head(self.backbone(x))
 
 
 def higherhrnet(width: int, num_joints: int, num_deconv_blocks: int = 4,
