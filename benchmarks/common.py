@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import datetime
-import os
-import platform
 import statistics
 import subprocess
 from pathlib import Path
+
+from hrpose.hardware import cpu_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "BENCHMARKS.md"
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores usable"
+    """The CPU model, usable cores and the flags that decide which kernels run (AVX2, AVX-512,
+    VNNI, BF16, AMX), plus any ISA cap set in the environment: a bf16 or INT8 figure means
+    nothing without them."""
+    cpu = cpu_summary()
+    flags = " ".join(cpu["flags"]) or "none reported"
+    cap = f"; capped by {cpu['cap']}" if cpu["cap"] else ""
+    native = "native bf16" if cpu["native_bf16"] else "no native bf16"
+    return f"{cpu['cpu']}, {cpu['cores']} cores usable, flags: {flags} ({native}{cap})"
 
 
 def commit() -> str:

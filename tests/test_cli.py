@@ -25,9 +25,15 @@ def test_help_lists_the_commands():
 
 
 def test_info_table_json(capsys):
+    """The table comes from recorded facts (no model is built); they equal the live count of
+    every zoo model on the meta device (regenerate them with `python -m hrpose.info`)."""
+    from hrpose.info import measure_all
+    from hrpose.models.facts import FACTS
+
     rows = run_json(capsys, "info", "--json")
     assert [r["name"] for r in rows] == list(hrpose.MODELS)
     assert rows[0]["params"] == 28_536_113 and rows[0]["gmacs"] == 7.65
+    assert measure_all() == FACTS
 
 
 def test_info_one_model_json(capsys):

@@ -80,7 +80,7 @@ def test_overrides_are_typed(tmp_path):
     ("train.epochs=1.5", "train.epochs: expected an integer, got 1.5"),
     ("model.sync_bn=2", "model.sync_bn: expected true or false, got 2"),
     ("data.input_wh=[1,2,3]", "data.input_wh: expected 2 values, got 3"),
-    ("train.amp=fp8", "train.amp: 'fp8' is not one of none, bf16, fp16"),
+    ("train.amp=fp8", "train.amp: 'fp8' is not one of auto, none, bf16, fp16"),
     ("data.input_wh=[100,128]", "data.input_wh: 100x128 must be multiples of 32"),
     ("data.heatmap_wh=[48,48]", "data.heatmap_wh: 48x48 must be a quarter"),
     ("train.lr", "expected KEY=VALUE"),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from hrpose import hardware
 from hrpose.cli import main
 from hrpose.config import load_config
 from hrpose.data.synthetic import write_dataset
@@ -141,12 +142,24 @@ def test_pact_training_exports_an_int8_onnx_equal_to_the_fake_quantised_model(
     expected = loaded.runner(x)
     import onnx
 
+    # Both runtimes compute the same integer products as the fake-quantised model, so with
+    # VNNI the outputs agree to float rounding of the rescaling (measured: ONNX Runtime 6e-9,
+    # OpenVINO 1.8e-5). Without VNNI, u8 x s8 pairs are summed in int16 and saturate on
+    # PACT's full-range weights: ONNX Runtime was 1.8e-4 off on an AVX2-only EPYC, and
+    # OpenVINO 7e-3 (a quarter of the heatmap peak, 22% of joints within 1 px) under
+    # ONEDNN_MAX_CPU_ISA=AVX2, which its export check must refuse.
+    vnni = hardware.cpu_has_vnni()
     for fmt, suffix in (("onnx", ".onnx"), ("openvino", ".xml")):
         out = tmp_path / f"pact{suffix}"
-        assert main(["export", str(ckpt), "--format", fmt, "--out", str(out), "--json"]) == 0
+        argv = ["export", str(ckpt), "--format", fmt, "--out", str(out), "--json"]
+        if fmt == "openvino" and not vnni:
+            assert main(argv) == 2 and not out.exists()
+            assert "disagrees" in capsys.readouterr().err
+            continue
+        assert main(argv) == 0
         result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert result["precision"] == "int8"
-        np.testing.assert_allclose(open_exported(out)(x), expected, atol=1e-4)
+        np.testing.assert_allclose(open_exported(out)(x), expected, atol=1e-4 if vnni else 5e-4)
     ops = {n.op_type for n in onnx.load(str(tmp_path / "pact.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert main(["eval", str(tmp_path / "pact.onnx"), "--data", str(synthetic), "--out",
@@ -214,7 +227,11 @@ def test_pact_tinypose_int8_export_stays_near_the_float_ap(tinypose, tmp_path, c
         "train.draw_images=0"])
     train(cfg, tmp_path / "pact", progress=False)
     out = tmp_path / "tinypose_pact.onnx"
-    assert main(["export", str(tmp_path / "pact" / "best.safetensors"), "--out", str(out)]) == 0
+    # --force: the export check compares with the fake-quantised PyTorch model, from which any
+    # int8 runtime drifts by rounding flips cascading through 269 convolutions; the AP below,
+    # measured for both, is this test's check.
+    assert main(["export", str(tmp_path / "pact" / "best.safetensors"), "--out", str(out),
+                 "--force"]) == 0
     aps = []
     for model in (tinypose, out):
         assert main(["eval", str(model), "--data", str(coco), "--no-flip", "--out",

@@ -58,7 +58,8 @@ def test_detection_file_path_with_flip_and_dark(tmp_path):
 
 
 def test_mpii_eval_runs_and_reports_pckh(tmp_path):
-    stats = run_eval("hrnet_w32_256x256_mpii", "--data", str(shared_data("mpii-tiny")),
+    stats = run_eval("hrnet_w32_256x256_mpii", "--weights", "none", "--data",
+                     str(shared_data("mpii-tiny")),
                      "--out", str(tmp_path), "--batch", "8")
     assert {"PCKh", "PCKh@0.1", "Head", "Ankle"} <= set(stats)
     assert 0 <= stats["PCKh"] <= 100
@@ -117,16 +118,16 @@ def test_torch_runner_bf16_is_close_to_fp32():
 def test_eval_errors_are_one_line(tmp_path, capsys):
     people = [[(40 + 3 * j, 30 + 5 * j, 2) for j in range(17)]]
     write_coco(tmp_path / "coco", people, [[30, 20, 70, 110]])
-    assert main(["eval", "hrnet_w32_256x256_mpii", "--data", str(tmp_path / "coco"),
-                 "--out", str(tmp_path / "o")]) == 2
+    assert main(["eval", "hrnet_w32_256x256_mpii", "--weights", "none", "--data",
+                 str(tmp_path / "coco"), "--out", str(tmp_path / "o")]) == 2
     assert "the model predicts 16 joints, the data set person_keypoints_val2017.json has 17" \
         in capsys.readouterr().err
     with pytest.raises(HrposeError, match="--weights is for zoo models"):
         open_model(str(tmp_path / "x.onnx"), weights="w.pth")
     with pytest.raises(HrposeError, match="unknown model 'hrnet_w99'"):
         open_model("hrnet_w99")
-    assert main(["eval", "hrnet_w32_256x192", "--data", str(tmp_path / "nowhere"),
-                 "--out", str(tmp_path / "o")]) == 2
+    assert main(["eval", "hrnet_w32_256x192", "--weights", "none", "--data",
+                 str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert "nowhere: data root is not a folder" in capsys.readouterr().err
 
 

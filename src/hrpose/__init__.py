@@ -1,20 +1,46 @@
-"""hrpose: HRNet human pose estimation — train, evaluate, run and ship HRNet models."""
+"""hrpose: HRNet human pose estimation — train, evaluate, run and ship HRNet models.
+
+The names below are imported on first use (PEP 562), so `import hrpose` and `hrpose --help` do
+not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from .errors import CheckpointError, HrposeError
-from .inference.estimator import Person, PoseEstimator
-from .models.zoo import MODELS, ModelSpec, build_model, create_model, get_spec
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MODELS",
-    "CheckpointError",
-    "HrposeError",
-    "ModelSpec",
-    "Person",
-    "PoseEstimator",
-    "__version__",
-    "build_model",
-    "create_model",
-    "get_spec",
-]
+# public name -> the module that defines it
+_LAZY = {
+    "MODELS": ".models.zoo",
+    "ModelSpec": ".models.zoo",
+    "build_model": ".models.zoo",
+    "create_model": ".models.zoo",
+    "get_spec": ".models.zoo",
+    "Person": ".inference.estimator",
+    "PoseEstimator": ".inference.estimator",
+    "draw": ".inference.draw",
+}
+
+__all__ = ["MODELS", "CheckpointError", "HrposeError", "ModelSpec", "Person", "PoseEstimator",
+           "__version__", "build_model", "create_model", "draw", "get_spec"]
+
+if TYPE_CHECKING:
+    from .inference.draw import draw
+    from .inference.estimator import Person, PoseEstimator
+    from .models.zoo import MODELS, ModelSpec, build_model, create_model, get_spec
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'hrpose' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

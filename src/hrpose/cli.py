@@ -7,44 +7,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .errors import HrposeError
-
-
-def _model_info(name: str) -> dict:
-    from .hub import cached_path
-    from .models.complexity import measure
-    from .models.zoo import create_model, get_spec
-
-    spec = get_spec(name)
-    c = measure(create_model(name, device="meta"), (3, *spec.input_hw), spec.paper_unit)
-    cached = None
-    if spec.weights_url and cached_path(spec.weights_url).exists():
-        cached = str(cached_path(spec.weights_url))
-    return {
-        "name": name,
-        "keypoints": spec.keypoints,
-        "num_joints": spec.num_joints,
-        "kind": spec.kind,
-        "input_shape": list(c.input_shape),
-        "output_shape": list(c.output_shapes[0]),
-        "output_shapes": [list(o) for o in c.output_shapes],
-        "params": c.params,
-        "macs": c.macs,
-        "gmacs": round(c.gmacs, 2),
-        "official_macs": c.official_macs,
-        "paper_gflops": (round(spec.published["paper_MFLOPs"] / 1000, 4)
-                         if "paper_MFLOPs" in spec.published else None)
-        if spec.lite is not None else round(c.paper_gflops, 1),
-        "gflops": round(2 * c.gmacs, 2),
-        "mean": list(spec.mean),
-        "std": list(spec.std),
-        "published": spec.published,
-        "weights_url": spec.weights_url,
-        "weights_cached": cached,
-    }
 
 
 def _g(macs: int, small: int = 3) -> str:
@@ -57,10 +26,11 @@ def _published(published: dict[str, float]) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .models.zoo import MODELS
+    from .info import model_info
+    from .models.facts import FACTS
 
     if args.model is None:
-        rows = [_model_info(name) for name in MODELS]
+        rows = [model_info(name) for name in FACTS]
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
@@ -79,7 +49,7 @@ def cmd_info(args: argparse.Namespace) -> int:
               "figure (see `hrpose info NAME`).")
         return 0
 
-    info = _model_info(args.model)
+    info = model_info(args.model)
     if args.run:
         info["forward"] = _run_forward(args.model, info["input_shape"], args.batch)
     if args.json:
@@ -153,6 +123,9 @@ def _run_forward(name: str, input_shape: list[int], batch: int) -> dict:
 def cmd_convert(args: argparse.Namespace) -> int:
     from .models.convert import LAYOUTS, convert_checkpoint, convert_openvino
 
+    if Path(args.output).suffix.lower() != ".safetensors":
+        raise HrposeError(f"{args.output}: hrpose writes weights as safetensors; name the file "
+                          f"{Path(args.output).with_suffix('.safetensors').name}")
     convert = convert_openvino if args.input.lower().endswith(".xml") else convert_checkpoint
     meta = convert(args.input, args.output, args.model)
     if args.json:
@@ -329,14 +302,13 @@ def cmd_export(args: argparse.Namespace) -> int:
                           fp16=args.fp16, int8=args.int8, calib=args.calib or (),
                           detector=detector, dynamic_batch=args.dynamic_batch, batch=args.batch,
                           simplify=args.simplify, calib_limit=args.calib_limit,
-                          log=not args.json)
+                          force=args.force, log=not args.json)
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
-        a = result.agreement
-        print(f"{result.path}: {result.format} {result.precision}, {result.seconds:.1f} s; "
-              f"against {result.reference}: max |heatmap difference| {a.max_abs:.2e}, joints "
-              f"within 1 heatmap px {100 * a.within_1px:.2f}% ({a.crops} crops)")
+        print(f"wrote {result.path}: {result.format} {result.precision}, "
+              f"{result.seconds:.1f} s; against {result.reference} on "
+              f"{result.agreement.describe()}")
     return 0
 
 
@@ -348,6 +320,71 @@ def cmd_bench(args: argparse.Namespace) -> int:
                    rounds=args.rounds, passes=args.passes, log=not args.json)
     print(json.dumps(result) if args.json else format_bench(result))
     return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other hrpose error, with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"hrpose: error: {message} (see '{self.prog} --help')\n")
+
+
+def _count(minimum: int = 1) -> Callable[[str], int]:
+    """A whole number >= minimum."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got "
+                                             f"{text!r}")
+        return value
+    parse.__name__ = "count"
+    return parse
+
+
+def _number(low: float, high: float = float("inf"), low_open: bool = False
+            ) -> Callable[[str], float]:
+    """A number in [low, high] (or (low, high] with `low_open`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (low < value <= high if low_open else low <= value <= high):
+            where = (f"in [{low:g}, {high:g}]" if high != float("inf") else
+                     f"> {low:g}" if low_open else f">= {low:g}")
+            raise argparse.ArgumentTypeError(f"expected a number {where}, got {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+FRACTION = _number(0.0, 1.0)        # scores and thresholds
+
+
+def _folder(text: str) -> str:
+    """An output folder: may exist, but not as a file."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    return text
+
+
+def _file(text: str) -> str:
+    """An output file: may exist (it is replaced), but not as a folder."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    return text
+
+
+def _device(text: str) -> str:
+    from .hardware import check_device
+
+    try:
+        return check_device(text)
+    except HrposeError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -370,13 +407,15 @@ def _runtime_arguments(p: argparse.ArgumentParser) -> None:
     """Where and how a model runs: the options `eval` and `infer` share."""
     p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"),
                    help="runtime (default: torch for zoo models, by file type otherwise)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
-    p.add_argument("--threads", type=int, help="CPU threads for the runtime")
+    p.add_argument("--device", type=_device, default="cpu", help="torch device (default cpu)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                   help="auto (default): bf16 where the CPU has native bf16 (AVX-512 BF16, "
+                   "AMX) or the GPU supports it, else fp32")
+    p.add_argument("--threads", type=_count(), help="CPU threads for the runtime")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hrpose", description="HRNet human pose estimation: models, weights and tools.")
     parser.add_argument("--version", action="version", version=f"hrpose {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -384,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="model sizes: parameters, MACs, input and output shapes")
     p.add_argument("model", nargs="?", help="a zoo model name; all models when omitted")
     p.add_argument("--run", action="store_true", help="also time one real forward pass on CPU")
-    p.add_argument("--batch", type=int, default=1, help="batch size for --run (default 1)")
+    p.add_argument("--batch", type=_count(), default=1,
+                   help="batch size for --run (default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_info)
 
@@ -393,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "MindSpore .ckpt or ImageNet HRNet checkpoint (the layout is detected "
                        "from the file) and writes an hrpose safetensors checkpoint.")
     p.add_argument("input", help="checkpoint file to read")
-    p.add_argument("output", help="safetensors file to write")
+    p.add_argument("output", type=_file, help="safetensors file to write (.safetensors)")
     p.add_argument("--model", help="zoo model the weights are for (guessed when omitted)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_convert)
@@ -407,15 +447,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a zoo model name, a checkpoint file (.safetensors, .pth, ...: its model "
                    "is read from its metadata or guessed) or an exported .onnx / .xml file")
     p.add_argument("--results", help="score this COCO results file instead of running a model")
-    p.add_argument("--weights", help="checkpoint for a zoo model: file, URL, 'published' or "
-                   "'imagenet' (default: random initialisation)")
+    p.add_argument("--weights", help="weights for a zoo model: file, URL, 'imagenet', or "
+                   "'none' for random initialisation (default: its published weights)")
     p.add_argument("--data", required=True, help="data root: COCO layout (annotations/, "
                    "val2017/) or a folder with one annotation .json")
     p.add_argument("--ann", help="annotation file (default: found under --data)")
     p.add_argument("--images", help="image folder (default: found under --data)")
     p.add_argument("--det-json", help="person detections, COCO results format (default: "
                    "ground-truth boxes)")
-    p.add_argument("--min-det-score", type=float, default=0.0,
+    p.add_argument("--min-det-score", type=FRACTION, default=0.0,
                    help="keep detections with at least this score (default 0.0)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="flip test: average with the mirrored crop (default on)")
@@ -423,17 +463,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="heatmap decoding (default classic: argmax + quarter-pixel shift)")
     p.add_argument("--nms", choices=("oks", "soft", "none"), default="oks",
                    help="per-image OKS-NMS at 0.9 (default), soft-OKS-NMS, or none")
-    p.add_argument("--batch", type=int, default=32, help="crops per model call (default 32)")
-    p.add_argument("--workers", type=int, default=0, help="image-decoding processes")
+    p.add_argument("--batch", type=_count(), default=32,
+                   help="crops per model call (default 32)")
+    p.add_argument("--workers", type=_count(0), default=0, help="image-decoding processes")
     _scales_argument(p)
     _runtime_arguments(p)
     p.add_argument("--mean", type=_triple, help="input mean, RGB in [0, 1] (default ImageNet)")
     p.add_argument("--std", type=_triple, help="input std, RGB in [0, 1] (default ImageNet)")
     p.add_argument("--bgr", action="store_true", help="the model takes BGR input")
-    p.add_argument("--draw", type=int, default=4, metavar="N",
+    p.add_argument("--draw", type=_count(0), default=4, metavar="N",
                    help="draw the predictions on the first N images into OUT/predictions.jpg "
                    "(default 4; 0: none)")
-    p.add_argument("--out", required=True, help="folder for results.json and metrics.json")
+    p.add_argument("--out", type=_folder, required=True,
+                   help="folder for results.json and metrics.json")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
 
@@ -447,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train ...")
     p.add_argument("config", metavar="CONFIG", nargs="?",
                    help="YAML config (configs/...); with --resume the run's own config is used")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--out", type=_folder, required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="change one config value, e.g. -o train.lr=5e-4 -o data.root=DIR "
                    "(repeatable)")
@@ -476,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True,
                    help="a zoo model name (its published weights), a checkpoint file or an "
                    "exported .onnx / .xml file")
-    p.add_argument("--weights", help="weights for a zoo model: file, URL or 'published'")
+    p.add_argument("--weights", help="weights for a zoo model: file, URL, or 'none' for "
+                   "random initialisation (default: its published weights)")
     boxes = p.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", metavar="FILE",
                        help="person boxes: COCO detection results (image ids = numbered file "
@@ -484,14 +527,15 @@ def build_parser() -> argparse.ArgumentParser:
     boxes.add_argument("--detector", metavar="MODEL",
                        help="an exported person detector (.onnx / .xml, PicoDet layout); "
                        "default: the whole image is one person")
-    p.add_argument("--box-threshold", type=float, default=0.5,
+    p.add_argument("--box-threshold", type=FRACTION, default=0.5,
                    help="keep boxes scoring at least this (default 0.5)")
-    p.add_argument("--keypoint-threshold", type=float, default=0.3,
+    p.add_argument("--keypoint-threshold", type=FRACTION, default=0.3,
                    help="draw joints scoring at least this (default 0.3)")
-    p.add_argument("--person-threshold", type=float, default=0.1,
+    p.add_argument("--person-threshold", type=FRACTION, default=0.1,
                    help="draw people scoring at least this (default 0.1; results.json keeps "
                    "all)")
-    p.add_argument("--out", required=True, help="folder for results.json and the drawings")
+    p.add_argument("--out", type=_folder, required=True,
+                   help="folder for results.json and the drawings")
     p.add_argument("--draw", action=argparse.BooleanOptionalAction, default=True,
                    help="write drawings (default on)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
@@ -500,14 +544,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="heatmap decoding (default: the model's own)")
     p.add_argument("--smooth", action="store_true",
                    help="video: One-Euro smoothing of each tracked person's keypoints")
-    p.add_argument("--min-cutoff", type=float,
+    p.add_argument("--min-cutoff", type=_number(0, low_open=True),
                    help="One-Euro cutoff for still joints, Hz (lower: smoother; default 1.0)")
-    p.add_argument("--beta", type=float,
+    p.add_argument("--beta", type=_number(0),
                    help="One-Euro cutoff Hz added per person height per second of speed "
                    "(higher: less lag on fast moves; default 10)")
     p.add_argument("--show-fps", action="store_true",
                    help="write the frame rate on the drawings and print the throughput")
-    p.add_argument("--batch", type=int,
+    p.add_argument("--batch", type=_count(),
                    help="crops per model call (default 8 on the CPU, 32 on a GPU)")
     _scales_argument(p)
     _runtime_arguments(p)
@@ -525,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="a zoo model name (its published weights), "
                    "a checkpoint, or an .onnx / .xml file from elsewhere (e.g. to quantise it)")
     p.add_argument("--format", choices=("onnx", "openvino"), default="onnx")
-    p.add_argument("--out", help="file to write (.onnx, or .xml + .bin; default "
+    p.add_argument("--out", type=_file, help="file to write (.onnx, or .xml + .bin; default "
                    "<model>_<precision>.<ext> here)")
     p.add_argument("--weights", default=None,
                    help="weights for a zoo model: file, URL or 'published' (the default)")
@@ -536,16 +580,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", nargs="+", metavar="IMAGES",
                    help="calibration images: data folders (people from their annotation "
                    "file), image folders, images or globs; also the verification crops")
-    p.add_argument("--calib-limit", type=int, default=300,
+    p.add_argument("--calib-limit", type=_count(), default=300,
                    help="at most this many calibration crops (default 300)")
     p.add_argument("--detector", metavar="MODEL",
                    help="person detector for calibration images without annotations "
                    "(default: the whole image)")
     p.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=True,
                    help="any batch size (default); --no-dynamic-batch fixes it to --batch")
-    p.add_argument("--batch", type=int, default=1, help="the fixed batch size (default 1)")
+    p.add_argument("--batch", type=_count(), default=1,
+                   help="the fixed batch size (default 1)")
     p.add_argument("--simplify", action=argparse.BooleanOptionalAction, default=True,
                    help="simplify the ONNX graph with onnxslim (default on)")
+    p.add_argument("--force", action="store_true",
+                   help="write the file even when it disagrees with its source (below 95%% of "
+                   "joints within 1 heatmap px for float, 85%% for INT8)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_export)
 
@@ -560,16 +608,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a zoo model name, a checkpoint or an exported .onnx / .xml file")
     p.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "openvino"),
                    default="auto")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32")
-    p.add_argument("--batch", type=int, default=8, help="crops per call (default 8)")
-    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
+                   help="auto (default): bf16 where the CPU has native bf16, else fp32")
+    p.add_argument("--batch", type=_count(), default=8, help="crops per call (default 8)")
+    p.add_argument("--threads", type=_count(), help="CPU threads (default: all cores)")
     p.add_argument("--calib", nargs="+", metavar="IMAGES", help="calibration images for int8")
     p.add_argument("--weights", help="weights for a zoo model (default: published if cached, "
                    "else random: speed only)")
     p.add_argument("--images", help="annotated data root for the pipeline and the keypoint "
                    "check (default: 24 synthetic images)")
-    p.add_argument("--rounds", type=int, default=10, help="timed calls per path (default 10)")
-    p.add_argument("--passes", type=int, default=3,
+    p.add_argument("--rounds", type=_count(), default=10,
+                   help="timed calls per path (default 10)")
+    p.add_argument("--passes", type=_count(), default=3,
                    help="pipeline passes over the images (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
@@ -581,20 +631,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="Writes OUT/train2017/, OUT/val2017/ and OUT/annotations/"
         "person_keypoints_{train,val}2017.json: drawn 17-joint people with visibility flags, "
         "boxes and areas. The same seed gives the same data set.")
-    p.add_argument("--out", required=True, help="data root to write")
-    p.add_argument("--train", type=int, default=5000, help="training images (default 5000)")
-    p.add_argument("--val", type=int, default=200, help="validation images (default 200)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.add_argument("--out", type=_folder, required=True, help="data root to write")
+    p.add_argument("--train", type=_count(), default=5000,
+                   help="training images (default 5000)")
+    p.add_argument("--val", type=_count(), default=200,
+                   help="validation images (default 200)")
+    p.add_argument("--seed", type=_count(0), default=0)
+    p.add_argument("--workers", type=_count(), help="processes (default: all cores)")
     p.add_argument("--json", action="store_true", help="print a summary object")
     p.set_defaults(func=cmd_synth)
     return parser
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: object = None, line: str | None = None) -> None:
+    print(f"hrpose: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():     # library warnings, one line each, like the errors
+            warnings.simplefilter("default")
+            warnings.showwarning = _one_line_warning
+            return args.func(args)
     except HrposeError as e:
         print(f"hrpose: error: {e}", file=sys.stderr)
         return 2

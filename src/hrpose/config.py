@@ -97,7 +97,7 @@ class BottomUpConfig:
 class TrainConfig:
     epochs: int = 210
     batch: int = 32                          # per device
-    optimizer: str = "adam"                  # adam | adamw
+    optimizer: str = "adam"                  # adam | adamw | sgd (momentum 0.9)
     lr: float = 1e-3
     weight_decay: float = 0.0
     lr_steps: tuple[int, ...] = (170, 200)   # epochs at which the lr is multiplied by lr_factor
@@ -108,8 +108,10 @@ class TrainConfig:
     base_batch: int = 128                    # the official recipe: 4 GPUs x 32
     loss: str = "mse"                        # mse | ohkm (online hard keypoint mining)
     ohkm_topk: int = 8
-    amp: str = "none"                        # none | bf16 | fp16 (fp16 uses a grad scaler)
-    channels_last: bool = False
+    # auto: bf16 where it is native (a CPU with AVX-512 BF16 / AMX, a bf16 GPU), else none |
+    # none | bf16 | fp16 (fp16 uses a grad scaler)
+    amp: str = "auto"
+    channels_last: bool | str = "auto"       # auto: on with bf16 or on a GPU, where it pays
     compile: bool = False                    # torch.compile the model
     grad_clip: float = 0.0                   # max gradient norm; 0 = no clipping
     eval_every: int = 10                     # epochs; the last epoch is always evaluated
@@ -280,9 +282,9 @@ CHOICES = {
     ("model", "kind"): ("topdown", "bottomup"),
     ("model", "family"): ("hrnet", "litehrnet"),
     ("data", "target"): ("classic", "dark", "udp"),
-    ("train", "optimizer"): ("adam", "adamw"),
+    ("train", "optimizer"): ("adam", "adamw", "sgd"),
     ("train", "loss"): ("mse", "ohkm"),
-    ("train", "amp"): ("none", "bf16", "fp16"),
+    ("train", "amp"): ("auto", "none", "bf16", "fp16"),
     ("distill", "amp"): ("none", "bf16"),
     ("test", "decode"): ("classic", "dark", "udp"),
     ("test", "nms"): ("oks", "soft", "none"),
@@ -311,6 +313,9 @@ def validate(config: Config, source: str = "config") -> Config:
     if config.model.kind == "bottomup" and (w != h or w % 64):
         raise HrposeError(f"{source}: data.input_wh: a bottom-up input is square with a side "
                           f"that is a multiple of 64, got {w}x{h}")
+    if config.train.channels_last not in (True, False, "auto"):
+        raise HrposeError(f"{source}: train.channels_last: {config.train.channels_last!r} is "
+                          "not one of true, false, auto")
     for key in ("epochs", "batch"):
         if getattr(config.train, key) < 1:
             raise HrposeError(f"{source}: train.{key} must be at least 1")

@@ -72,9 +72,12 @@ def _locked(path: Path):
 
 
 def _offline_hint(name: str, model_name: str | None) -> str:
-    how = (f"build_model({model_name!r}, weights='/path/to/{name}') or --weights /path/to/{name}"
-           if model_name else f"the local path /path/to/{name} instead of the URL")
-    return f"download it on a connected machine and pass {how}"
+    """Where the file goes when it is fetched by hand: the cache folder and its name there."""
+    how = (f"or pass it as a file (--weights /path/to/{name}, or build_model({model_name!r}, "
+           f"weights='/path/to/{name}'))" if model_name else
+           f"or use the local path /path/to/{name} instead of the URL")
+    return (f"download it on a connected machine and put it in {cache_dir()} as {name} "
+            f"(HRPOSE_HOME moves the cache), {how}")
 
 
 def download(url: str, model_name: str | None = None, progress: bool = True,

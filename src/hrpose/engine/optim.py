@@ -1,4 +1,5 @@
-"""Optimiser and learning-rate schedule of the published recipe: Adam, linear warm-up, steps."""
+"""Optimiser and learning-rate schedule of the published recipe: Adam, linear warm-up, steps.
+AdamW, and SGD with momentum 0.9 (the other common pose recipe), are the alternatives."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from ..config import TrainConfig
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, lr: float
                    ) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
     return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)

@@ -28,6 +28,7 @@ from ..data.coco import load_keypoints
 from ..data.topdown import TopDownDataset
 from ..data.transforms import normalize_tensor
 from ..errors import HrposeError
+from ..hardware import resolve_precision
 from ..inference.backends import TorchRunner
 from ..models.convert import load_weights
 from ..models.zoo import (
@@ -151,10 +152,21 @@ def init_tags(layer: nn.Conv2d, num_joints: int) -> None:
 
 
 def _amp_dtype(config: Config, device: torch.device) -> torch.dtype | None:
+    """train.amp as a dtype; auto is bf16 only where it is native (hardware.py)."""
     amp = config.train.amp
     if amp == "fp16" and device.type == "cpu":
         raise HrposeError("train.amp fp16 needs a CUDA device; use bf16 on the CPU")
+    if amp in ("auto", "bf16"):
+        amp = resolve_precision(amp, str(device))
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
+
+def _channels_last(config: Config, device: torch.device, amp: torch.dtype | None) -> bool:
+    """channels_last pays with bf16 on the CPU (HRNet-W32 training 5.8 -> 6.5 images/s) and on
+    GPUs; in fp32 on the CPU it is left off."""
+    if config.train.channels_last == "auto":
+        return device.type == "cuda" or amp is not None
+    return bool(config.train.channels_last)
 
 
 def weights_metadata(config: Config, extra: dict | None = None) -> dict[str, str]:
@@ -192,6 +204,7 @@ class Trainer:
         self.config = config
         torch.manual_seed(config.train.seed)
         self.amp_dtype = _amp_dtype(config, self.device)
+        self.channels_last = _channels_last(config, self.device, self.amp_dtype)
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device)
         self.std = torch.tensor(IMAGENET_STD, device=self.device)
 
@@ -225,7 +238,7 @@ class Trainer:
         self.net = training_model(config, self.device, self.main)
         if config.model.sync_bn and self.world.distributed:
             distributed.convert_sync_bn(self.net, self.device)
-        if config.train.channels_last:
+        if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if config.quant.pact and checkpoint is None and not config.quant.alpha:
             self._calibrate_clips()
@@ -383,7 +396,7 @@ class Trainer:
         """One optimiser step; returns the loss averaged over ranks. A non-finite loss on any
         rank stops every rank before the backward pass, so nothing broken is applied."""
         cfg = self.config.train
-        memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        memory = torch.channels_last if self.channels_last else torch.contiguous_format
         images = batch["image"].to(self.device, non_blocking=True)
         x = normalize_tensor(images, self.mean, self.std).contiguous(memory_format=memory)
         with torch.autocast(self.device.type, dtype=self.amp_dtype,
@@ -423,7 +436,7 @@ class Trainer:
         cfg, data = self.config, self.config.data
         self.net.eval()
         w, h = data.input_wh
-        runner = TorchRunner(self.net, (h, w), str(self.device))
+        runner = TorchRunner(self.net, (h, w), str(self.device), "fp32")
         extra = {"epoch": self.state.epoch, "step": self.state.step}
         common = dict(ann=Path(data.root) / data.val_ann, images=Path(data.root) / data.val_images,
                       progress=self.progress and self.main, extra=extra,

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..data.transforms import normalize
 from ..errors import HrposeError
+from ..hardware import cpu_has_native_bf16, cpu_summary
 from ..inference.backends import Runner, TorchRunner, exported_file, open_exported, open_model
 from ..inference.estimator import PoseEstimator
 from ..models.zoo import MODELS
@@ -30,7 +31,7 @@ from .exporter import FORMATS, export_model
 from .verify import Agreement, compare, run_batched
 
 BENCH_BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-BENCH_PRECISIONS = ("fp32", "bf16", "int8")
+BENCH_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 # (backend, precision) paths a CPU offers, in the order they are tried.
 PATHS = {"fp32": ("onnxruntime", "openvino", "torch"), "bf16": ("openvino", "torch"),
          "int8": ("openvino", "onnxruntime")}
@@ -102,7 +103,8 @@ def _paths(model: str, weights: str | None, backend: str, precision: str, calib:
             say(f"exporting for {b} {precision}")
             target = work / f"{b}_{precision}{FORMATS[fmt]}"
             file = str(export_model(model, target, fmt, weights=weights,
-                                    int8=precision == "int8", calib=calib, log=False).path)
+                                    int8=precision == "int8", calib=calib, force=True,
+                                    log=False).path)
         run_precision = "bf16" if precision == "bf16" else "fp32"
         out.append(RuntimePath(b, precision, open_exported(file, b, run_precision, threads), file))
     if not out and not (plain is not None and precision == "fp32"):
@@ -157,7 +159,7 @@ def _pipeline(estimators: dict[str, PoseEstimator], root: str, passes: int) -> d
     return {name: crops / float(np.median(t)) for name, t in times.items()}
 
 
-def bench(model: str, backend: str = "auto", precision: str = "fp32", batch: int = 8, *,
+def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int = 8, *,
           threads: int | None = None, calib: Sequence[str] = (), weights: str | None = None,
           images: str | None = None, rounds: int = 10, passes: int = 3,
           log: bool = True) -> dict:
@@ -171,6 +173,8 @@ def bench(model: str, backend: str = "auto", precision: str = "fp32", batch: int
                           f"{', '.join(BENCH_PRECISIONS)} (fp16 is a GPU precision)")
     if batch < 1 or rounds < 1 or passes < 1:
         raise HrposeError("batch, rounds and passes must be at least 1")
+    if precision == "auto":          # bf16 only where the CPU has it natively
+        precision = "bf16" if cpu_has_native_bf16() else "fp32"
 
     def say(message: str) -> None:
         if log:
@@ -240,6 +244,7 @@ def bench(model: str, backend: str = "auto", precision: str = "fp32", batch: int
     plain_figures = plain.figures(batch) if plain else None
     return {
         "model": model, "backend": chosen.backend, "precision": precision, "batch": batch,
+        "machine": cpu_summary(),
         "threads": threads or len(os.sched_getaffinity(0)),
         "model_img_per_s": figures["img_per_s"],
         "pipeline_img_per_s": round(pipeline["chosen"], 2),

@@ -62,16 +62,21 @@ def quantize_openvino(model: object, calibration: Sequence[np.ndarray]) -> objec
     """INT8 by NNCF post-training quantisation: per-channel int8 weights, int8 activations
     with ranges from `calibration` (normalised float32 batches), then NNCF's bias correction.
     Models with depthwise convolutions keep `DEPTHWISE_FLOAT_TYPES` in float."""
+    types = {op.get_type_name() for op in model.get_ordered_ops()}  # type: ignore[attr-defined]
+    ignored = ({"types": list(DEPTHWISE_FLOAT_TYPES)} if "GroupConvolution" in types else None)
+    return nncf_quantize(model, list(calibration), ignored)
+
+
+def nncf_quantize(model: object, items: list, ignored: dict | None) -> object:
+    """NNCF's post-training quantisation of an OpenVINO or ONNX model on calibration `items`
+    (what the model's inference takes), leaving `ignored` (IgnoredScope fields) in float."""
     try:
         import nncf
     except ImportError:
-        raise HrposeError("INT8 OpenVINO models need nncf: pip install 'hrpose[export]'") \
-            from None
+        raise HrposeError("INT8 export needs nncf: pip install 'hrpose[export]'") from None
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    types = {op.get_type_name() for op in model.get_ordered_ops()}  # type: ignore[attr-defined]
-    ignored = (nncf.IgnoredScope(types=list(DEPTHWISE_FLOAT_TYPES))
-               if "GroupConvolution" in types else None)
+    scope = nncf.IgnoredScope(**ignored, validate=False) if ignored else None
     # NNCF draws its progress bars on stdout; stdout is for results (--json)
     with contextlib.redirect_stdout(sys.stderr):
-        return nncf.quantize(model, nncf.Dataset(list(calibration)),
-                             subset_size=len(calibration), ignored_scope=ignored)
+        return nncf.quantize(model, nncf.Dataset(items), subset_size=len(items),
+                             ignored_scope=scope)

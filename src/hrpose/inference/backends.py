@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,8 +23,9 @@ import numpy as np
 import torch
 
 from ..errors import HrposeError
+from ..hardware import PRECISION_CHOICES as PRECISIONS
+from ..hardware import check_device, cpu_has_native_bf16, resolve_precision
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 BACKENDS = ("torch", "onnxruntime", "openvino")
 CHECKPOINTS = (".safetensors", ".pth", ".pt", ".pdparams", ".ckpt")
 
@@ -41,11 +43,14 @@ def _check_precision(precision: str) -> None:
 
 
 class TorchRunner:
-    """A PyTorch module; bf16 / fp16 run under autocast, outputs come back as float32."""
+    """A PyTorch module; bf16 / fp16 run under autocast, outputs come back as float32.
+    precision "auto": bf16 where it is native (hardware.resolve_precision), else fp32."""
 
     def __init__(self, model: torch.nn.Module, input_hw: tuple[int, int], device: str = "cpu",
-                 precision: str = "fp32") -> None:
+                 precision: str = "auto") -> None:
         _check_precision(precision)
+        device = check_device(device)
+        precision = resolve_precision(precision, device)
         if precision == "fp16" and not str(device).startswith("cuda"):
             raise HrposeError("fp16 needs a CUDA device; use bf16 on the CPU")
         self.device = torch.device(device)
@@ -109,11 +114,20 @@ class OpenVINORunner:
     """An OpenVINO IR (.xml + .bin) or ONNX file through OpenVINO on the CPU.
 
     precision "fp32" asks for f32 inference (OpenVINO's CPU default on bf16-capable CPUs is bf16);
-    "bf16" asks for bf16. `heatmaps=False` opens a model whose outputs are not heatmaps."""
+    "bf16" asks for bf16; "auto" for bf16 where it is native. `heatmaps=False` opens a model
+    whose outputs are not heatmaps."""
 
-    def __init__(self, path: str | Path, precision: str = "fp32",
+    def __init__(self, path: str | Path, precision: str = "auto",
                  threads: int | None = None, heatmaps: bool = True) -> None:
         _check_precision(precision)
+        if precision == "auto":
+            precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        elif precision == "bf16" and not cpu_has_native_bf16():
+            # OpenVINO has no bf16 kernels without native bf16 (and fails to compile some
+            # under an ISA cap): it runs fp32, as its docs say it falls back
+            warnings.warn("bf16 is not native on this CPU: OpenVINO runs the model in fp32",
+                          stacklevel=2)
+            precision = "fp32"
         core = openvino_core()
         import openvino as ov
 
@@ -231,7 +245,7 @@ def exported_file(path: str | Path) -> Path:
     return path
 
 
-def open_exported(path: str | Path, backend: str | None = None, precision: str = "fp32",
+def open_exported(path: str | Path, backend: str | None = None, precision: str = "auto",
                   threads: int | None = None, heatmaps: bool = True
                   ) -> OnnxRunner | OpenVINORunner:
     """A runner for an exported file: .onnx runs on ONNX Runtime (or OpenVINO when asked),
@@ -244,7 +258,7 @@ def open_exported(path: str | Path, backend: str | None = None, precision: str =
     if backend == "openvino":
         return OpenVINORunner(path, precision, threads, heatmaps)
     if backend == "onnxruntime" and suffix == ".onnx":
-        if precision != "fp32":
+        if precision not in ("auto", "fp32"):
             raise HrposeError(f"{path}: ONNX Runtime runs the file's own precision; use "
                               "--precision fp32, or the openvino backend for bf16")
         return OnnxRunner(path, threads, heatmaps)
@@ -274,21 +288,26 @@ class LoadedModel:
 
 
 def open_model(model: str, weights: str | None = None, backend: str | None = None,
-               device: str = "cpu", precision: str = "fp32", threads: int | None = None
+               device: str = "cpu", precision: str = "auto", threads: int | None = None
                ) -> LoadedModel:
-    """A zoo model name (with `weights`: a file, URL, "published" or "imagenet"), a checkpoint
-    file (its zoo model from its metadata, else guessed from its tensors) or an exported .onnx /
-    .xml file. Exported files state their normalisation, keypoints and codec in their metadata
-    (hrpose exports do); without it they get ImageNet mean/std and the classic codec."""
+    """A zoo model name (its published weights; `weights`: a file, URL, "imagenet", or "none"
+    for random initialisation), a checkpoint file (its zoo model from its metadata, else guessed
+    from its tensors) or an exported .onnx / .xml file. Exported files state their
+    normalisation, keypoints and codec in their metadata (hrpose exports do); without it they
+    get ImageNet mean/std and the classic codec."""
     from ..models.zoo import MODELS, build_model, get_spec
 
     if backend is not None and backend not in BACKENDS:
         raise HrposeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    _check_precision(precision)
     if model in MODELS:
         if backend not in (None, "torch"):
             raise HrposeError(f"{model}: a zoo model runs on torch; export it for {backend}")
         spec = get_spec(model)
-        net = build_model(model, weights=weights)
+        # One meaning for a zoo name everywhere: its published weights; random ones only when
+        # asked for by name.
+        weights = "published" if weights is None else weights
+        net = build_model(model, weights=None if weights == "none" else weights)
         if threads:
             torch.set_num_threads(threads)
         return LoadedModel(TorchRunner(net, spec.input_hw, device, precision), spec.mean,
@@ -315,7 +334,7 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
     if not Path(model).suffix and not Path(model).is_dir():
         raise HrposeError(f"unknown model {model!r}: give a zoo name ({', '.join(MODELS)}), a "
                           "checkpoint, or an exported .onnx / .xml file (or its folder)")
-    if str(device) != "cpu":
+    if str(check_device(device)) != "cpu":
         raise HrposeError(f"{model}: exported files run on the CPU (ONNX Runtime, OpenVINO); "
                           f"device {device!r} is for zoo models and checkpoints")
     runner = open_exported(model, backend, precision, threads)

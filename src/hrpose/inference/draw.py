@@ -108,3 +108,43 @@ def save_rgb(path: str, image: np.ndarray) -> None:
         if not ok:
             raise ValueError(f"{path}: cannot encode the image")
         tmp.write_bytes(data.tobytes())
+
+
+def draw(image: object, people: Sequence[object] | np.ndarray,
+         skeleton: Skeleton | str | None = None, *, threshold: float = 0.3,
+         boxes: bool = True, color: str = "rgb") -> np.ndarray:
+    """A drawing of `people` on a copy of `image`, RGB uint8: the public drawing API.
+
+    image: a path, a numpy array (`color` says its channel order, RGB by default) or a PIL
+    image. people: `Person` objects from `PoseEstimator`, or keypoints (P, K, 3) x, y, score.
+    skeleton: a keypoint set name ("coco", "mpii", "crowdpose"), a `Skeleton`, or None to
+    choose it by the number of joints. Joints and limbs scoring under `threshold` are left out;
+    with `boxes`, each Person's box is drawn with its score."""
+    from ..errors import HrposeError
+    from ..skeletons import get_skeleton, skeleton_for
+    from .images import to_rgb
+
+    if not 0 <= threshold <= 1:
+        raise HrposeError(f"threshold must be in [0, 1], got {threshold}")
+    rgb = to_rgb(image, color)
+    objects = not isinstance(people, np.ndarray) and len(people) > 0 and hasattr(
+        people[0], "keypoints")
+    keypoints = (np.stack([p.keypoints for p in people]) if objects  # type: ignore[attr-defined]
+                 else np.asarray(people, np.float32).reshape(-1, *np.shape(people)[-2:])
+                 if len(people) else np.zeros((0, 0, 3), np.float32))
+    if keypoints.ndim != 3 or keypoints.shape[-1] != 3:
+        raise HrposeError(f"people: expected Person objects or keypoints (P, K, 3), got shape "
+                          f"{keypoints.shape}")
+    if not len(keypoints):
+        return rgb.copy()
+    if skeleton is None:
+        skeleton = skeleton_for(keypoints.shape[1])
+    elif isinstance(skeleton, str):
+        skeleton = get_skeleton(skeleton)
+    if skeleton.num_joints != keypoints.shape[1]:
+        raise HrposeError(f"people have {keypoints.shape[1]} joints, skeleton "
+                          f"{skeleton.name!r} has {skeleton.num_joints}")
+    box_array = (np.stack([p.box for p in people]) if objects and boxes  # type: ignore[attr-defined]
+                 else None)
+    scores = [p.score for p in people] if box_array is not None else None  # type: ignore[attr-defined]
+    return draw_people(rgb, keypoints, skeleton, threshold, box_array, scores)

@@ -74,21 +74,19 @@ class PoseEstimator:
     (default 8 on the CPU, 32 on a GPU)."""
 
     def __init__(self, model: str | Path = "hrnet_w32_256x192", backend: str | None = None,
-                 device: str = "cpu", precision: str = "fp32", *, weights: str | None = None,
+                 device: str = "cpu", precision: str = "auto", *, weights: str | None = None,
                  detector: str | Path | Detector | None = None, flip: bool = False,
                  decode: str | None = None, batch: int | None = None,
                  threads: int | None = None,
                  padding: float = BOX_PADDING, scales: Sequence[float] = (1.0,),
                  grouping: GroupingSettings | None = None) -> None:
-        from ..models.zoo import MODELS
-
         # Crops per model call. On a CPU, HRNet-W32 runs fastest at 4-8 (measured: 11.3
         # images/s at 8, 8.0 at 32, whose activations spill out of the caches); GPUs want more.
-        batch = batch or (8 if str(device) == "cpu" else 32)
+        batch = batch if batch is not None else 8 if str(device) == "cpu" else 32
         if batch < 1:
             raise HrposeError(f"batch must be at least 1, got {batch}")
-        if str(model) in MODELS and weights is None:
-            weights = "published"
+        if not scales or min(scales) <= 0:
+            raise HrposeError(f"scales must be positive numbers, got {tuple(scales)}")
         loaded = open_model(str(model), weights, backend, device, precision, threads)
         self.runner, self.mean, self.std = loaded.runner, loaded.mean, loaded.std
         self.kind = loaded.kind
@@ -112,6 +110,9 @@ class PoseEstimator:
         if self.kind == "bottomup":
             self.codec = None
             return
+        if self.scales != (1.0,):
+            raise HrposeError(f"{model}: scales {self.scales} are for bottom-up models; a "
+                              "top-down model sees person crops at one size")
         self.codec = HeatmapCodec((w, h), (probe.shape[3], probe.shape[2]),
                                   method=decode or loaded.codec)
         if isinstance(detector, (str, Path)):

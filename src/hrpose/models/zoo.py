@@ -169,22 +169,24 @@ def build_model(name: str, weights: str | os.PathLike | None = None
                 ) -> TopDownModel | BottomUpModel:
     """The `torch.nn.Module` of a named model.
 
-    `weights`: None for random (official) initialisation; a local checkpoint in any supported
-    layout (official HRNet, mmpose 0.x / 1.x, Paddle, MindSpore, ImageNet backbone, hrpose); an
-    http(s) URL, downloaded once into the cache; "published" for the zoo entry's own weights; or
-    "imagenet" for the ImageNet-pretrained backbone (the head keeps its initialisation).
+    `weights`: None (or "none") for random (official) initialisation; a local checkpoint in any
+    supported layout (official HRNet, mmpose 0.x / 1.x, Paddle, MindSpore, ImageNet backbone,
+    hrpose); an http(s) URL, downloaded once into the cache; "published" for the zoo entry's own
+    weights; or "imagenet" for the ImageNet-pretrained backbone (the head keeps its initialisation).
     A top-down module maps a normalised RGB batch `(N, 3, H, W)` to heatmaps `(N, K, H/4, W/4)`;
     a bottom-up one (`higherhrnet_*`) to `[(N, 2K, H/4, W/4) heatmaps + tags, (N, K, H/2, W/2)]`.
     It is returned in eval mode (training code calls `.train()`).
     """
     spec = get_spec(name)
     model = spec.create()
-    if weights is None:
+    if weights is None or weights == "none":
         return model.eval()
     weights = os.fspath(weights)
     if weights == "published":
         if spec.weights_url is None:
-            raise HrposeError(f"model {name!r} has no published weights")
+            raise HrposeError(f"model {name!r} has no published weights; give a weights file "
+                              "(--weights FILE; `hrpose convert` makes one from other "
+                              "layouts), or --weights none for random initialisation")
         weights = spec.weights_url
     elif weights == "imagenet":
         weights = IMAGENET_BACKBONES[spec.width]
