@@ -34,8 +34,8 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 @pytest.fixture(autouse=True)
 def _cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch):
     """`auto` precision resolves as on a CPU without native bf16 (fp32) in every test, whatever
-    CPU runs the suite, so that results do not depend on it; tests of the choice itself fake the flags
-    (test_first_contact.py). bf16 paths are tested by asking for bf16."""
+    CPU runs the suite, so that results do not depend on it; tests of the choice itself fake
+    the flags (test_first_contact.py). bf16 paths are tested by asking for bf16."""
     from hrpose import hardware
 
     flags = hardware.cpu_flags() - set(hardware.BF16_FLAGS)     # the rest (VNNI...) is real
