@@ -116,7 +116,8 @@ def test_int8_exports_run_alone_in_eval_and_infer(tmp_path, tiny, synthetic_root
         metrics = json.loads(capsys.readouterr().out)
         assert 0.0 <= metrics["AP"] <= 1.0
         assert main(["infer", str(synthetic_root / "val2017"), "--model", str(out), "--out",
-                     str(tmp_path / f"infer_{fmt}"), "--no-draw", "--json"]) == 0
+                     str(tmp_path / f"infer_{fmt}"), "--detector", "none", "--no-draw",
+                     "--json"]) == 0
         summary = json.loads(capsys.readouterr().out)
         assert summary["images"] == 6 and summary["people"] == 6
 

@@ -90,7 +90,7 @@ def test_cli_prints_one_line_warning_for_emulated_bf16(cpu, tmp_path, capsys):
 
     cv2.imwrite(str(image), np.full((80, 60, 3), 90, np.uint8))
     assert main(["infer", str(image), "--model", str(path), "--precision", "bf16", "--out",
-                 str(tmp_path / "out"), "--no-draw", "--json"]) == 0
+                 str(tmp_path / "out"), "--detector", "none", "--no-draw", "--json"]) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if "bf16" in line]
     assert err and err[0].startswith("hrpose: warning: bf16 is emulated"), err
 
@@ -311,3 +311,128 @@ def test_draw_is_public_and_takes_people_or_arrays():
     assert (hrpose.draw(image, []) == image).all()
     with pytest.raises(HrposeError, match="16"):
         hrpose.draw(image, keypoints, "mpii")
+
+
+PICODET = "models/picodet_s_320_pedestrian"
+
+
+@pytest.fixture
+def detector_in_cache():
+    """The default detector's files placed in the (test's own) cache, as the offline error says
+    to do: the shared copies are the published files (their SHA-256 are the zoo's)."""
+    import shutil
+
+    cache = hrpose.hub.cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    for url, sha in zoo.DETECTORS[zoo.DEFAULT_DETECTOR].files:
+        source = shared_data(PICODET, url.rsplit("/", 1)[1])
+        assert hrpose.hub.sha256_of(source) == sha
+        shutil.copy(source, cache)
+    return cache
+
+
+def test_the_default_detector_finds_everyone_and_none_takes_the_whole_image(
+        detector_in_cache, tmp_path, capsys):
+    """coco-tiny's 000000197388.jpg has five people: the default detector finds them, with no
+    --detector; `--detector none` gives one whole-image "person", with a warning, since its
+    joints are unsure (mean score 0.22; single-person photos score 0.59-0.93, the COCO crowds
+    here 0.14-0.26: hence the 0.3 threshold)."""
+    image = shared_data("coco-tiny", "val2017", "000000197388.jpg")
+    model = str(shared_data("models/tinypose_256x192/model.xml"))
+    assert main(["infer", str(image), "--model", model, "--out", str(tmp_path / "a"),
+                 "--no-draw", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["people"] >= 4
+    assert main(["infer", str(image), "--model", model, "--detector", "none", "--out",
+                 str(tmp_path / "b"), "--no-draw", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["people"] == 1
+    warning = [line for line in captured.err.splitlines() if "whole image" in line]
+    assert warning and warning[0].startswith("hrpose: warning: ") and "detector" in warning[0]
+    one = shared_data("images", "hrnet_demo.jpg")              # one person: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        people = hrpose.PoseEstimator(model, detector=None)(one)
+    assert len(people) == 1
+    assert len(hrpose.PoseEstimator(model)(one)) == 1           # the detector agrees
+
+
+def test_the_default_detector_offline_says_where_to_put_it(tmp_path, monkeypatch, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = zoo.DETECTORS[zoo.DEFAULT_DETECTOR]
+    files = tuple((f"http://127.0.0.1:{port}/{url.rsplit('/', 1)[1]}", sha)
+                  for url, sha in spec.files)
+    monkeypatch.setitem(zoo.DETECTORS, spec.name, dataclasses.replace(spec, files=files))
+    model = str(shared_data("models/tinypose_256x192/model.xml"))
+    image = shared_data("images", "hrnet_demo.jpg")
+    assert main(["infer", str(image), "--model", model, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert files[0][0] in err and str(hrpose.hub.cache_dir()) in err and "--detector none" in err
+    assert "picodet_s_320_lcnet_pedestrian.xml" in err
+    # boxes given, or a bottom-up model: no detector is needed, none is fetched
+    est = hrpose.PoseEstimator(model)
+    assert len(est(image, boxes=[[100, 50, 200, 400]])) == 1
+
+
+def test_the_default_detector_downloads_and_checks_its_hashes(tmp_path, monkeypatch):
+    """Served from 127.0.0.1: both files come down and are checked by their full SHA-256; a
+    file that does not match is deleted and named."""
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    import shutil
+
+    spec = zoo.DETECTORS[zoo.DEFAULT_DETECTOR]
+    for url, _ in spec.files:
+        shutil.copy(shared_data(PICODET, url.rsplit("/", 1)[1]), folder)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(folder), **k)
+
+        def log_message(self, *args):
+            pass
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        files = tuple((base + url.rsplit("/", 1)[1], sha) for url, sha in spec.files)
+        monkeypatch.setitem(zoo.DETECTORS, spec.name, dataclasses.replace(spec, files=files))
+        path = zoo.detector_file(spec.name)
+        assert path.name == "picodet_s_320_lcnet_pedestrian.xml"
+        assert path.with_suffix(".bin").is_file()
+        for cached in (path, path.with_suffix(".bin")):
+            cached.unlink()
+        bad = ((files[0][0], "0" * 64), files[1])
+        monkeypatch.setitem(zoo.DETECTORS, spec.name, dataclasses.replace(spec, files=bad))
+        with pytest.raises(HrposeError, match="corrupt file was deleted"):
+            zoo.detector_file(spec.name)
+        assert not path.exists()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_results_as_a_csv_table(tmp_path, capsys):
+    root = shared_data("coco-tiny")
+    model = str(shared_data("models/tinypose_256x192/model.xml"))
+    assert main(["infer", str(root / "val2017"), "--model", model, "--boxes",
+                 str(root / "annotations/person_keypoints_val2017.json"), "--format", "csv",
+                 "--out", str(tmp_path), "--no-draw", "--json"]) == 0
+    capsys.readouterr()
+    import csv
+
+    with open(tmp_path / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(rows) == 17 * len(results) and list(rows[0]) == [
+        "file", "frame", "track_id", "person", "joint", "x", "y", "score"]
+    assert rows[0]["joint"] == "nose" and rows[16]["joint"] == "right_ankle"
+    first = results[0]
+    assert rows[0]["file"] == first["file_name"] and rows[0]["person"] == "0"
+    assert [float(rows[5][k]) for k in ("x", "y", "score")] == first["keypoints"][15:18]
+    people = {(r["file"], r["person"]) for r in rows}
+    assert len(people) == len(results)                 # one index per person of an image

@@ -26,7 +26,7 @@ PICODET = "models/picodet_s_320_pedestrian/picodet_s_320_lcnet_pedestrian.xml"
 
 @pytest.fixture(scope="module")
 def tinypose() -> PoseEstimator:
-    return PoseEstimator(shared_data(TINYPOSE))
+    return PoseEstimator(shared_data(TINYPOSE), detector=None)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_tinypose_puts_keypoints_on_real_people(tinypose, coco_tiny):
 
 def test_batching_across_images_equals_one_at_a_time(coco_tiny):
     root, gt = coco_tiny
-    est = PoseEstimator(shared_data(TINYPOSE), batch=5)      # batches straddle images
+    est = PoseEstimator(shared_data(TINYPOSE), batch=5, detector=None)  # batches straddle images
     images, boxes = [], []
     for info in gt["images"]:
         people = [a["bbox"] for a in gt["annotations"] if a["image_id"] == info["id"]]
@@ -311,7 +311,7 @@ def test_infer_reports_a_bad_file_and_processes_the_rest(tmp_path, capsys):
     (folder / "notes.txt").write_text("ignored")
     out = tmp_path / "out"
     assert main(["infer", str(folder), "--model", str(shared_data(TINYPOSE)), "--out", str(out),
-                 "--json"]) == 1
+                 "--detector", "none", "--json"]) == 1
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     assert summary["images"] == 2 and summary["people"] == 2
@@ -424,7 +424,7 @@ def test_a_training_checkpoint_runs_alone_with_its_codec(tmp_path):
     model = model_from_arch(config.model.arch())
     init_kaiming(model)
     save_weights(tmp_path / "best.safetensors", model.state_dict(), weights_metadata(config))
-    est = PoseEstimator(tmp_path / "best.safetensors", batch=3)
+    est = PoseEstimator(tmp_path / "best.safetensors", batch=3, detector=None)
     assert est.codec.method == "dark" and est.input_hw == (224, 160)
     assert est.skeleton.name == "coco" and est.codec.heatmap_wh == (40, 56)
     rng = np.random.default_rng(0)
@@ -464,7 +464,7 @@ def test_exported_files_describe_themselves_through_their_metadata(tmp_path):
         loaded = open_model(str(tmp_path / name))
         assert loaded.mean == (0.5, 0.5, 0.5) and loaded.std == (0.25, 0.25, 0.25)
         assert loaded.keypoints == "coco" and loaded.codec == "udp"
-        est = PoseEstimator(tmp_path / name)
+        est = PoseEstimator(tmp_path / name, detector=None)
         assert est.codec.udp and est.skeleton.name == "coco"
 
 

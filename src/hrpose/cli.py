@@ -239,14 +239,12 @@ def cmd_infer(args: argparse.Namespace) -> int:
     if args.boxes and args.detector:
         raise HrposeError("give --boxes FILE or --detector MODEL, not both")
     inputs = find_inputs(args.input)
-    detector = None
-    if args.detector:
-        from .inference.detector import ExportedDetector
-
-        detector = ExportedDetector(args.detector, threads=args.threads,
-                                    score_threshold=args.box_threshold)
+    # No --detector: the zoo's default one, loaded when an image needs it (never for a
+    # bottom-up model, or with --boxes); "none": the whole image is one person.
+    detector = None if args.boxes else args.detector or "default"
     estimator = PoseEstimator(args.model, args.backend, args.device, args.precision,
-                              weights=args.weights, detector=detector, flip=args.flip,
+                              weights=args.weights, detector=detector,
+                              box_threshold=args.box_threshold, flip=args.flip,
                               decode=args.decode, batch=args.batch, threads=args.threads,
                               scales=args.scales)
     settings = InferSettings(
@@ -255,7 +253,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         draw=args.draw, smooth=args.smooth,
         smoothing=SmoothingSettings(**{k: v for k, v in (("min_cutoff", args.min_cutoff),
                                                          ("beta", args.beta)) if v is not None}),
-        show_fps=args.show_fps,
+        show_fps=args.show_fps, csv=args.format == "csv",
         progress=not args.json)
     summary = infer(inputs, estimator, args.out, settings)
     if args.json:
@@ -525,8 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="person boxes: COCO detection results (image ids = numbered file "
                        "names or video frames) or a COCO annotation file")
     boxes.add_argument("--detector", metavar="MODEL",
-                       help="an exported person detector (.onnx / .xml, PicoDet layout); "
-                       "default: the whole image is one person")
+                       help="person detector: a zoo detector name, an exported detector "
+                       "(.onnx / .xml, PicoDet layout), or 'none' to take the whole image as "
+                       "one person (default: picodet_s_320_pedestrian, downloaded on first "
+                       "use)")
     p.add_argument("--box-threshold", type=FRACTION, default=0.5,
                    help="keep boxes scoring at least this (default 0.5)")
     p.add_argument("--keypoint-threshold", type=FRACTION, default=0.3,
@@ -536,6 +536,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "all)")
     p.add_argument("--out", type=_folder, required=True,
                    help="folder for results.json and the drawings")
+    p.add_argument("--format", choices=("json", "csv"), default="json",
+                   help="results: OUT/results.json (COCO results, always), and with csv also "
+                   "OUT/results.csv, one row per joint: file, frame, track_id, person, joint, "
+                   "x, y, score")
     p.add_argument("--draw", action=argparse.BooleanOptionalAction, default=True,
                    help="write drawings (default on)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
@@ -583,8 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-limit", type=_count(), default=300,
                    help="at most this many calibration crops (default 300)")
     p.add_argument("--detector", metavar="MODEL",
-                   help="person detector for calibration images without annotations "
-                   "(default: the whole image)")
+                   help="person detector (a zoo name or a file) for calibration images "
+                   "without annotations (default: the whole image)")
     p.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=True,
                    help="any batch size (default); --no-dynamic-batch fixes it to --batch")
     p.add_argument("--batch", type=_count(), default=1,

@@ -71,18 +71,23 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _offline_hint(name: str, model_name: str | None) -> str:
+def _offline_hint(name: str, model_name: str | None, alternative: str | None = None
+                  ) -> str:
     """Where the file goes when it is fetched by hand: the cache folder and its name there."""
-    how = (f"or pass it as a file (--weights /path/to/{name}, or build_model({model_name!r}, "
-           f"weights='/path/to/{name}'))" if model_name else
-           f"or use the local path /path/to/{name} instead of the URL")
+    how = alternative or (
+        f"or pass it as a file (--weights /path/to/{name}, or build_model({model_name!r}, "
+        f"weights='/path/to/{name}'))" if model_name else
+        f"or use the local path /path/to/{name} instead of the URL")
     return (f"download it on a connected machine and put it in {cache_dir()} as {name} "
             f"(HRPOSE_HOME moves the cache), {how}")
 
 
 def download(url: str, model_name: str | None = None, progress: bool = True,
-             timeout: float = 30.0) -> Path:
-    """The cached file for `url`, downloading (or resuming) it first when needed."""
+             timeout: float = 30.0, sha256: str | None = None,
+             alternative: str | None = None) -> Path:
+    """The cached file for `url`, downloading (or resuming) it first when needed. The download
+    is checked against `sha256` (the whole digest) when given, else against the hash prefix in
+    its name, if any. `alternative` ends the offline message (what else the user can pass)."""
     dest = cached_path(url)
     folder, name = dest.parent, dest.name
     if dest.exists():
@@ -94,21 +99,22 @@ def download(url: str, model_name: str | None = None, progress: bool = True,
     with _locked(locks / (name + ".lock")):
         if dest.exists():  # another process finished it while we waited
             return dest
-        _fetch(url, part, name, model_name, progress, timeout)
-        want = expected_hash_prefix(name)
+        _fetch(url, part, name, model_name, progress, timeout, alternative)
+        want = sha256 or expected_hash_prefix(name)
         if want is not None:
             got = sha256_of(part)
             if not got.startswith(want):
                 part.unlink()
                 raise DownloadError(
-                    f"{url}: SHA-256 of the download starts with {got[:len(want)]}, the file name "
-                    f"says {want}; the corrupt file was deleted, try again")
+                    f"{url}: SHA-256 of the download starts with {got[:len(want)]}, "
+                    f"{'expected' if sha256 else 'the file name says'} {want[:16]}; the "
+                    "corrupt file was deleted, try again")
         os.replace(part, dest)
     return dest
 
 
 def _fetch(url: str, part: Path, name: str, model_name: str | None, progress: bool,
-           timeout: float) -> None:
+           timeout: float, alternative: str | None = None) -> None:
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "hrpose"})
     if offset:
@@ -119,11 +125,11 @@ def _fetch(url: str, part: Path, name: str, model_name: str | None, progress: bo
         if e.code == 416 and offset:  # the part file is already complete
             return
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}; "
-                            + _offline_hint(name, model_name)) from None
+                            + _offline_hint(name, model_name, alternative)) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise DownloadError(f"cannot download {url} ({reason}); "
-                            + _offline_hint(name, model_name)) from None
+                            + _offline_hint(name, model_name, alternative)) from None
     with response:
         if response.status != 206:  # the server ignored the range: start over
             offset = 0

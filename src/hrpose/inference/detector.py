@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data.transforms import normalize
 from ..errors import HrposeError
-from ..models.zoo import IMAGENET_MEAN, IMAGENET_STD
+from ..models.zoo import DETECTORS, IMAGENET_MEAN, IMAGENET_STD, detector_file
 from .backends import open_exported
 from .boxes import nms, xyxy_to_xywh
 
@@ -36,6 +36,8 @@ class ExportedDetector:
                  iou_threshold: float = 0.6, class_index: int = 0,
                  mean: tuple[float, ...] = IMAGENET_MEAN,
                  std: tuple[float, ...] = IMAGENET_STD) -> None:
+        if str(path) in DETECTORS:             # a zoo detector: its cached (downloaded) file
+            path = detector_file(str(path))
         self.runner = open_exported(path, backend, precision, threads, heatmaps=False)
         shapes = self.runner.output_shapes
         boxes = [i for i, s in enumerate(shapes) if len(s) == 3 and s[2] == 4]

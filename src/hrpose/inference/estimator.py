@@ -8,6 +8,7 @@ images, so a crowded frame and a folder of single-person photos both run at full
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -21,12 +22,17 @@ from ..data.topdown import crop_people
 from ..data.transforms import BOX_PADDING, apply_affine, boxes_to_crops, invert_affine, normalize
 from ..errors import HrposeError
 from ..metrics.coco import rescore
+from ..models.zoo import DEFAULT_DETECTOR
 from ..skeletons import Skeleton, get_skeleton, skeleton_for
 from .backends import Runner, open_model
 from .bottomup import bottomup_keypoints
 from .boxes import check_boxes
 from .detector import Detector, ExportedDetector
 from .images import to_rgb
+
+# A whole-image box whose joints score below this on average is probably not one person
+# (measured on real photos with PP-TinyPose: tests/test_first_contact.py).
+UNSURE_WHOLE_IMAGE = 0.3
 
 
 @dataclass
@@ -68,14 +74,18 @@ class PoseEstimator:
     otherwise), a checkpoint file (.safetensors from `hrpose train`, or any published layout), or
     an exported .onnx / OpenVINO .xml file. The keypoint set, input size, normalisation and
     heatmap codec come from the model; `decode` overrides the codec's decoding ("classic",
-    "dark", "udp"). `detector` (an exported detector file or a `Detector`) finds people when no
-    boxes are given; without one, the whole image is one person's box. `flip` turns on the flip
+    "dark", "udp"). `detector` finds people in images given without boxes: "default" (the zoo's
+    PicoDet-S pedestrian detector, downloaded on first use), a zoo detector name, an exported
+    detector file or a `Detector`; None (or "none") takes the whole image as one person, with a
+    warning when the pose found that way is unsure. `box_threshold`: the detector's score
+    threshold (a named or file detector). `flip` turns on the flip
     test (about 2x the model time, a little more accurate). `batch`: crops per model call
     (default 8 on the CPU, 32 on a GPU)."""
 
     def __init__(self, model: str | Path = "hrnet_w32_256x192", backend: str | None = None,
                  device: str = "cpu", precision: str = "auto", *, weights: str | None = None,
-                 detector: str | Path | Detector | None = None, flip: bool = False,
+                 detector: str | Path | Detector | None = "default",
+                 box_threshold: float = 0.5, flip: bool = False,
                  decode: str | None = None, batch: int | None = None,
                  threads: int | None = None,
                  padding: float = BOX_PADDING, scales: Sequence[float] = (1.0,),
@@ -85,6 +95,8 @@ class PoseEstimator:
         batch = batch if batch is not None else 8 if str(device) == "cpu" else 32
         if batch < 1:
             raise HrposeError(f"batch must be at least 1, got {batch}")
+        if not 0 <= box_threshold <= 1:
+            raise HrposeError(f"box_threshold must be in [0, 1], got {box_threshold}")
         if not scales or min(scales) <= 0:
             raise HrposeError(f"scales must be positive numbers, got {tuple(scales)}")
         loaded = open_model(str(model), weights, backend, device, precision, threads)
@@ -93,8 +105,10 @@ class PoseEstimator:
         self.flip, self.batch, self.padding = flip, batch, padding
         self.scales, self.grouping = tuple(scales), grouping or GroupingSettings()
         h, w = self.input_hw = self.runner.input_hw
+        if detector == "none":
+            detector = None
         if self.kind == "bottomup":
-            if detector is not None:
+            if detector not in (None, "default"):
                 raise HrposeError(f"{model}: a bottom-up model finds people itself; drop the "
                                   "detector")
             probe = self.runner.run_all(np.zeros((1, 3, 64, 64), np.float32))[-1]  # type: ignore[attr-defined]
@@ -106,7 +120,10 @@ class PoseEstimator:
         if self.skeleton.num_joints != joints:
             raise HrposeError(f"{model}: the model predicts {joints} joints, its keypoint set "
                               f"{self.skeleton.name!r} has {self.skeleton.num_joints}")
-        self.detector = None
+        self.detector: Detector | None = None
+        self._lazy_detector: str | None = None     # a zoo detector, loaded when first needed
+        self._threads, self._box_threshold = threads, box_threshold
+        self._warned_whole_image = False
         if self.kind == "bottomup":
             self.codec = None
             return
@@ -115,9 +132,13 @@ class PoseEstimator:
                               "top-down model sees person crops at one size")
         self.codec = HeatmapCodec((w, h), (probe.shape[3], probe.shape[2]),
                                   method=decode or loaded.codec)
-        if isinstance(detector, (str, Path)):
-            detector = ExportedDetector(detector, precision="fp32", threads=threads)
-        self.detector = detector
+        if detector == "default":
+            self._lazy_detector = DEFAULT_DETECTOR
+        elif isinstance(detector, (str, Path)):
+            self.detector = ExportedDetector(detector, precision="fp32", threads=threads,
+                                             score_threshold=box_threshold)
+        else:
+            self.detector = detector
 
     def __call__(self, image: object, boxes: object | None = None, *,
                  color: str | None = None) -> list[Person]:
@@ -145,6 +166,7 @@ class PoseEstimator:
         if self.kind == "bottomup":
             return self._bottomup(images, boxes, names)
         per_image = self.person_boxes(images, boxes, names)
+        whole = self._whole_image_rows(images, boxes, per_image)
         counts = [len(b) for b in per_image]
         if not sum(counts):
             return [[] for _ in images]
@@ -162,6 +184,7 @@ class PoseEstimator:
                               flip_index)
             for i in range(0, len(crops), self.batch)])
         scores = rescore(all_boxes[:, 4], keypoints[..., 2])
+        self._warn_unsure_whole_image(keypoints, whole, counts, names)
         people = [Person(box.astype(np.float32)[:4], kp, float(s), float(box[4]))
                   for box, kp, s in zip(all_boxes, keypoints, scores)]
         return [people[a:b] for a, b in pairwise(starts)]
@@ -193,6 +216,13 @@ class PoseEstimator:
         """(N, 5) boxes per image: checked given boxes, else detected, else the whole image."""
         given = list(boxes) if boxes is not None else [None] * len(images)
         missing = [i for i, b in enumerate(given) if b is None]
+        if missing and self.detector is None and self._lazy_detector is not None:
+            from ..models.zoo import detector_file
+
+            self.detector = ExportedDetector(detector_file(self._lazy_detector),
+                                             precision="fp32", threads=self._threads,
+                                             score_threshold=self._box_threshold)
+            self._lazy_detector = None
         if missing and self.detector is not None:
             for i, found in zip(missing, self.detector([images[i] for i in missing])):
                 given[i] = found
@@ -204,3 +234,27 @@ class PoseEstimator:
             else:
                 out.append(check_boxes(b, (width, height), name))
         return out
+
+    def _whole_image_rows(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
+                          per_image: list[np.ndarray]) -> np.ndarray:
+        """Per person row: whether its box is the whole image (no boxes, no detector)."""
+        given = list(boxes) if boxes is not None else [None] * len(images)
+        return np.concatenate([np.full(len(p), b is None and self.detector is None, bool)
+                               for p, b in zip(per_image, given)])
+
+    def _warn_unsure_whole_image(self, keypoints: np.ndarray, whole: np.ndarray,
+                                 counts: list[int], names: Sequence[str]) -> None:
+        """Once per estimator: a whole-image "person" whose joints are mostly unsure is what a
+        photo of several people (or of none) gives; a detector would split it."""
+        if self._warned_whole_image or not whole.any():
+            return
+        mean = keypoints[whole][..., 2].mean(-1)
+        if (mean >= UNSURE_WHOLE_IMAGE).all():
+            return
+        row = int(np.flatnonzero(whole)[int(np.argmin(mean))])
+        image = int(np.searchsorted(np.cumsum(counts), row, side="right"))
+        self._warned_whole_image = True
+        warnings.warn(f"{names[image]}: the whole image was taken as one person and the pose "
+                      f"found is unsure (mean joint score {mean.min():.2f}); a photo of several "
+                      "people needs a person detector (the default one, or --detector FILE)",
+                      stacklevel=3)

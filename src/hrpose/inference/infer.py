@@ -41,6 +41,7 @@ class InferSettings:
     smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
     show_fps: bool = False
     progress: bool = True
+    csv: bool = False                  # also OUT/results.csv: one row per joint
 
 
 @dataclass
@@ -76,6 +77,8 @@ def infer(inputs: Sequence[Path], estimator: PoseEstimator, out_dir: str | Path,
         raise HrposeError(f"nothing could be processed: {reasons}")
     with atomic_path(out / "results.json") as tmp:
         tmp.write_bytes(orjson.dumps(job.results))
+    if settings.csv:
+        write_csv(out / "results.csv", job.results, estimator.skeleton.joints)
     return {"inputs": len(inputs), "images": job.images, "frames": job.frames,
             "people": len(job.results), "failed": job.failed, "drawings": job.drawings,
             "results": str(out / "results.json"), "seconds": round(seconds, 3),
@@ -231,6 +234,30 @@ class _Job:
                 entry["frame"] = source.frame
                 entry["track_id"] = person.track_id
             self.results.append(entry)
+
+
+CSV_COLUMNS = ("file", "frame", "track_id", "person", "joint", "x", "y", "score")
+
+
+def write_csv(path: Path, results: list[dict], joints: Sequence[str]) -> None:
+    """The results as a flat table, one row per person and joint: file, frame and track id
+    (video; empty for images), the person's index in its image or frame, joint name, x, y in
+    image pixels, score. Written atomically."""
+    import csv
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        person, last = 0, None
+        for r in results:
+            key = (r["file_name"], r["image_id"], r.get("frame"))
+            person = person + 1 if key == last else 0
+            last = key
+            for j, name in enumerate(joints):
+                x, y, score = r["keypoints"][3 * j : 3 * j + 3]
+                writer.writerow([r["file_name"], r.get("frame", ""), r.get("track_id", "")
+                                 if r.get("track_id") is not None else "", person, name, x, y,
+                                 score])
 
 
 def _image_ids(paths: Sequence[Path], names: dict[str, int]) -> dict[Path, int]:
