@@ -121,11 +121,10 @@ def _run_forward(name: str, input_shape: list[int], batch: int) -> dict:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from .engine.checkpoint import check_weights_name
     from .models.convert import LAYOUTS, convert_checkpoint, convert_openvino
 
-    if Path(args.output).suffix.lower() != ".safetensors":
-        raise HrposeError(f"{args.output}: hrpose writes weights as safetensors; name the file "
-                          f"{Path(args.output).with_suffix('.safetensors').name}")
+    check_weights_name(args.output)       # before reading the input
     convert = convert_openvino if args.input.lower().endswith(".xml") else convert_checkpoint
     meta = convert(args.input, args.output, args.model)
     if args.json:

@@ -111,7 +111,7 @@ class TrainConfig:
     # auto: bf16 where it is native (a CPU with AVX-512 BF16 / AMX, a bf16 GPU), else none |
     # none | bf16 | fp16 (fp16 uses a grad scaler)
     amp: str = "auto"
-    channels_last: bool | str = "auto"       # auto: on with bf16 or on a GPU, where it pays
+    channels_last: bool | str = "auto"       # auto: on for CPUs and CUDA, where it pays
     compile: bool = False                    # torch.compile the model
     grad_clip: float = 0.0                   # max gradient norm; 0 = no clipping
     eval_every: int = 10                     # epochs; the last epoch is always evaluated

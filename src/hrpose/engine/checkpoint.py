@@ -41,14 +41,19 @@ def _umask() -> int:
     return mask
 
 
+def check_weights_name(path: str | os.PathLike) -> None:
+    """hrpose writes weights as safetensors: a `.pth` name would promise a pickle."""
+    if Path(path).suffix.lower() != ".safetensors":
+        raise HrposeError(f"{path}: hrpose writes weights as safetensors; name the file "
+                          f"{Path(path).with_suffix('.safetensors').name}")
+
+
 def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor],
                  metadata: dict[str, str] | None = None) -> Path:
     """Writes `state_dict` as safetensors with `metadata`, atomically."""
     if Path(path).is_dir():
         raise HrposeError(f"{path}: is a folder; give a file name such as model.safetensors")
-    if Path(path).suffix.lower() != ".safetensors":
-        raise HrposeError(f"{path}: hrpose writes weights as safetensors; name the file "
-                          f"{Path(path).with_suffix('.safetensors').name}")
+    check_weights_name(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     try:
         with atomic_path(path) as tmp:

@@ -217,10 +217,8 @@ class PoseEstimator:
         given = list(boxes) if boxes is not None else [None] * len(images)
         missing = [i for i, b in enumerate(given) if b is None]
         if missing and self.detector is None and self._lazy_detector is not None:
-            from ..models.zoo import detector_file
-
-            self.detector = ExportedDetector(detector_file(self._lazy_detector),
-                                             precision="fp32", threads=self._threads,
+            self.detector = ExportedDetector(self._lazy_detector, precision="fp32",
+                                             threads=self._threads,
                                              score_threshold=self._box_threshold)
             self._lazy_detector = None
         if missing and self.detector is not None:
