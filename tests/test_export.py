@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from hrpose import hardware
 from hrpose.cli import main
 from hrpose.data.transforms import normalize
 from hrpose.engine.checkpoint import save_weights
@@ -183,8 +182,8 @@ def test_int8_tinypose_keeps_its_coco_ap(tmp_path, capsys):
     """PP-TinyPose quantised by `hrpose export` with calibration crops from coco-tiny, mpii-tiny
     and ochuman-tiny, scored on coco-mini-train (86 people, ground-truth boxes, flip test).
     Measured: fp32 AP 0.581, INT8 0.553 (-0.028): the issue's goal of 0.02 is not reached;
-    NNCF's defaults lost 0.40 AP, see export/openvino.py. Its agreement with fp32 (93.4% of
-    joints within 1 heatmap px, 92.4% without VNNI) clears the export check's 85%."""
+    NNCF's defaults lost 0.40 AP, see export/openvino.py. Its agreement with fp32 (95.5% of
+    joints within 1 heatmap px, with or without VNNI) clears the export check's 85%."""
     model = shared_data("models/tinypose_256x192/model.xml")
     calib = [str(shared_data(d)) for d in ("coco-tiny", "mpii-tiny", "ochuman-tiny")]
     data = shared_data("coco-mini-train")
@@ -200,6 +199,7 @@ def test_int8_tinypose_keeps_its_coco_ap(tmp_path, capsys):
                      "--batch", "8", "--json"]) == 0
         ap[name] = json.loads(capsys.readouterr().out)["AP"]
     assert ap["fp32"] > 0.5
-    # Without VNNI, OpenVINO's int8 convolutions sum u8 x s8 pairs in int16, which saturates:
-    # measured -0.032 under ONEDNN_MAX_CPU_ISA=AVX2 against -0.028 with VNNI.
-    assert ap["int8"] >= ap["fp32"] - (0.03 if hardware.cpu_has_vnni() else 0.04), ap
+    # NNCF's overflow fix (7-bit weights) makes the file run alike with and without VNNI:
+    # measured -0.028 with VNNI, -0.026 under ONEDNN_MAX_CPU_ISA=AVX2; the goal of 0.02 is
+    # not reached, the bound is 0.035.
+    assert ap["int8"] >= ap["fp32"] - 0.035, ap

@@ -145,10 +145,11 @@ def test_export_prints_its_summary_once(tiny_ckpt, tmp_path, capsys):
 def test_int8_onnx_tinypose_keeps_its_coco_ap(tmp_path, capsys):
     """PP-TinyPose (its OpenVINO weights in PyTorch) -> INT8 ONNX by NNCF with the depthwise
     convolutions and branch sums kept float, calibrated on coco-tiny + mpii-tiny + ochuman-tiny,
-    scored with ground-truth boxes and flip. Measured: coco-tiny 0.823 fp32 / 0.817 INT8;
-    coco-mini-train 0.581 / 0.522. ONNX Runtime's own quantiser gave 0.02 before (everything
-    quantised) and 0.43 with the same float scope. The issue's 0.02 holds on coco-tiny; on
-    coco-mini-train the gap is 0.059 and the bound 0.07: the goal is not met there."""
+    scored with ground-truth boxes and flip. Measured: coco-tiny 0.823 fp32 / 0.822 INT8;
+    coco-mini-train 0.581 / 0.556 (NNCF's MIXED preset with the overflow fix; 0.522 with its
+    defaults). ONNX Runtime's own quantiser gave 0.02 before (everything quantised) and 0.43
+    with the same float scope. The issue's 0.02 holds on coco-tiny; on coco-mini-train the
+    gap is 0.025 and the bound 0.035: the goal is not met there."""
     xml = shared_data("models/tinypose_256x192/model.xml")
     ckpt = tmp_path / "tinypose.safetensors"
     assert main(["convert", str(xml), str(ckpt)]) == 0
@@ -158,7 +159,7 @@ def test_int8_onnx_tinypose_keeps_its_coco_ap(tmp_path, capsys):
                  "--json"]) == 0
     capsys.readouterr()
     for data, split, bound in (("coco-tiny", "val2017", 0.02), ("coco-mini-train", "train2017",
-                                                                0.07)):
+                                                                0.035)):
         root = shared_data(data)
         ap = {}
         for name, model in (("fp32", xml), ("int8", out)):
