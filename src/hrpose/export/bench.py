@@ -22,7 +22,7 @@ import numpy as np
 
 from ..data.transforms import normalize
 from ..errors import HrposeError
-from ..hardware import cpu_has_native_bf16, cpu_summary
+from ..hardware import cpu_summary, resolve_precision
 from ..inference.backends import Runner, TorchRunner, exported_file, open_exported, open_model
 from ..inference.estimator import PoseEstimator
 from ..models.zoo import MODELS
@@ -174,7 +174,7 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
     if batch < 1 or rounds < 1 or passes < 1:
         raise HrposeError("batch, rounds and passes must be at least 1")
     if precision == "auto":          # bf16 only where the CPU has it natively
-        precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        precision = resolve_precision("auto")
 
     def say(message: str) -> None:
         if log:

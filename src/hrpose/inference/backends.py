@@ -121,7 +121,7 @@ class OpenVINORunner:
                  threads: int | None = None, heatmaps: bool = True) -> None:
         _check_precision(precision)
         if precision == "auto":
-            precision = "bf16" if cpu_has_native_bf16() else "fp32"
+            precision = resolve_precision("auto")
         elif precision == "bf16" and not cpu_has_native_bf16():
             # OpenVINO has no bf16 kernels without native bf16 (and fails to compile some
             # under an ISA cap): it runs fp32, as its docs say it falls back

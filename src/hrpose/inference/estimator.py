@@ -166,7 +166,9 @@ class PoseEstimator:
         if self.kind == "bottomup":
             return self._bottomup(images, boxes, names)
         per_image = self.person_boxes(images, boxes, names)
-        whole = self._whole_image_rows(images, boxes, per_image)
+        given = list(boxes) if boxes is not None else [None] * len(images)
+        whole = np.concatenate([np.full(len(p), b is None and self.detector is None, bool)
+                                for p, b in zip(per_image, given)])
         counts = [len(b) for b in per_image]
         if not sum(counts):
             return [[] for _ in images]
@@ -232,13 +234,6 @@ class PoseEstimator:
             else:
                 out.append(check_boxes(b, (width, height), name))
         return out
-
-    def _whole_image_rows(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
-                          per_image: list[np.ndarray]) -> np.ndarray:
-        """Per person row: whether its box is the whole image (no boxes, no detector)."""
-        given = list(boxes) if boxes is not None else [None] * len(images)
-        return np.concatenate([np.full(len(p), b is None and self.detector is None, bool)
-                               for p, b in zip(per_image, given)])
 
     def _warn_unsure_whole_image(self, keypoints: np.ndarray, whole: np.ndarray,
                                  counts: list[int], names: Sequence[str]) -> None:
