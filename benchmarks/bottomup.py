@@ -34,11 +34,11 @@ from common import ROOT, median, report
 
 from hrpose.config import load_config
 from hrpose.data.synthetic import write_dataset
-from hrpose.data.topdown import read_image
 from hrpose.engine.losses import bottomup_loss, heatmap_loss
 from hrpose.engine.train import Trainer
 from hrpose.inference.backends import TorchRunner
 from hrpose.inference.bottomup import bottomup_keypoints
+from hrpose.io import read_image
 from hrpose.models.zoo import IMAGENET_MEAN, IMAGENET_STD, create_model
 from hrpose.skeletons import COCO
 

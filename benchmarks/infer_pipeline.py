@@ -34,8 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, median, report
 
-from hrpose.engine.checkpoint import save_weights
 from hrpose.inference.estimator import PoseEstimator
+from hrpose.models.checkpoint import save_weights
 from hrpose.models.zoo import create_model
 
 SHARED = Path(os.environ.get("HRPOSE_SHARED_DATA", ROOT.parent / "shared" / "data"))

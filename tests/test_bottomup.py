@@ -24,17 +24,19 @@ from hrpose.config import load_config
 from hrpose.data.bottomup import BottomUpDataset, stride_matrix
 from hrpose.data.coco import load_keypoints
 from hrpose.data.synthetic import SynthConfig, write_dataset, write_split
-from hrpose.data.topdown import read_image
 from hrpose.data.transforms import apply_affine, invert_affine
 from hrpose.engine.losses import associative_embedding_loss
 from hrpose.engine.train import train
 from hrpose.errors import HrposeError
 from hrpose.inference.bottomup import bottomup_keypoints, scale_matrix
+from hrpose.io import read_image
 from hrpose.metrics.coco import KeypointResults, evaluate_keypoints
 from hrpose.models.complexity import measure
-from hrpose.models.convert import convert_checkpoint, load_weights
+from hrpose.models.convert import convert_checkpoint
 from hrpose.models.higherhrnet import higherhrnet
-from hrpose.models.zoo import MODELS, build_model, create_model
+from hrpose.models.layouts import load_weights
+from hrpose.models.loading import build_model
+from hrpose.models.zoo import MODELS, create_model
 from hrpose.skeletons import COCO
 
 from .conftest import randomize

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from hrpose.engine.checkpoint import save_weights
-from hrpose.models.convert import read_checkpoint
+from hrpose.models.checkpoint import read_checkpoint, save_weights
 
 
 def test_save_and_read_back_with_metadata(tmp_path):

@@ -27,8 +27,7 @@ def test_help_lists_the_commands():
 def test_info_table_json(capsys):
     """The table comes from recorded facts (no model is built); they equal the live count of
     every zoo model on the meta device (regenerate them with `python -m hrpose.info`)."""
-    from hrpose.info import measure_all
-    from hrpose.models.facts import FACTS
+    from hrpose.info import FACTS, measure_all
 
     rows = run_json(capsys, "info", "--json")
     assert [r["name"] for r in rows] == list(hrpose.MODELS)

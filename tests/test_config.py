@@ -6,9 +6,9 @@ import torch
 from hrpose.config import Config, dump_config, load_config
 from hrpose.engine.losses import heatmap_loss, joints_mse
 from hrpose.engine.optim import base_lr, lr_at
-from hrpose.engine.quant import prepare_pact
 from hrpose.errors import HrposeError
 from hrpose.models.complexity import measure
+from hrpose.models.pact import prepare_pact
 from hrpose.models.zoo import model_from_arch, zoo_name_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,3 +125,27 @@ def test_joints_mse_by_hand():
     assert joints_mse(pred, target, weights).tolist() == [[0.125, 0.0]]
     assert heatmap_loss(pred, target, weights).item() == pytest.approx(0.0625)
     assert heatmap_loss(pred, target, weights, "ohkm", topk=1).item() == pytest.approx(0.125)
+
+
+def test_model_sections_are_typed_by_family_and_kind(tmp_path: Path) -> None:
+    """Each family has its own defaults: `family: litehrnet` alone is LiteHRNet-18; a field of
+    another family is ignored with a warning, a field of none is an error."""
+    from hrpose.config import HigherHRNetModel, LiteHRNetModel
+
+    lite = load_config(None, ["model.family=litehrnet", "model.init=none"])
+    assert isinstance(lite.model, LiteHRNetModel)
+    assert zoo_name_for(lite.model.arch(), (256, 192)) == "litehrnet_18_256x192"
+    assert isinstance(load_config(None, ["model.kind=bottomup", "data.input_wh=[512,512]"]
+                                  ).model, HigherHRNetModel)
+    with pytest.warns(UserWarning, match=r"model.layer1_blocks is not a field of a litehrnet"):
+        assert load_config(None, ["model.family=litehrnet", "model.layer1_blocks=2",
+                                  "model.init=none"]).model == lite.model
+    with pytest.raises(HrposeError, match=r"model.widht: unknown key"):
+        load_config(None, ["model.widht=16"])
+    with pytest.raises(HrposeError, match=r"model.family: 'vit' is not one of hrnet, litehrnet"):
+        load_config(None, ["model.family=vit"])
+    # a flat section of an older config: other families' fields at their old values load
+    flat = tmp_path / "old.yaml"
+    flat.write_text("model: {family: litehrnet, width: 40, stem_channels: 32, "
+                    "layer1_channels: 64, layer1_blocks: 4, deconv_blocks: 4, init: none}\n")
+    assert load_config(flat).model == lite.model

@@ -10,7 +10,8 @@ import torch
 
 from hrpose.cli import main
 from hrpose.errors import CheckpointError
-from hrpose.models.convert import detect_layout, load_weights, read_checkpoint
+from hrpose.models.checkpoint import read_checkpoint
+from hrpose.models.layouts import detect_layout, load_weights
 from hrpose.models.zoo import create_model
 from tests.conftest import official_state, randomize, tiny_hrnet
 

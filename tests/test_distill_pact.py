@@ -14,12 +14,12 @@ from hrpose import hardware
 from hrpose.cli import main
 from hrpose.config import load_config
 from hrpose.data.synthetic import write_dataset
-from hrpose.engine.checkpoint import save_weights
 from hrpose.engine.distill import distill_loss
 from hrpose.engine.losses import heatmap_loss
-from hrpose.engine.quant import PACTConv2d, export_mode
 from hrpose.engine.train import Trainer, train, weights_metadata
 from hrpose.errors import HrposeError
+from hrpose.models.checkpoint import save_weights
+from hrpose.models.pact import PACTConv2d, export_mode
 from hrpose.models.zoo import model_from_arch
 
 from .conftest import shared_data

@@ -183,8 +183,8 @@ def test_a_checkpoint_file_is_a_model(tmp_path, w32_official):
     for source in (tmp_path / "w32.safetensors", path):     # metadata, then guessed
         loaded = open_model(str(source))
         runner = loaded.runner
-        assert runner.input_hw == (256, 192) and loaded.mean[0] == 0.485
-        assert loaded.keypoints == "coco" and loaded.codec == "classic"
+        assert runner.input_hw == (256, 192) and loaded.card.mean[0] == 0.485
+        assert loaded.card.keypoints == "coco" and loaded.card.codec == "classic"
         assert np.abs(runner(x) - expected).max() < 1e-4
     with pytest.raises(HrposeError, match="a checkpoint is its own weights"):
         open_model(str(path), weights="published")

@@ -11,11 +11,11 @@ import torch
 
 from hrpose.cli import main
 from hrpose.data.transforms import normalize
-from hrpose.engine.checkpoint import save_weights
 from hrpose.errors import HrposeError
 from hrpose.export import export_model
 from hrpose.export.calibration import person_crops, synthetic_crops
 from hrpose.inference.backends import open_exported, open_model
+from hrpose.models.checkpoint import save_weights
 
 from .conftest import randomize, shared_data, tiny_hrnet
 
@@ -62,8 +62,8 @@ def test_fp32_exports_match_pytorch_and_describe_themselves(tmp_path, tiny, fmt,
     runner = open_exported(result.path)          # any batch size: 12 crops in one call
     np.testing.assert_allclose(runner(x), expected, atol=1e-4, rtol=0)
     loaded = open_model(str(result.path))
-    assert loaded.mean == (0.5, 0.4, 0.3) and loaded.std == (0.2, 0.2, 0.2)
-    assert loaded.keypoints == "coco" and loaded.codec == "dark"
+    assert loaded.card.mean == (0.5, 0.4, 0.3) and loaded.card.std == (0.2, 0.2, 0.2)
+    assert loaded.card.keypoints == "coco" and loaded.card.codec == "dark"
     assert runner.metadata["input_hw"] == "[128, 96]" and runner.metadata["precision"] == "fp32"
     if fmt == "onnx":
         import onnx

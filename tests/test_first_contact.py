@@ -21,11 +21,12 @@ import hrpose
 from hrpose import hardware
 from hrpose.cli import main
 from hrpose.config import load_config
-from hrpose.engine.checkpoint import atomic_path, save_weights
 from hrpose.errors import HrposeError
 from hrpose.export import exporter
 from hrpose.export.onnx import export_onnx
+from hrpose.io import atomic_path
 from hrpose.models import zoo
+from hrpose.models.checkpoint import save_weights
 
 from .conftest import randomize, shared_data, tiny_hrnet
 

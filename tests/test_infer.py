@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from hrpose.cli import main
-from hrpose.data.topdown import read_image
 from hrpose.errors import HrposeError
 from hrpose.inference.boxes import box_iou, check_boxes, load_box_file, nms
 from hrpose.inference.estimator import Person, PoseEstimator
 from hrpose.inference.images import find_inputs, to_rgb
 from hrpose.inference.video import OneEuroFilter, PoseTracker, SmoothingSettings, VideoReader
+from hrpose.io import read_image
 
 from .conftest import shared_data
 
@@ -414,8 +414,9 @@ def test_a_training_checkpoint_runs_alone_with_its_codec(tmp_path):
     import torch
 
     from hrpose.config import load_config
-    from hrpose.engine.checkpoint import save_weights
-    from hrpose.engine.train import init_kaiming, weights_metadata
+    from hrpose.engine.tasks import init_kaiming
+    from hrpose.engine.train import weights_metadata
+    from hrpose.models.checkpoint import save_weights
     from hrpose.models.zoo import model_from_arch
 
     root = Path(__file__).resolve().parents[1]
@@ -449,8 +450,8 @@ def test_exported_files_describe_themselves_through_their_metadata(tmp_path):
 
     heatmap_onnx(tmp_path / "plain.onnx", batch=None)
     plain = open_model(str(tmp_path / "plain.onnx"))
-    assert plain.mean == (0.485, 0.456, 0.406) and plain.codec == "classic"
-    assert plain.keypoints is None
+    assert plain.card.mean == (0.485, 0.456, 0.406) and plain.card.codec == "classic"
+    assert plain.card.keypoints is None
     described = {"mean": "[0.5, 0.5, 0.5]", "std": "[0.25, 0.25, 0.25]", "keypoints": "coco",
                  "codec": "udp"}
     model = onnx.load(tmp_path / "plain.onnx")
@@ -462,8 +463,8 @@ def test_exported_files_describe_themselves_through_their_metadata(tmp_path):
     ov.save_model(ir, str(tmp_path / "described.xml"))
     for name in ("described.onnx", "described.xml"):
         loaded = open_model(str(tmp_path / name))
-        assert loaded.mean == (0.5, 0.5, 0.5) and loaded.std == (0.25, 0.25, 0.25)
-        assert loaded.keypoints == "coco" and loaded.codec == "udp"
+        assert loaded.card.mean == (0.5, 0.5, 0.5) and loaded.card.std == (0.25, 0.25, 0.25)
+        assert loaded.card.keypoints == "coco" and loaded.card.codec == "udp"
         est = PoseEstimator(tmp_path / name, detector=None)
         assert est.codec.udp and est.skeleton.name == "coco"
 

@@ -12,9 +12,10 @@ import torch
 
 from hrpose.cli import main
 from hrpose.models.complexity import measure
-from hrpose.models.convert import load_weights
+from hrpose.models.layouts import load_weights
 from hrpose.models.litehrnet import LiteHRModule, LiteHRNetConfig, litehrnet_topdown
-from hrpose.models.zoo import MODELS, build_model, create_model
+from hrpose.models.loading import build_model
+from hrpose.models.zoo import MODELS, create_model
 
 from .conftest import randomize, shared_data
 

@@ -6,7 +6,7 @@ import pytest
 from hrpose.cli import main
 from hrpose.data.coco import load_coco
 from hrpose.data.synthetic import draw_image, write_dataset
-from hrpose.data.topdown import read_image
+from hrpose.io import read_image
 
 
 def test_the_same_seed_draws_the_same_data_set_with_any_number_of_workers(tmp_path):

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from hrpose.cli import main
 from hrpose.config import Config, load_config
 from hrpose.data.synthetic import write_dataset
-from hrpose.engine import train as train_module
+from hrpose.engine import tasks
 from hrpose.engine.distributed import World
 from hrpose.engine.train import EpochSampler, NonFiniteLoss, train
 
@@ -113,7 +113,7 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(synthetic_root, tmp_path
 
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path,
                                                                      monkeypatch):
-    real = train_module.heatmap_loss
+    real = tasks.heatmap_loss
     calls = []
 
     def poisoned(*args, **kwargs):
@@ -121,7 +121,7 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_ro
         loss = real(*args, **kwargs)
         return loss * float("nan") if len(calls) == 5 else loss
 
-    monkeypatch.setattr(train_module, "heatmap_loss", poisoned)
+    monkeypatch.setattr(tasks, "heatmap_loss", poisoned)
     run = tmp_path / "run"
     with pytest.raises(NonFiniteLoss, match=r"non-finite loss \(nan\) at epoch 2, iteration 2"):
         train(tiny_config(synthetic_root, "train.eval_every=5"), run, progress=False)

@@ -10,14 +10,13 @@ import importlib
 from typing import TYPE_CHECKING
 
 from .errors import CheckpointError, HrposeError
-
-__version__ = "0.1.0"
+from .version import __version__
 
 # public name -> the module that defines it
 _LAZY = {
     "MODELS": ".models.zoo",
     "ModelSpec": ".models.zoo",
-    "build_model": ".models.zoo",
+    "build_model": ".models.loading",
     "create_model": ".models.zoo",
     "get_spec": ".models.zoo",
     "Person": ".inference.estimator",
@@ -31,7 +30,8 @@ __all__ = ["MODELS", "CheckpointError", "HrposeError", "ModelSpec", "Person", "P
 if TYPE_CHECKING:
     from .inference.draw import draw
     from .inference.estimator import Person, PoseEstimator
-    from .models.zoo import MODELS, ModelSpec, build_model, create_model, get_spec
+    from .models.loading import build_model
+    from .models.zoo import MODELS, ModelSpec, create_model, get_spec
 
 
 def __getattr__(name: str) -> object:

@@ -10,59 +10,114 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .codecs.associative_embedding import GroupingSettings
+from .codecs.heatmap import METHODS
 from .data.bottomup import BottomUpAugmentation
 from .data.topdown import Augmentation
-from .engine.distill import DistillConfig
-from .engine.evaluate import EvalSettings
-from .engine.quant import QuantConfig
 from .errors import HrposeError
+from .metrics.coco import NMS_METHODS
+from .models.card import IMAGENET_MEAN, IMAGENET_STD, KINDS, ModelCard, keypoints_for
+from .models.hrnet import HRNetConfig
+from .models.litehrnet import LiteHRNetConfig
+from .models.zoo import FAMILIES, zoo_name_for
 
 
-@dataclass
-class ModelConfig:
-    """The network: an HRNet (see models.hrnet.HRNetConfig) or, with `family: litehrnet`, a
-    LiteHRNet (models.litehrnet.LiteHRNetConfig: width, stem_channels, stage_modules,
-    num_blocks and the lite fields below), with a heatmap head."""
+@dataclass(frozen=True)
+class HRNetModel(HRNetConfig):
+    """`model:` of a top-down HRNet: models.hrnet.HRNetConfig's fields (defaults HRNet-W32) with
+    a heatmap head, and how training starts."""
 
-    width: int = 32
-    stem_channels: int = 64
-    layer1_channels: int = 64
-    layer1_blocks: int = 4
-    stage_modules: tuple[int, int, int] = (1, 4, 3)
-    num_blocks: int = 4
     num_joints: int = 17
     # "imagenet" (the published start: ImageNet-pretrained backbone), "published" (the zoo
     # model's trained weights), a checkpoint file or URL, "none" (the official random init) or
     # "kaiming" (He init, for training from scratch).
     init: str = "imagenet"
     sync_bn: bool = False              # BN statistics over all devices' batches
-    # "topdown" (HRNet on person crops) or "bottomup" (HigherHRNet on whole images, with
-    # `deconv_blocks` basic blocks at 1/2 resolution).
-    kind: str = "topdown"
-    deconv_blocks: int = 4
-    family: str = "hrnet"              # hrnet | litehrnet
-    naive: bool = False                # LiteHRNet: shuffle units instead of channel weighting
-    reduce_ratio: int = 8              # LiteHRNet: cross-resolution weighting reduction
-    expand_ratio: float = 1.0          # LiteHRNet: stem expansion
-    conv_bias: bool = False            # LiteHRNet: biased convs, no BN (folded, PP-TinyPose)
+    family: str = "hrnet"
+    kind: str = "topdown"              # topdown: person crops
 
     def arch(self) -> dict[str, Any]:
-        """The architecture fields, as checkpoints record them (HRNet top-down ones as before
-        the other families existed, so their checkpoints keep their metadata)."""
-        fields = asdict(self)
-        if self.family == "litehrnet":
-            keep = ("width", "stem_channels", "stage_modules", "num_blocks", "naive",
-                    "reduce_ratio", "expand_ratio", "conv_bias", "num_joints")
-            return {"family": "litehrnet", **{k: fields[k] for k in keep}}
-        skip = ("init", "sync_bn", "family", "naive", "reduce_ratio", "expand_ratio",
-                "conv_bias") + (("kind", "deconv_blocks") if self.kind == "topdown" else ())
-        return {k: v for k, v in fields.items() if k not in skip}
+        """The architecture fields, as checkpoints record them."""
+        return {**_fields(self, HRNetConfig, skip=("multi_scale_output",)),
+                "num_joints": self.num_joints}
+
+
+@dataclass(frozen=True)
+class HigherHRNetModel(HRNetModel):
+    """`model:` with `kind: bottomup`: HigherHRNet on whole images, `deconv_blocks` basic
+    blocks at 1/2 resolution."""
+
+    kind: str = "bottomup"
+    deconv_blocks: int = 4
+
+    def arch(self) -> dict[str, Any]:
+        return {**super().arch(), "kind": "bottomup", "deconv_blocks": self.deconv_blocks}
+
+
+@dataclass(frozen=True)
+class LiteHRNetModel(LiteHRNetConfig):
+    """`model:` with `family: litehrnet`: models.litehrnet.LiteHRNetConfig's fields (defaults
+    LiteHRNet-18) with a heatmap head; trained from the official random init as published."""
+
+    num_joints: int = 17
+    init: str = "none"
+    sync_bn: bool = False
+    family: str = "litehrnet"
+    kind: str = "topdown"
+
+    def arch(self) -> dict[str, Any]:
+        return {"family": "litehrnet", **_fields(self, LiteHRNetConfig),
+                "num_joints": self.num_joints}
+
+
+ModelConfig = HRNetModel | HigherHRNetModel | LiteHRNetModel
+# (family, kind) -> the section's type: each with its own defaults.
+MODEL_SECTIONS: dict[tuple[str, str], type] = {
+    ("hrnet", "topdown"): HRNetModel, ("hrnet", "bottomup"): HigherHRNetModel,
+    ("litehrnet", "topdown"): LiteHRNetModel}
+# The one flat model section of configs written before the typed sections: each listed every
+# family's fields, the others' at these values, which meant nothing for the family.
+_FLAT_DEFAULTS = {"width": 32, "stem_channels": 64, "layer1_channels": 64, "layer1_blocks": 4,
+                  "stage_modules": (1, 4, 3), "num_blocks": 4, "deconv_blocks": 4,
+                  "naive": False, "reduce_ratio": 8, "expand_ratio": 1.0, "conv_bias": False}
+
+
+def _fields(section: object, base: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(base)
+            if f.name not in skip}
+
+
+def _model_section(value: Any, where: str) -> ModelConfig:
+    """The typed `model:` section its `family` and `kind` name."""
+    if not isinstance(value, dict):
+        raise HrposeError(f"{where}: expected a mapping of model fields, got {value!r}")
+    family, kind = value.get("family", "hrnet"), value.get("kind", "topdown")
+    for key, got, allowed in (("family", family, FAMILIES), ("kind", kind, KINDS)):
+        if got not in allowed:
+            raise HrposeError(f"{where}.{key}: {got!r} is not one of {', '.join(allowed)}")
+    if (family, kind) not in MODEL_SECTIONS:
+        raise HrposeError(f"{where}: model.kind bottomup is HigherHRNet: model.family hrnet")
+    cls = MODEL_SECTIONS[family, kind]
+    names = {f.name for f in dataclasses.fields(cls)}
+    other = {f.name for c in MODEL_SECTIONS.values() for f in dataclasses.fields(c)} - names
+    for key in sorted(other & value.keys()):
+        # another family's field: what an older flat file lists (at its old default), or a
+        # config whose family -o switched; it means nothing here
+        if _plain(value.pop(key)) != _FLAT_DEFAULTS.get(key):
+            warnings.warn(f"{where}.{key} is not a field of a {family} {kind} model; ignored",
+                          stacklevel=2)
+    return build(cls, value, where)
+
+
+def _plain(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 @dataclass
@@ -73,12 +128,17 @@ class DataConfig:
     val_ann: str = "annotations/person_keypoints_val2017.json"
     val_images: str = "val2017"
     input_wh: tuple[int, int] = (192, 256)   # width, height of the crop
-    heatmap_wh: tuple[int, int] = (48, 64)
     sigma: float = 2.0
     target: str = "classic"                  # heatmap encoding: classic | dark | udp
     padding: float = 1.25                    # box padding around a person
     augment: Augmentation = field(default_factory=Augmentation)
     workers: int = 4                         # data-loading processes per device
+
+    @property
+    def heatmap_wh(self) -> tuple[int, int]:
+        """A quarter of the input: HRNet's heatmap stride. Configs may still state it (files
+        written before it was derived); load_config checks that they agree."""
+        return self.input_wh[0] // 4, self.input_wh[1] // 4
 
 
 @dataclass
@@ -124,14 +184,63 @@ class TrainConfig:
 
 
 @dataclass
+class EvalSettings:
+    """The `test:` section, and `hrpose eval`'s settings."""
+
+
+    flip: bool = True
+    decode: str = "classic"            # classic | dark | udp
+    batch: int = 32
+    workers: int = 0                   # image-decoding processes
+    det_json: str | None = None        # None: ground-truth boxes
+    min_det_score: float = 0.0
+    rescore_threshold: float = 0.2     # joints above this count in the person score
+    nms: str = "oks"                   # oks | soft | none
+    nms_threshold: float = 0.9
+    # Bottom-up models: test scales (relative to the input size) and grouping.
+    scales: tuple[float, ...] = (1.0,)
+    grouping: GroupingSettings = field(default_factory=GroupingSettings)
+
+
+@dataclass
+class DistillConfig:
+    """The `distill:` section (or `hrpose train --teacher T --teacher-weights W`)."""
+
+    teacher: str = ""                  # a config YAML, a zoo name or an hrpose checkpoint
+    teacher_weights: str = ""          # for a config or zoo name ("published" by default)
+    weight: float = 0.5                # share of the loss that is the MSE to the teacher
+    amp: str = "none"                  # the teacher's precision: none | bf16
+
+
+@dataclass
+class QuantConfig:
+    """The `quant:` section."""
+
+    pact: bool = False                 # fake-quantised int8 training (start from a float model)
+    alpha: float = 0.0                 # initial clip; 0 = calibrate on the first batch
+    calib_percentile: float = 99.99    # the calibrated clip: this percentile of |input|
+
+
+@dataclass
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=HRNetModel)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: EvalSettings = field(default_factory=lambda: EvalSettings(batch=64))
     bottomup: BottomUpConfig = field(default_factory=BottomUpConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
+
+    def card(self) -> ModelCard:
+        """The card of the model this config trains, as its weights files state it."""
+        w, h = self.data.input_wh
+        arch = self.model.arch()
+        # A PACT model is a zoo architecture plus clips: it is opened from its arch, not by name.
+        name = "" if self.quant.pact else zoo_name_for(arch, (h, w)) or ""
+        bottomup = self.model.kind == "bottomup"
+        return ModelCard(arch, (h, w), keypoints_for(arch["num_joints"]), IMAGENET_MEAN,
+                         IMAGENET_STD, "associative_embedding" if bottomup else self.data.target,
+                         self.model.kind, name, "pact" if self.quant.pact else "")
 
 
 def _type_name(tp: Any) -> str:
@@ -140,6 +249,8 @@ def _type_name(tp: Any) -> str:
 
 def _convert(value: Any, tp: Any, where: str) -> Any:
     """`value` (from YAML) as type `tp`, or a one-line error naming `where`."""
+    if tp == ModelConfig:
+        return _model_section(value, where)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
@@ -256,11 +367,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(tree, key, value)
+    stated = tree.get("data", {}).pop("heatmap_wh", None) if isinstance(tree.get("data"),
+                                                                         dict) else None
     try:
         config = build(Config, tree)
+        if stated is not None:
+            stated = _convert(stated, tuple[int, int], "data.heatmap_wh")
     except HrposeError as e:
         raise HrposeError(f"{source}: {e}") from None
-    return validate(config, source)
+    return validate(config, source, stated)
 
 
 def config_to_dict(config: Config) -> dict:
@@ -278,38 +393,39 @@ def dump_config(config: Config) -> str:
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
 
 
+# Choices of the sections this module owns are written here; the rest come from their owners.
 CHOICES = {
-    ("model", "kind"): ("topdown", "bottomup"),
-    ("model", "family"): ("hrnet", "litehrnet"),
-    ("data", "target"): ("classic", "dark", "udp"),
+    ("model", "kind"): KINDS,
+    ("model", "family"): FAMILIES,
+    ("data", "target"): METHODS,
     ("train", "optimizer"): ("adam", "adamw", "sgd"),
     ("train", "loss"): ("mse", "ohkm"),
     ("train", "amp"): ("auto", "none", "bf16", "fp16"),
     ("distill", "amp"): ("none", "bf16"),
-    ("test", "decode"): ("classic", "dark", "udp"),
-    ("test", "nms"): ("oks", "soft", "none"),
+    ("test", "decode"): METHODS,
+    ("test", "nms"): NMS_METHODS,
 }
 
 
-def validate(config: Config, source: str = "config") -> Config:
+def validate(config: Config, source: str = "config",
+             stated_heatmap: tuple[int, int] | None = None) -> Config:
     """Values with a fixed set of choices, and sizes that must agree."""
     for (section, key), allowed in CHOICES.items():
         value = getattr(getattr(config, section), key)
         if allowed is not None and value not in allowed:
             raise HrposeError(f"{source}: {section}.{key}: {value!r} is not one of "
                               f"{', '.join(allowed)}")
-    (w, h), (hw, hh) = config.data.input_wh, config.data.heatmap_wh
+    w, h = config.data.input_wh
     if w % 32 or h % 32:
         raise HrposeError(f"{source}: data.input_wh: {w}x{h} must be multiples of 32")
-    if (hw * 4, hh * 4) != (w, h):
+    if stated_heatmap is not None and tuple(stated_heatmap) != config.data.heatmap_wh:
+        hw, hh = stated_heatmap
         raise HrposeError(f"{source}: data.heatmap_wh: {hw}x{hh} must be a quarter of "
                           f"data.input_wh {w}x{h}")
     if config.distill.teacher and config.model.kind == "bottomup":
         raise HrposeError(f"{source}: distillation is for top-down heatmap models")
     if not 0 <= config.distill.weight <= 1:
         raise HrposeError(f"{source}: distill.weight {config.distill.weight} is not in [0, 1]")
-    if config.model.kind == "bottomup" and config.model.family != "hrnet":
-        raise HrposeError(f"{source}: model.kind bottomup is HigherHRNet: model.family hrnet")
     if config.model.kind == "bottomup" and (w != h or w % 64):
         raise HrposeError(f"{source}: data.input_wh: a bottom-up input is square with a side "
                           f"that is a multiple of 64, got {w}x{h}")

@@ -1,15 +1,17 @@
 """`hrpose info`: what each zoo model is (joints, input, outputs, parameters, MACs, published
-figures, weights), from facts recorded in models/facts.py so that the table prints without
-building a model or importing torch. `measure` recounts them from the zoo; a test holds the
-recorded facts equal to the live count, and `python -m hrpose.info` prints them afresh."""
+figures, weights), from facts recorded in models/facts.json (generated data) so that the table
+prints without building a model or importing torch. `measure` recounts them from the zoo; a
+test holds the recorded facts equal to the live count; `python -m hrpose.info` rewrites them."""
 
 from __future__ import annotations
 
 import json
-import pprint
+from pathlib import Path
 
 from .errors import HrposeError
-from .models.facts import FACTS
+
+FACTS_FILE = Path(__file__).parent / "models" / "facts.json"
+FACTS: dict[str, dict] = json.loads(FACTS_FILE.read_text())
 
 
 def measure(name: str) -> dict:
@@ -52,6 +54,5 @@ def measure_all() -> dict[str, dict]:
     return {name: measure(name) for name in MODELS}
 
 
-if __name__ == "__main__":      # regenerate models/facts.py's table after a zoo change
-    print("FACTS: dict[str, dict] = " + pprint.pformat(measure_all(), width=100,
-                                                         sort_dicts=False))
+if __name__ == "__main__":      # regenerate models/facts.json after a zoo change
+    FACTS_FILE.write_text(json.dumps(measure_all(), indent=1) + "\n")

@@ -25,6 +25,8 @@ from scipy.optimize import linear_sum_assignment
 
 # COCO joints in matching order: nose, eyes, ears, shoulders, hips, elbows, knees, wrists, ankles
 # (the official order: confident, central joints first).
+# HigherHRNet's two outputs: heatmaps and tags at 1/4 of the input, heatmaps at 1/2.
+STRIDES = (4, 2)
 COCO_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..codecs.associative_embedding import gaussian_maps, joint_indices
+from ..codecs.associative_embedding import STRIDES, gaussian_maps, joint_indices
 from ..errors import HrposeError
 from .coco import KeypointData
 from .topdown import read_sample_image
@@ -78,7 +78,7 @@ class BottomUpDataset(Dataset):
     gives `valid` False and an all-zero mask (the loss ignores it); it is logged once."""
 
     def __init__(self, data: KeypointData, image_dir: str | Path, input_size: int = 512,
-                 strides: tuple[int, ...] = (4, 2), sigma: float = 2.0, max_people: int = 30,
+                 strides: tuple[int, ...] = STRIDES, sigma: float = 2.0, max_people: int = 30,
                  augmentation: BottomUpAugmentation | None = BottomUpAugmentation(),
                  seed: int = 0) -> None:
         if input_size % 64:

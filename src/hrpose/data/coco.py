@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from ..errors import HrposeError
+from ..io import read_json
 from ..skeletons import MPII, Skeleton, skeleton_for
 
 
@@ -56,15 +56,29 @@ def _fail(path: Path, where: str, message: str) -> HrposeError:
     return HrposeError(f"{path}: {where}: {message}")
 
 
-def read_json(path: str | Path) -> object:
-    """Parse a JSON file (orjson: COCO-size files parse about twice as fast as with json)."""
-    try:
-        with open(path, "rb") as f:
-            return orjson.loads(f.read())
-    except (FileNotFoundError, IsADirectoryError):
-        raise HrposeError(f"{path}: no such file") from None
-    except orjson.JSONDecodeError as e:
-        raise HrposeError(f"{path}: not valid JSON ({e})") from None
+def find_dataset(root: str | Path, ann: str | Path | None = None,
+                 images: str | Path | None = None) -> tuple[Path, Path]:
+    """(annotation file, image folder) of a data root: COCO's `annotations/
+    person_keypoints_val2017.json` + `val2017/` (or the one other `person_keypoints_<split>.json`
+    + `<split>/`), or the root's single .json file + the root (or its `images/`)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise HrposeError(f"{root}: data root is not a folder")
+    if ann is None:
+        coco = root / "annotations" / "person_keypoints_val2017.json"
+        found = ([coco] if coco.is_file() else
+                 sorted((root / "annotations").glob("person_keypoints_*.json"))
+                 or sorted(root.glob("*.json")))
+        found = [f for f in found if "det" not in f.name.lower()]
+        if len(found) != 1:
+            raise HrposeError(f"{root}: cannot tell the annotation file (found "
+                              f"{[f.name for f in found] or 'none'}); pass --ann FILE")
+        ann = found[0]
+    if images is None:
+        split = Path(ann).stem.removeprefix("person_keypoints_")    # train2017, val2017
+        candidates = [root / split, root / "val2017", root / "images", root]
+        images = next(p for p in candidates if p.is_dir())
+    return Path(ann), Path(images)
 
 
 def _numbers(path: Path, where: str, name: str, value: object, length: int | None) -> np.ndarray:

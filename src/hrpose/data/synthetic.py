@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..engine.checkpoint import atomic_path
+from ..io import atomic_path
 from ..skeletons import COCO
 
 SPLITS = {"train": 0, "val": 1}
@@ -96,6 +96,45 @@ class Figure:
     height: float
 
 
+def _arm(rng: np.random.Generator, shoulder: np.ndarray, lean: float, out: float, cy: float,
+         s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Elbow and wrist: mostly hanging, sometimes raised or anywhere in the shoulder's range."""
+    mode = rng.random()
+    if mode < 0.5:
+        abduct = rng.normal(12, 8)
+    elif mode < 0.85:
+        abduct = rng.uniform(30, 175)
+    else:
+        abduct = rng.uniform(-10, 180)
+    if abs(cy) < 0.5:                    # seen from the side: the arm swings along forward
+        abduct = abduct * abs(cy) + rng.normal(0, 35)
+    a_upper = lean + out * abduct
+    bend = rng.uniform(0, 130) if rng.random() < 0.6 else rng.uniform(0, 25)
+    a_fore = a_upper + rng.choice([-1.0, 1.0]) * bend
+    shorten = rng.uniform(0.55, 1.0, 2) if rng.random() < 0.35 else np.ones(2)
+    elbow = shoulder + _direction(a_upper) * UPPER_ARM * s * shorten[0]
+    return elbow, elbow + _direction(a_fore) * FOREARM * s * shorten[1]
+
+
+def _leg(rng: np.random.Generator, hip: np.ndarray, lean: float, out: float, cy: float,
+         sy: float, forward_x: float, sitting: bool, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Knee and ankle: slightly apart, a stride when seen from the side, sometimes sitting."""
+    a_thigh = 0.3 * lean + out * rng.uniform(-6, 28) * max(abs(cy), 0.3)
+    a_thigh += rng.normal(0, 22) * abs(sy)
+    knee = rng.uniform(0, 35) if rng.random() < 0.8 else rng.uniform(35, 110)
+    thigh_len = THIGH * s
+    if sitting:
+        if abs(sy) > 0.6:                # side view: thigh forward, horizontal-ish
+            a_thigh = np.sign(forward_x) * rng.uniform(60, 100)
+            knee = abs(a_thigh) - rng.uniform(-10, 20)
+        else:                            # front view: thigh towards the camera
+            thigh_len *= rng.uniform(0.25, 0.6)
+    # knees bend backwards: away from the facing direction when seen from the side
+    back = -np.sign(forward_x) if abs(sy) > 0.5 else rng.choice([-1.0, 1.0]) * 0.5
+    knee_at = hip + _direction(a_thigh) * thigh_len
+    return knee_at, knee_at + _direction(a_thigh + back * knee) * SHIN * s * rng.uniform(0.85, 1.0)
+
+
 def sample_figure(rng: np.random.Generator, pelvis: np.ndarray, height: float) -> Figure:
     """A random human pose around `pelvis` for a person `height` px tall when standing."""
     s = height
@@ -119,40 +158,10 @@ def sample_figure(rng: np.random.Generator, pelvis: np.ndarray, height: float) -
     limbs = []
     for side, sign in (("l", 1.0), ("r", -1.0)):
         out = np.sign(sign * cy) if abs(cy) > 0.3 else rng.choice([-1.0, 1.0])
-        # arm: mostly hanging, sometimes raised or anywhere in the shoulder's range
-        mode = rng.random()
-        if mode < 0.5:
-            abduct = rng.normal(12, 8)
-        elif mode < 0.85:
-            abduct = rng.uniform(30, 175)
-        else:
-            abduct = rng.uniform(-10, 180)
-        if abs(cy) < 0.5:                    # seen from the side: the arm swings along forward
-            abduct = abduct * abs(cy) + rng.normal(0, 35)
-        a_upper = lean + out * abduct
-        bend = rng.uniform(0, 130) if rng.random() < 0.6 else rng.uniform(0, 25)
-        a_fore = a_upper + rng.choice([-1.0, 1.0]) * bend
-        shorten = rng.uniform(0.55, 1.0, 2) if rng.random() < 0.35 else np.ones(2)
         sh, el, wr = (5, 7, 9) if side == "l" else (6, 8, 10)
-        joints[el] = joints[sh] + _direction(a_upper) * UPPER_ARM * s * shorten[0]
-        joints[wr] = joints[el] + _direction(a_fore) * FOREARM * s * shorten[1]
-        # legs: slightly apart, a stride when seen from the side, sometimes sitting
+        joints[el], joints[wr] = _arm(rng, joints[sh], lean, out, cy, s)
         hp, kn, an = (11, 13, 15) if side == "l" else (12, 14, 16)
-        a_thigh = 0.3 * lean + out * rng.uniform(-6, 28) * max(abs(cy), 0.3)
-        a_thigh += rng.normal(0, 22) * abs(sy)
-        knee = rng.uniform(0, 35) if rng.random() < 0.8 else rng.uniform(35, 110)
-        thigh_len = THIGH * s
-        if sitting:
-            if abs(sy) > 0.6:                # side view: thigh forward, horizontal-ish
-                a_thigh = np.sign(forward_x) * rng.uniform(60, 100)
-                knee = abs(a_thigh) - rng.uniform(-10, 20)
-            else:                            # front view: thigh towards the camera
-                thigh_len *= rng.uniform(0.25, 0.6)
-        # knees bend backwards: away from the facing direction when seen from the side
-        back = -np.sign(forward_x) if abs(sy) > 0.5 else rng.choice([-1.0, 1.0]) * 0.5
-        a_shin = a_thigh + back * knee
-        joints[kn] = joints[hp] + _direction(a_thigh) * thigh_len
-        joints[an] = joints[kn] + _direction(a_shin) * SHIN * s * rng.uniform(0.85, 1.0)
+        joints[kn], joints[an] = _leg(rng, joints[hp], lean, out, cy, sy, forward_x, sitting, s)
         d = depth[side] + rng.normal(0, 0.15)
         # Arms hang beside or in front of the body: in front of the torso when facing the
         # camera, behind it when seen from the back, by shoulder depth from the side.

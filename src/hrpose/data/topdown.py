@@ -11,68 +11,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-import simplejpeg
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..codecs.heatmap import HeatmapCodec
 from ..errors import HrposeError
+from ..io import read_image
 from .coco import Detections, KeypointData, group_by_image
 from .transforms import BOX_PADDING, apply_affine, boxes_to_crops, crop_matrices, warp
 
 log = logging.getLogger(__name__)
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file -> RGB uint8 (H, W, 3), turned upright by its EXIF orientation. Grayscale,
-    RGBA and 16-bit files become 8-bit RGB. Missing or undecodable files raise HrposeError.
-
-    JPEGs go through simplejpeg (libjpeg-turbo, RGB out, pixel-identical to cv2 and about 12%
-    faster here) unless their EXIF says they are rotated; other formats through cv2, which
-    applies the orientation."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError:
-        raise HrposeError(f"{path}: image not found or unreadable") from None
-    if data[:2] == b"\xff\xd8" and jpeg_orientation(data) == 1:
-        try:
-            return simplejpeg.decode_jpeg(data, "RGB")
-        except ValueError:
-            pass                      # let cv2 try (it decodes some files libjpeg rejects)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if image is None:
-        raise HrposeError(f"{path}: cannot decode the image (corrupt or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def jpeg_orientation(data: bytes) -> int:
-    """The EXIF orientation (1-8) of a JPEG file's bytes; 1 (upright) when it has none."""
-    i = 2
-    while i + 4 <= len(data) and data[i] == 0xFF:
-        marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker in (0xD9, 0xDA):    # end of image, start of scan: no more metadata
-            break
-        if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\0\0":
-            return _tiff_orientation(data[i + 10 : i + 2 + length])
-        i += 2 + length
-    return 1
-
-
-def _tiff_orientation(tiff: bytes) -> int:
-    """Tag 0x0112 of the first IFD of an EXIF TIFF block."""
-    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
-    if order is None or len(tiff) < 8:
-        return 1
-    ifd = int.from_bytes(tiff[4:8], order)
-    count = int.from_bytes(tiff[ifd : ifd + 2], order) if ifd + 2 <= len(tiff) else 0
-    for entry in range(ifd + 2, min(ifd + 2 + 12 * count, len(tiff) - 11), 12):
-        if int.from_bytes(tiff[entry : entry + 2], order) == 0x0112:
-            value = int.from_bytes(tiff[entry + 8 : entry + 10], order)
-            return value if 1 <= value <= 8 else 1
-    return 1
 
 
 def read_sample_image(image_dir: Path, file_name: str, bad: set[str]) -> np.ndarray | None:

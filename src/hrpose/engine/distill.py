@@ -9,56 +9,21 @@ frozen, in eval mode, runs without gradients and optionally in bf16.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 from torch import Tensor, nn
 
+from ..config import DistillConfig
 from ..errors import HrposeError
+from ..models.loading import load_model
 from .losses import heatmap_loss, joints_mse
-
-
-@dataclass
-class DistillConfig:
-    """The `distill:` section (or `hrpose train --teacher T --teacher-weights W`)."""
-
-    teacher: str = ""                  # a config YAML, a zoo name or an hrpose checkpoint
-    teacher_weights: str = ""          # for a config or zoo name ("published" by default)
-    weight: float = 0.5                # share of the loss that is the MSE to the teacher
-    amp: str = "none"                  # the teacher's precision: none | bf16
 
 
 def load_teacher(config: DistillConfig, device: torch.device) -> nn.Module:
     """The frozen teacher module, in eval mode, on `device`."""
-    from ..models.convert import load_weights, read_checkpoint
-    from ..models.zoo import MODELS, build_model, model_from_arch
-
-    source, weights = config.teacher, config.teacher_weights or None
-    if source.endswith((".yaml", ".yml")):
-        from ..config import load_config
-
-        if weights is None:
-            raise HrposeError(f"distill.teacher {source}: a teacher config needs "
-                              "distill.teacher_weights (--teacher-weights)")
-        model = model_from_arch(load_config(source).model.arch())
-        load_weights(model, weights)
-    elif source in MODELS:
-        model = build_model(source, weights or "published")
-    elif Path(source).is_file():
-        _, metadata = read_checkpoint(source)
-        if metadata.get("model") in MODELS:
-            model = build_model(metadata["model"], source)
-        elif "arch" in metadata:
-            model = model_from_arch(json.loads(metadata["arch"]))
-            load_weights(model, source)
-        else:
-            raise HrposeError(f"distill.teacher {source}: the checkpoint does not state its "
-                              "architecture; give the teacher's config and --teacher-weights")
-    else:
-        raise HrposeError(f"distill.teacher {source!r}: not a config file, a zoo model or a "
-                          "checkpoint")
+    try:
+        model, _ = load_model(config.teacher, config.teacher_weights or None)
+    except HrposeError as e:
+        raise HrposeError(f"distill.teacher {config.teacher}: {e}") from None
     model = model.to(device).eval()
     model.requires_grad_(False)
     return model

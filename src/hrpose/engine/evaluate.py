@@ -6,20 +6,28 @@ The same crop, runner and codec code as inference; this module only composes the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ..codecs.associative_embedding import GroupingSettings
 from ..codecs.heatmap import HeatmapCodec
-from ..data.coco import Detections, KeypointData, group_by_image, load_detections, load_keypoints
-from ..data.topdown import ImageCrops, crop_batches, ground_truth_boxes, read_image
+from ..config import EvalSettings
+from ..data.coco import (
+    Detections,
+    KeypointData,
+    find_dataset,
+    group_by_image,
+    load_detections,
+    load_keypoints,
+)
+from ..data.topdown import ImageCrops, crop_batches, ground_truth_boxes
 from ..data.transforms import BOX_PADDING, boxes_to_crops
 from ..errors import HrposeError
 from ..inference.backends import Runner
-from ..inference.estimator import heatmap_keypoints
+from ..inference.topdown import heatmap_keypoints
+from ..io import atomic_path, read_image, write_image
 from ..metrics.coco import (
     KeypointResults,
     evaluate_keypoints,
@@ -29,23 +37,6 @@ from ..metrics.coco import (
     rescore,
 )
 from ..metrics.pckh import format_pckh, pckh
-from .checkpoint import atomic_path
-
-
-@dataclass
-class EvalSettings:
-    flip: bool = True
-    decode: str = "classic"            # classic | dark | udp
-    batch: int = 32
-    workers: int = 0                   # image-decoding processes
-    det_json: str | None = None        # None: ground-truth boxes
-    min_det_score: float = 0.0
-    rescore_threshold: float = 0.2     # joints above this count in the person score
-    nms: str = "oks"                   # oks | soft | none
-    nms_threshold: float = 0.9
-    # Bottom-up models: test scales (relative to the input size) and grouping.
-    scales: tuple[float, ...] = (1.0,)
-    grouping: GroupingSettings = field(default_factory=GroupingSettings)
 
 
 @dataclass
@@ -55,31 +46,6 @@ class Predictions:
     boxes: Detections
     keypoints: np.ndarray              # (P, K, 3) x, y, joint score
     areas: np.ndarray                  # (P,) the padded crop's area, used by OKS-NMS
-
-
-def find_dataset(root: str | Path, ann: str | Path | None = None,
-                 images: str | Path | None = None) -> tuple[Path, Path]:
-    """(annotation file, image folder) of a data root: COCO's `annotations/
-    person_keypoints_val2017.json` + `val2017/` (or the one other `person_keypoints_<split>.json`
-    + `<split>/`), or the root's single .json file + the root (or its `images/`)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise HrposeError(f"{root}: data root is not a folder")
-    if ann is None:
-        coco = root / "annotations" / "person_keypoints_val2017.json"
-        found = ([coco] if coco.is_file() else
-                 sorted((root / "annotations").glob("person_keypoints_*.json"))
-                 or sorted(root.glob("*.json")))
-        found = [f for f in found if "det" not in f.name.lower()]
-        if len(found) != 1:
-            raise HrposeError(f"{root}: cannot tell the annotation file (found "
-                              f"{[f.name for f in found] or 'none'}); pass --ann FILE")
-        ann = found[0]
-    if images is None:
-        split = Path(ann).stem.removeprefix("person_keypoints_")    # train2017, val2017
-        candidates = [root / split, root / "val2017", root / "images", root]
-        images = next(p for p in candidates if p.is_dir())
-    return Path(ann), Path(images)
 
 
 def predict(runner: Runner, boxes: Detections, data: KeypointData, image_dir: str | Path,
@@ -245,7 +211,7 @@ def _subset(boxes: Detections, rows: np.ndarray) -> Detections:
 def draw_results(results: KeypointResults, data: KeypointData, image_dir: Path, path: Path,
                  count: int, threshold: float = 0.3) -> None:
     """The predictions on the first `count` images (by id) that have any, tiled in one picture."""
-    from ..inference.draw import draw_people, save_rgb, tile
+    from ..inference.draw import draw_people, tile
 
     # Images with predictions first; with none at all, the first images as they are (a
     # picture of "nothing found" still says something).
@@ -256,7 +222,7 @@ def draw_results(results: KeypointResults, data: KeypointData, image_dir: Path, 
         image = read_image(image_dir / data.images[int(image_id)].file_name)
         drawn.append(draw_people(image, results.keypoints[rows], data.skeleton, threshold))
     if drawn:
-        save_rgb(str(path), tile(drawn))
+        write_image(path, tile(drawn))
 
 
 def score(data: KeypointData, results: KeypointResults) -> dict[str, float]:

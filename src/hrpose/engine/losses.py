@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..codecs.associative_embedding import STRIDES
+
 
 def joints_mse(pred: Tensor, target: Tensor, weights: Tensor) -> Tensor:
     """Per-sample, per-joint loss (N, K): 0.5 x mean squared error over the heatmap, with each
@@ -60,7 +62,7 @@ def associative_embedding_loss(tags: Tensor, joints: Tensor) -> tuple[Tensor, Te
 
 
 def bottomup_loss(outputs: list[Tensor], batch: dict[str, Tensor], num_joints: int,
-                  strides: tuple[int, ...] = (4, 2), heatmap_weight: float = 1.0,
+                  strides: tuple[int, ...] = STRIDES, heatmap_weight: float = 1.0,
                   pull_weight: float = 1e-3, push_weight: float = 1e-3
                   ) -> tuple[Tensor, dict[str, float]]:
     """HigherHRNet's loss: masked heatmap MSE at each resolution plus the tag pull / push loss

@@ -21,31 +21,23 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from ..codecs.heatmap import HeatmapCodec
 from ..config import Config, config_to_dict, dump_config, load_config
-from ..data.bottomup import BottomUpDataset
 from ..data.coco import load_keypoints
-from ..data.topdown import TopDownDataset
 from ..data.transforms import normalize_tensor
 from ..errors import HrposeError
 from ..hardware import resolve_precision
 from ..inference.backends import TorchRunner
-from ..models.convert import load_weights
-from ..models.zoo import (
-    IMAGENET_BACKBONES,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    MODELS,
-    model_from_arch,
-    zoo_name_for,
-)
+from ..io import atomic_path
+from ..models.card import IMAGENET_MEAN, IMAGENET_STD
+from ..models.checkpoint import save_weights
+from ..models.layouts import load_weights
+from ..models.loading import weights_file
+from ..models.pact import calibrate, prepare_pact
+from ..models.zoo import model_from_arch
 from . import distributed
-from .checkpoint import atomic_path, save_weights
-from .distill import Teacher, distill_loss
-from .evaluate import evaluate, evaluate_bottomup
-from .losses import bottomup_loss, heatmap_loss
+from .distill import Teacher
 from .optim import base_lr, lr_at, make_optimizer
-from .quant import calibrate, prepare_pact
+from .tasks import task_for
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "hrpose-train-1"
@@ -105,50 +97,19 @@ def _initialised_model(config: Config, device: torch.device, main: bool) -> nn.M
     if init in ("none", ""):
         return model.to(device)
     if init == "kaiming":
-        init_kaiming(model.backbone)
-        if config.model.kind == "bottomup":      # its head has convolution blocks too
-            init_kaiming(model.head.deconv_layers)
-            init_tags(model.head.final_layers[0], config.model.num_joints)
+        task_for(config).init_from_scratch(model)
         return model.to(device)
-    if init == "imagenet":
-        if config.model.width not in IMAGENET_BACKBONES:
-            raise HrposeError(f"model.init imagenet: no ImageNet HRNet-W{config.model.width}; "
-                              f"use model.init=none or a checkpoint")
-        init = IMAGENET_BACKBONES[config.model.width]
-    elif init == "published":
-        (w, h) = config.data.input_wh
-        name = zoo_name_for(config.model.arch(), (h, w))
-        if name is None or MODELS[name].weights_url is None:
-            raise HrposeError("model.init published: the configured model is not a zoo model "
-                              "with published weights")
-        init = MODELS[name].weights_url
-    if init.startswith(("http://", "https://")):
-        from ..hub import download
-
-        if not main:
-            distributed.barrier()       # rank 0 downloads; the file lock covers the rest
-        init = str(download(init))
+    if not main:
+        distributed.barrier()       # rank 0 downloads; the file lock covers the rest
+    try:
+        path = weights_file(init, config.card().name, config.model.width)
+    except HrposeError as e:
+        raise HrposeError(f"model.init {init}: {e}") from None
+    finally:
         if main:
             distributed.barrier()
-    load_weights(model, init)
+    load_weights(model, path)
     return model.to(device)
-
-
-def init_kaiming(module: nn.Module) -> None:
-    """He initialisation (fan-out) for training from scratch: the official N(0, 0.001) is meant
-    to be overwritten by ImageNet weights, and from scratch it makes Adam's first steps huge
-    relative to the weights."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-
-def init_tags(layer: nn.Conv2d, num_joints: int) -> None:
-    """He-initialised tag outputs for training from scratch: tags that all start at ~0 sit on
-    a saddle of the push loss (exp(-d^2) is flat at d = 0) and stay collapsed for epochs."""
-    with torch.no_grad():
-        fan_in = layer.weight[num_joints:][0].numel()
-        layer.weight[num_joints:].normal_(0, math.sqrt(2 / fan_in))
 
 
 def _amp_dtype(config: Config, device: torch.device) -> torch.dtype | None:
@@ -172,19 +133,8 @@ def _channels_last(config: Config, device: torch.device) -> bool:
 
 
 def weights_metadata(config: Config, extra: dict | None = None) -> dict[str, str]:
-    """What `hrpose eval` and inference need to run a weights file alone."""
-    w, h = config.data.input_wh
-    arch = config.model.arch()
-    # A PACT model is a zoo architecture plus clips: it is opened from its arch, not by name.
-    name = "" if config.quant.pact else zoo_name_for(arch, (h, w)) or ""
-    return {"model": name, "arch": json.dumps(arch),
-            **({"quant": "pact"} if config.quant.pact else {}),
-            "input_hw": json.dumps([h, w]), "keypoints": "coco" if arch["num_joints"] == 17
-            else "mpii" if arch["num_joints"] == 16 else "custom",
-            "codec": "associative_embedding" if config.model.kind == "bottomup"
-            else config.data.target,
-            "mean": json.dumps(list(IMAGENET_MEAN)), "std": json.dumps(list(IMAGENET_STD)),
-            **{k: str(v) for k, v in (extra or {}).items()}}
+    """What `hrpose eval` and inference need to run a weights file alone: the config's card."""
+    return config.card().with_extra(**(extra or {})).to_metadata()
 
 
 class Trainer:
@@ -212,26 +162,17 @@ class Trainer:
 
         data_cfg = config.data
         root = Path(data_cfg.root)
-        self.codec = HeatmapCodec(data_cfg.input_wh, data_cfg.heatmap_wh, data_cfg.sigma,
-                                  data_cfg.target)
+        self.task = task_for(config)
         train_data = load_keypoints(root / data_cfg.train_ann)
         if train_data.skeleton.num_joints != config.model.num_joints:
             raise HrposeError(f"{train_data.path}: {train_data.skeleton.num_joints} joints, "
                               f"model.num_joints is {config.model.num_joints}")
-        self.bottomup = config.model.kind == "bottomup"
-        if self.bottomup:
-            bu = config.bottomup
-            self.dataset: TopDownDataset | BottomUpDataset = BottomUpDataset(
-                train_data, root / data_cfg.train_images, data_cfg.input_wh[0], (4, 2),
-                data_cfg.sigma, bu.max_people, bu.augment, config.train.seed)
-        else:
-            self.dataset = TopDownDataset(train_data, root / data_cfg.train_images, self.codec,
-                                          data_cfg.augment, config.train.seed, data_cfg.padding)
+        self.dataset = self.task.dataset(train_data, root / data_cfg.train_images)
         self.sampler = EpochSampler(len(self.dataset), config.train.batch, self.world,
                                     config.train.seed)
         if self.sampler.batches == 0:
             raise HrposeError(f"{train_data.path}: {len(self.dataset)} training "
-                              f"{'images' if self.bottomup else 'people'}, fewer "
+                              f"{self.task.unit}, fewer "
                               f"than one global batch of {config.train.batch * self.world.size}")
         self.steps_per_epoch = self.sampler.batches
         if config.train.max_iters:
@@ -404,20 +345,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype,
                             enabled=self.amp_dtype is not None):
             output = self.model(x)
-        if self.bottomup:
-            bu = self.config.bottomup
-            targets = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()
-                       if k.startswith(("heatmaps_", "mask_", "joints"))}
-            loss, _ = bottomup_loss(output, targets, self.config.model.num_joints, (4, 2),
-                                    bu.heatmap_weight, bu.pull_weight, bu.push_weight)
-        else:
-            target = batch["heatmaps"].to(self.device, non_blocking=True)
-            weights = batch["weights"].to(self.device, non_blocking=True)
-            if self.teacher is not None:
-                loss = distill_loss(output, target, weights, self.teacher(x),
-                                    self.teacher.weight, cfg.loss, cfg.ohkm_topk)
-            else:
-                loss = heatmap_loss(output, target, weights, cfg.loss, cfg.ohkm_topk)
+        loss = self.task.loss(output, batch, self.device, x, self.teacher)
         loss_value = float(distributed.mean_over_ranks(loss.detach()))
         if not math.isfinite(loss_value):
             raise NonFiniteLoss(
@@ -443,12 +371,7 @@ class Trainer:
         common = dict(ann=Path(data.root) / data.val_ann, images=Path(data.root) / data.val_images,
                       progress=self.progress and self.main, extra=extra,
                       draw=cfg.train.draw_images, shard=(self.world.rank, self.world.size))
-        if self.bottomup:
-            metrics = evaluate_bottomup(runner, data.root, self.run_dir, IMAGENET_MEAN,
-                                        IMAGENET_STD, w, cfg.test, **common)
-        else:
-            metrics = evaluate(runner, data.root, self.run_dir, IMAGENET_MEAN, IMAGENET_STD,
-                               cfg.test, **common)
+        metrics = self.task.evaluate(runner, self.run_dir, cfg.test, **common)
         self.net.train()
         ap = metrics.get("AP", metrics.get("PCKh", 0.0))
         self._log({"kind": "eval", **extra, **metrics})

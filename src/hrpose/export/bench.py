@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +23,11 @@ import numpy as np
 from ..data.transforms import normalize
 from ..errors import HrposeError
 from ..hardware import cpu_summary, resolve_precision
+from ..hub import cached_path
 from ..inference.backends import Runner, TorchRunner, exported_file, open_exported, open_model
 from ..inference.estimator import PoseEstimator
+from ..models.checkpoint import save_weights
+from ..models.loading import build_model
 from ..models.zoo import MODELS
 from .calibration import person_crops
 from .exporter import FORMATS, export_model
@@ -126,10 +129,9 @@ def _time(paths: Sequence[RuntimePath], x: np.ndarray, rounds: int, warmup: int 
 def _pipeline(estimators: dict[str, PoseEstimator], root: str, passes: int) -> dict[str, float]:
     """Person crops per second from image files to keypoints, median of `passes` interleaved
     passes over the images with their annotated boxes."""
-    from ..data.coco import load_keypoints
+    from ..data.coco import find_dataset, load_keypoints
     from ..data.topdown import ground_truth_boxes
-    from ..engine.evaluate import find_dataset
-    from ..inference.infer import _prefetch
+    from ..inference.images import prefetch
 
     ann, image_dir = find_dataset(root)
     data = load_keypoints(ann)
@@ -146,7 +148,7 @@ def _pipeline(estimators: dict[str, PoseEstimator], root: str, passes: int) -> d
             start = time.perf_counter()
             group: list[tuple[np.ndarray, np.ndarray]] = []
             box_of = dict(jobs)
-            for path, image in _prefetch([p for p, _ in jobs]):
+            for path, image in prefetch([p for p, _ in jobs]):
                 group.append((image, box_of[path]))
                 if len(group) == 8:
                     est.predict_rgb([g[0] for g in group], [g[1] for g in group],
@@ -165,44 +167,22 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
           log: bool = True) -> dict:
     """Model-alone and pipeline speed of the asked path (or, with "auto", the fastest accurate
     one) beside plain PyTorch fp32. Returns the figures as one dict."""
-    if backend not in BENCH_BACKENDS:
-        raise HrposeError(f"unknown backend {backend!r}; choose one of "
-                          f"{', '.join(BENCH_BACKENDS)}")
-    if precision not in BENCH_PRECISIONS:
-        raise HrposeError(f"unknown precision {precision!r}; choose one of "
-                          f"{', '.join(BENCH_PRECISIONS)} (fp16 is a GPU precision)")
-    if batch < 1 or rounds < 1 or passes < 1:
-        raise HrposeError("batch, rounds and passes must be at least 1")
-    if precision == "auto":          # bf16 only where the CPU has it natively
-        precision = resolve_precision("auto")
+    precision = _check_options(backend, precision, batch, rounds, passes)
 
     def say(message: str) -> None:
         if log:
             print(message, file=sys.stderr, flush=True)
 
-    trained = True
-    if model in MODELS and weights is None:
-        from ..hub import cached_path
-
-        url = MODELS[model].weights_url
-        if url and cached_path(url).exists():
-            weights = "published"
-        else:
-            trained = False
-            say(f"{model}: published weights not in the cache; timing random weights (keypoint "
-                "agreement is then not meaningful)")
+    weights, trained = _weights(model, weights, say)
     with tempfile.TemporaryDirectory(prefix="hrpose-bench-") as tmp:
         work = Path(tmp)
         root = _bench_images(images, work)
         if not trained:      # one random initialisation, shared by every path
-            from ..engine.checkpoint import save_weights
-            from ..models.zoo import build_model
-
             weights = str(work / "random.safetensors")
             save_weights(weights, build_model(model).state_dict(), {"model": model})
         plain: RuntimePath | None = None
         loaded = open_model(model, weights, precision="fp32", threads=threads)
-        if loaded.kind == "bottomup":
+        if loaded.card.kind == "bottomup":
             raise HrposeError(f"{model}: hrpose bench times top-down models; for bottom-up "
                               "speed see benchmarks/bottomup.py")
         if isinstance(loaded.runner, TorchRunner):
@@ -213,7 +193,7 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
         reference = plain.runner if plain else open_exported(exported_file(model),
                                                              precision="fp32", threads=threads)
         crops = person_crops([root], reference.input_hw, limit=64)
-        x = normalize(crops, loaded.mean, loaded.std)
+        x = normalize(crops, loaded.card.mean, loaded.card.std)
         ref_heatmaps = run_batched(reference, x, batch)
         for c in candidates:
             c.agreement = compare(reference, c.runner, x, batch, ref_heatmaps)
@@ -240,6 +220,14 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
                                                 threads=threads)
         pipeline = _pipeline(estimators, root, passes)
 
+    return _result(model, precision, batch, threads, rounds, images, root, chosen, plain,
+                   timed, pipeline, trained, chosen in accurate)
+
+
+def _result(model: str, precision: str, batch: int, threads: int | None, rounds: int,
+            images: str | None, root: str, chosen: RuntimePath, plain: RuntimePath | None,
+            timed: list[RuntimePath], pipeline: dict[str, float], trained: bool,
+            accurate: bool) -> dict:
     figures = chosen.figures(batch)
     plain_figures = plain.figures(batch) if plain else None
     return {
@@ -250,7 +238,7 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
         "pipeline_img_per_s": round(pipeline["chosen"], 2),
         "p50_ms": figures["p50_ms"], "p95_ms": figures["p95_ms"],
         "within_1px": figures["within_1px"], "trained_weights": trained,
-        "accurate": chosen in accurate,
+        "accurate": accurate,
         "plain_torch_fp32": None if plain_figures is None else {
             **plain_figures, "pipeline_img_per_s": round(pipeline["plain"], 2)},
         "speedup": None if plain_figures is None else
@@ -258,6 +246,33 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
         "paths": [p.figures(batch) for p in timed],
         "rounds": rounds, "images": root if images else "synthetic (24 images)",
     }
+
+
+def _check_options(backend: str, precision: str, batch: int, rounds: int, passes: int) -> str:
+    """The precision to time, once the options agree; auto is bf16 only where it is native."""
+    if backend not in BENCH_BACKENDS:
+        raise HrposeError(f"unknown backend {backend!r}; choose one of "
+                          f"{', '.join(BENCH_BACKENDS)}")
+    if precision not in BENCH_PRECISIONS:
+        raise HrposeError(f"unknown precision {precision!r}; choose one of "
+                          f"{', '.join(BENCH_PRECISIONS)} (fp16 is a GPU precision)")
+    if batch < 1 or rounds < 1 or passes < 1:
+        raise HrposeError("batch, rounds and passes must be at least 1")
+    return resolve_precision("auto") if precision == "auto" else precision
+
+
+def _weights(model: str, weights: str | None, say: Callable[[str], None]
+             ) -> tuple[str | None, bool]:
+    """(weights, trained): a zoo model's published weights when they are cached, else None
+    (random weights: speed only)."""
+    if model not in MODELS or weights is not None:
+        return weights, True
+    url = MODELS[model].weights_url
+    if url and cached_path(url).exists():
+        return "published", True
+    say(f"{model}: published weights not in the cache; timing random weights (keypoint "
+        "agreement is then not meaningful)")
+    return None, False
 
 
 def format_bench(result: dict) -> str:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.coco import load_keypoints
-from ..data.topdown import crop_people, ground_truth_boxes, read_image
+from ..data.coco import find_dataset, load_keypoints
+from ..data.topdown import crop_people, ground_truth_boxes
 from ..data.transforms import boxes_to_crops
-from ..engine.evaluate import find_dataset
 from ..errors import HrposeError
 from ..inference.detector import Detector
 from ..inference.images import IMAGE_SUFFIXES, find_inputs
+from ..io import read_image
 
 
 def _annotated(folder: Path) -> tuple[Path, Path] | None:

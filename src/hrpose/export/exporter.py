@@ -4,21 +4,18 @@ the metadata that lets `PoseEstimator`, `hrpose eval` and `hrpose infer` run it 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..data.transforms import normalize
-from ..engine.quant import is_pact
 from ..errors import HrposeError
 from ..inference.backends import (
     LoadedModel,
@@ -27,10 +24,13 @@ from ..inference.backends import (
     open_exported,
     open_model,
 )
+from ..models.pact import is_pact
+from ..runtimes import read_openvino
 from ..skeletons import skeleton_for
+from ..version import __version__
 from .calibration import person_crops, synthetic_crops
 from .onnx import copy_onnx, export_onnx, quantize_onnx
-from .openvino import quantize_openvino, read_openvino, save_openvino
+from .openvino import quantize_openvino, save_openvino
 from .verify import Agreement, compare
 
 FORMATS = {"onnx": ".onnx", "openvino": ".xml"}
@@ -74,11 +74,12 @@ def default_output(model: str, format: str, precision: str) -> Path:
 
 def _metadata(model: str, loaded: LoadedModel, input_hw: tuple[int, int], joints: int,
               precision: str) -> dict[str, str]:
-    keypoints = loaded.keypoints or skeleton_for(joints).name
-    return {"mean": json.dumps(list(loaded.mean)), "std": json.dumps(list(loaded.std)),
-            "keypoints": keypoints, "codec": loaded.codec, "input_hw": json.dumps(list(input_hw)),
-            "source": Path(model).name, "precision": precision,
-            "exported_by": f"hrpose {__version__}"}
+    """The source's card as the exported file states it: its input size, its weights'
+    precision (the graph is already quantised: no PACT layers to rebuild)."""
+    card = replace(loaded.card, input_hw=input_hw, precision=precision, quant="",
+                   keypoints=loaded.card.keypoints or skeleton_for(joints).name)
+    return card.with_extra(source=Path(model).name,
+                           exported_by=f"hrpose {__version__}").to_metadata()
 
 
 def export_model(model: str, out: str | Path | None = None, format: str = "onnx", *,
@@ -95,26 +96,14 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
     same crops, and moved to `out` only if it keeps MIN_AGREEMENT of the joints (or `force`):
     a broken export raises HrposeError and leaves nothing under `out`."""
     start = time.perf_counter()
-    if format not in FORMATS:
-        raise HrposeError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    if fp16 and int8:
-        raise HrposeError("choose one of --fp16 and --int8")
-    if int8 and not calib:
-        raise HrposeError("INT8 needs calibration images: --calib FOLDER (a data set, a folder "
-                          "of images or a glob)")
-    if batch < 1 or calib_limit < 1:
-        raise HrposeError(f"batch and calib_limit must be at least 1, got {batch}, "
-                          f"{calib_limit}")
-    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
-    if out is not None and Path(out).suffix.lower() != FORMATS[format]:
-        raise HrposeError(f"{out}: a {format} model is written as a {FORMATS[format]} file")
+    precision = _check_options(format, out, fp16, int8, calib, batch, calib_limit)
 
     def say(message: str) -> None:
         if log:
             print(message, file=sys.stderr, flush=True)
 
     loaded = open_model(model, weights, precision="fp32")   # a zoo name: its published weights
-    if loaded.kind == "bottomup":
+    if loaded.card.kind == "bottomup":
         raise HrposeError(f"{model}: exporting bottom-up models is not supported yet; they run "
                           "on torch (PoseEstimator, hrpose eval / infer)")
     reference = loaded.runner
@@ -137,7 +126,7 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         reference_name = f"{source.name} fp32"
     crops = person_crops(calib, input_hw, detector, calib_limit) if calib else \
         synthetic_crops(input_hw, VERIFY_CROPS)
-    x = normalize(crops, loaded.mean, loaded.std)
+    x = normalize(crops, loaded.card.mean, loaded.card.std)
     fixed = getattr(reference, "fixed_batch", None) or (None if dynamic_batch else batch)
     calibration = _calibration_batches(x, fixed or 1) if int8 else []
     if int8:
@@ -154,34 +143,56 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as work:
         staged = Path(work) / f"model{out.suffix}"
         if isinstance(reference, TorchRunner):
-            net = reference.model
-            if format == "onnx" and not int8:
-                export_onnx(net, input_hw, staged, metadata, fp16=fp16,
-                            dynamic_batch=dynamic_batch, batch=batch, simplify=simplify)
-            else:
-                onnx_file = export_onnx(net, input_hw, Path(work) / "fp32.onnx", metadata,
-                                        dynamic_batch=dynamic_batch, batch=batch,
-                                        simplify=simplify)
+            onnx_file = staged if format == "onnx" and not int8 else Path(work) / "fp32.onnx"
+            export_onnx(reference.model, input_hw, onnx_file, metadata,
+                        fp16=fp16 and onnx_file == staged, dynamic_batch=dynamic_batch,
+                        batch=batch, simplify=simplify)
+            if onnx_file != staged:
                 _convert(onnx_file, staged, format, int8, fp16, calibration, metadata)
         elif format == "onnx" and not int8:
             copy_onnx(source, staged, metadata, simplify)
         else:
             _convert(source, staged, format, int8, fp16, calibration, metadata)
-
-        exported = open_exported(staged, precision="fp32")
-        agreement = compare(reference, exported, x[:VERIFY_CROPS])
-        del exported
-        need = MIN_AGREEMENT[precision]
-        if agreement.within_1px < need:
-            message = (f"{out}: the {format} {precision} export disagrees with "
-                       f"{reference_name}: {100 * agreement.within_1px:.1f}% of joints within "
-                       f"1 heatmap px, below the {100 * need:.0f}% an export must keep")
-            if not force:
-                raise HrposeError(f"{message}; nothing was written (--force writes it anyway)")
-            warnings.warn(f"{message}; written because of --force", stacklevel=2)
+        agreement = _verify(reference, staged, x, f"{out}: the {format} {precision} export",
+                            reference_name, MIN_AGREEMENT[precision], force)
         _publish(staged, out)
     return ExportResult(out, format, precision, reference_name, agreement, len(calibration),
                         time.perf_counter() - start)
+
+
+def _check_options(format: str, out: str | Path | None, fp16: bool, int8: bool,
+                   calib: Sequence[str], batch: int, calib_limit: int) -> str:
+    """The export's precision, once its options agree."""
+    if format not in FORMATS:
+        raise HrposeError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    if fp16 and int8:
+        raise HrposeError("choose one of --fp16 and --int8")
+    if int8 and not calib:
+        raise HrposeError("INT8 needs calibration images: --calib FOLDER (a data set, a folder "
+                          "of images or a glob)")
+    if batch < 1 or calib_limit < 1:
+        raise HrposeError(f"batch and calib_limit must be at least 1, got {batch}, "
+                          f"{calib_limit}")
+    if out is not None and Path(out).suffix.lower() != FORMATS[format]:
+        raise HrposeError(f"{out}: a {format} model is written as a {FORMATS[format]} file")
+    return "int8" if int8 else "fp16" if fp16 else "fp32"
+
+
+def _verify(reference: object, staged: Path, x: np.ndarray, what: str, reference_name: str,
+            need: float, force: bool) -> Agreement:
+    """The staged file against its source on the verification crops; refused below `need`
+    of the joints within 1 heatmap px (written with a warning when `force`)."""
+    exported = open_exported(staged, precision="fp32")
+    agreement = compare(reference, exported, x[:VERIFY_CROPS])
+    del exported                  # an OpenVINO model holds its file open until released
+    if agreement.within_1px < need:
+        message = (f"{what} disagrees with {reference_name}: "
+                   f"{100 * agreement.within_1px:.1f}% of joints within 1 heatmap px, below "
+                   f"the {100 * need:.0f}% an export must keep")
+        if not force:
+            raise HrposeError(f"{message}; nothing was written (--force writes it anyway)")
+        warnings.warn(f"{message}; written because of --force", stacklevel=3)
+    return agreement
 
 
 def _publish(staged: Path, out: Path) -> None:

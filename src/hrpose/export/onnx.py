@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..engine.checkpoint import atomic_path
 from ..errors import HrposeError
+from ..io import atomic_path
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "heatmaps"
@@ -47,7 +47,7 @@ def export_onnx(model: nn.Module, input_hw: tuple[int, int], path: str | Path,
     """Writes `model` (eval mode, CPU) as ONNX: input "image" (N, 3, H, W) float32, output
     "heatmaps"; batch dynamic, or fixed at `batch`. Batch norm is folded into the convolutions.
     The file is checked, simplified with onnxslim and given `metadata`; written atomically."""
-    from ..engine.quant import export_mode, is_pact
+    from ..models.pact import export_mode, is_pact
 
     onnx = _onnx()
     path = Path(path)

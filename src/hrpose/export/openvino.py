@@ -15,22 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HrposeError
-from ..inference.backends import openvino_core
-
-
-def read_openvino(path: str | Path) -> object:
-    """An ONNX or IR file as an OpenVINO model, with a one-line error for a bad file."""
-    core = openvino_core()
-    try:
-        return core.read_model(str(path))  # type: ignore[attr-defined]
-    except Exception as e:  # OpenVINO raises RuntimeError with long multi-line text
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise HrposeError(f"{path}: cannot read the model ({first})") from None
-
-
-def set_openvino_metadata(model: object, metadata: dict[str, str]) -> None:
-    for key, value in metadata.items():
-        model.set_rt_info(str(value), ["hrpose", key])  # type: ignore[attr-defined]
+from ..runtimes import set_openvino_metadata
 
 
 def save_openvino(model: object, path: str | Path, metadata: dict[str, str],

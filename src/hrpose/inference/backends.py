@@ -12,10 +12,9 @@ what running it needs (normalisation, keypoint set, codec), read from the model 
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -25,13 +24,21 @@ import torch
 from ..errors import HrposeError
 from ..hardware import PRECISION_CHOICES as PRECISIONS
 from ..hardware import check_device, cpu_has_native_bf16, resolve_precision
+from ..models.card import ModelCard
+from ..models.loading import CHECKPOINTS, CONFIGS, load_model
+from ..models.zoo import MODELS
+from ..runtimes import openvino_core, openvino_metadata, read_openvino
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
-CHECKPOINTS = (".safetensors", ".pth", ".pt", ".pdparams", ".ckpt")
 
 
 class Runner(Protocol):
+    """What every runner (and wrapper of one) has: `run_all` gives every output of the model
+    (a bottom-up model's two heatmap maps, a detector's boxes and scores), a call its heatmaps."""
+
     input_hw: tuple[int, int]
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]: ...
 
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -128,18 +135,13 @@ class OpenVINORunner:
             warnings.warn("bf16 is not native on this CPU: OpenVINO runs the model in fp32",
                           stacklevel=2)
             precision = "fp32"
-        core = openvino_core()
+        model = read_openvino(path)
         import openvino as ov
 
-        try:
-            model = core.read_model(str(path))
-        except Exception as e:  # OpenVINO raises RuntimeError with long multi-line text
-            raise HrposeError(f"{path}: cannot read the OpenVINO model "
-                              f"({str(e).strip().splitlines()[0]})") from None
         shape = model.inputs[0].get_partial_shape()
         dims = [d.get_length() if d.is_static else None for d in shape]
         self.input_hw = _static_hw(path, dims)
-        self.metadata = _openvino_metadata(model)
+        self.metadata = openvino_metadata(model)
         self.fixed_batch = None
         if dims[0] is not None:
             try:                             # most heatmap models take any batch size
@@ -148,7 +150,7 @@ class OpenVINORunner:
                 self.fixed_batch = dims[0]
         hint = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[precision]
         config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": _threads(threads)}
-        self.compiled = core.compile_model(model, "CPU", config)
+        self.compiled = openvino_core().compile_model(model, "CPU", config)
         self.output_shapes = [[d.get_length() if d.is_static else None
                                for d in o.get_partial_shape()] for o in self.compiled.outputs]
         self.heatmap_index = _first_4d(path, self.output_shapes) if heatmaps else None
@@ -163,33 +165,6 @@ class OpenVINORunner:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.run_all(batch)[self.heatmap_index]
-
-
-@functools.cache
-def openvino_core() -> object:
-    """The process's one OpenVINO Core. Each Core's CPU plugin installs a signal alt-stack (for
-    AMX) and puts back the previous one when it is destroyed; two Cores destroyed out of order
-    leave the thread on freed memory, and the next Python signal handler (Ctrl-C, a child's
-    exit) then crashes the process. One Core that lives as long as the process avoids that."""
-    try:
-        import openvino as ov
-    except ImportError:
-        raise HrposeError("OpenVINO models need openvino: pip install 'hrpose[runtimes]'") \
-            from None
-    return ov.Core()
-
-
-def _openvino_metadata(model: object) -> dict[str, str]:
-    """The "hrpose" section of an OpenVINO model's rt_info, as strings."""
-    try:
-        info = model.get_rt_info()  # type: ignore[attr-defined]
-        if "hrpose" not in info:
-            return {}
-        section = model.get_rt_info(["hrpose"]).astype(dict)  # type: ignore[attr-defined]
-        return {str(k): v.astype(str) if hasattr(v, "astype") else str(v)
-                for k, v in section.items()}
-    except Exception:  # a model without rt_info, or an older OpenVINO API
-        return {}
 
 
 def _merge(outs: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
@@ -271,115 +246,49 @@ class BGRInput:
     def __init__(self, runner: Runner) -> None:
         self.runner, self.input_hw = runner, runner.input_hw
 
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.runner.run_all(np.ascontiguousarray(batch[:, ::-1]))
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.runner(np.ascontiguousarray(batch[:, ::-1]))
 
 
 @dataclass
 class LoadedModel:
-    """A runnable heatmap model and what running it needs, read from the model itself."""
+    """A runnable heatmap model and its card (normalisation, keypoint set, codec, kind)."""
 
     runner: Runner
-    mean: tuple[float, ...]             # RGB in [0, 1]
-    std: tuple[float, ...]
-    keypoints: str | None               # "coco", "mpii", "crowdpose"; None: by joint count
-    codec: str = "classic"              # the heatmap method it was trained with
-    kind: str = "topdown"               # topdown (person crops) | bottomup (whole images)
+    card: ModelCard
 
 
 def open_model(model: str, weights: str | None = None, backend: str | None = None,
                device: str = "cpu", precision: str = "auto", threads: int | None = None
                ) -> LoadedModel:
-    """A zoo model name (its published weights; `weights`: a file, URL, "imagenet", or "none"
-    for random initialisation), a checkpoint file (its zoo model from its metadata, else guessed
-    from its tensors) or an exported .onnx / .xml file. Exported files state their
-    normalisation, keypoints and codec in their metadata (hrpose exports do); without it they
-    get ImageNet mean/std and the classic codec."""
-    from ..models.zoo import MODELS, build_model, get_spec
-
+    """A runner for a zoo model name (its published weights; `weights`: a file, URL,
+    "imagenet", or "none" for random initialisation), a checkpoint file, a training config with
+    `weights`, or an exported .onnx / .xml file. Each states its card (models/card.py); an
+    exported file without hrpose metadata gets ImageNet mean/std and the classic codec."""
     if backend is not None and backend not in BACKENDS:
         raise HrposeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     _check_precision(precision)
-    if model in MODELS:
+    suffix = Path(model).suffix.lower()
+    if model in MODELS or suffix in CONFIGS or (suffix in CHECKPOINTS and Path(model).is_file()):
         if backend not in (None, "torch"):
-            raise HrposeError(f"{model}: a zoo model runs on torch; export it for {backend}")
-        spec = get_spec(model)
-        # One meaning for a zoo name everywhere: its published weights; random ones only when
-        # asked for by name.
-        weights = "published" if weights is None else weights
-        net = build_model(model, weights=None if weights == "none" else weights)
+            raise HrposeError(f"{model}: a PyTorch model runs on torch; export it for "
+                              f"{backend}")
+        net, card = load_model(model, weights)
         if threads:
             torch.set_num_threads(threads)
-        return LoadedModel(TorchRunner(net, spec.input_hw, device, precision), spec.mean,
-                           spec.std, spec.keypoints,
-                           "associative_embedding" if spec.kind == "bottomup" else "classic",
-                           spec.kind)
-    if Path(model).suffix.lower() in CHECKPOINTS and Path(model).is_file():
-        from ..models.convert import detect_layout, guess_model, read_checkpoint
-
-        if weights is not None:
-            raise HrposeError(f"{model}: a checkpoint is its own weights; drop --weights")
-        tensors, metadata = read_checkpoint(model)
-        if metadata.get("arch") and not metadata.get("model"):
-            return _open_trained(model, metadata, backend, device, precision, threads)
-        name = metadata.get("model") or guess_model(tensors, detect_layout(list(tensors), model),
-                                                    model)
-        loaded = open_model(name, model, backend, device, precision, threads)
-        if loaded.kind == "topdown":
-            loaded.codec = metadata.get("codec", loaded.codec)
-        return loaded
+        return LoadedModel(TorchRunner(net, card.input_hw, device, precision), card)
     if weights is not None:
         raise HrposeError(f"{model}: --weights is for zoo models; an exported file carries its "
                           "own weights")
-    if not Path(model).suffix and not Path(model).is_dir():
+    if not suffix and not Path(model).is_dir():
         raise HrposeError(f"unknown model {model!r}: give a zoo name ({', '.join(MODELS)}), a "
                           "checkpoint, or an exported .onnx / .xml file (or its folder)")
     if str(check_device(device)) != "cpu":
         raise HrposeError(f"{model}: exported files run on the CPU (ONNX Runtime, OpenVINO); "
                           f"device {device!r} is for zoo models and checkpoints")
     runner = open_exported(model, backend, precision, threads)
-    return _described(model, runner, runner.metadata)
-
-
-def _described(path: str, runner: Runner, metadata: dict[str, str]) -> LoadedModel:
-    """A runner with the normalisation, keypoint set and codec its metadata states."""
-    import json
-
-    from ..models.zoo import IMAGENET_MEAN, IMAGENET_STD
-
-    try:
-        mean = tuple(json.loads(metadata["mean"])) if "mean" in metadata else IMAGENET_MEAN
-        std = tuple(json.loads(metadata["std"])) if "std" in metadata else IMAGENET_STD
-    except (ValueError, TypeError) as e:
-        raise HrposeError(f"{path}: bad hrpose metadata ({e})") from None
-    keypoints = metadata.get("keypoints")
-    codec = metadata.get("codec", "classic")
-    return LoadedModel(runner, mean, std, None if keypoints in (None, "", "custom") else keypoints,
-                       codec, "bottomup" if codec == "associative_embedding" else "topdown")
-
-
-def _open_trained(path: str, metadata: dict[str, str], backend: str | None, device: str,
-                  precision: str, threads: int | None) -> LoadedModel:
-    """An hrpose training checkpoint of an architecture outside the zoo: its metadata states
-    the architecture, input size and normalisation."""
-    import json
-
-    from ..models.convert import load_weights
-    from ..models.zoo import model_from_arch
-
-    if backend not in (None, "torch"):
-        raise HrposeError(f"{path}: a checkpoint runs on torch; export it for {backend}")
-    try:
-        arch = json.loads(metadata["arch"])
-        input_hw = tuple(json.loads(metadata["input_hw"]))
-    except (KeyError, ValueError, TypeError) as e:
-        raise HrposeError(f"{path}: bad hrpose metadata ({e})") from None
-    net = model_from_arch(arch)
-    if metadata.get("quant") == "pact":       # fake-quantised int8 (PACT training)
-        from ..engine.quant import prepare_pact
-
-        prepare_pact(net)
-    load_weights(net, path)
-    if threads:
-        torch.set_num_threads(threads)
-    return _described(path, TorchRunner(net.eval(), input_hw, device, precision), metadata)
+    card = ModelCard.from_metadata(runner.metadata, str(model))
+    return LoadedModel(runner, replace(card, input_hw=runner.input_hw))

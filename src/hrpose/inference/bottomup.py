@@ -21,6 +21,10 @@ import torch.nn.functional as F
 from ..codecs.associative_embedding import GroupingSettings, group
 from ..data.transforms import apply_affine, invert_affine, normalize
 from ..errors import HrposeError
+from ..models.card import ModelCard
+from ..skeletons import Skeleton
+from .backends import Runner
+from .person import Person
 
 SIDE_MULTIPLE = 64
 
@@ -39,7 +43,7 @@ def scale_matrix(image_hw: tuple[int, int], short_side: float
     return np.array([[r, 0, shift], [0, r, shift]]), (out_w, out_h)
 
 
-def run_scale(runner: object, image: np.ndarray, short_side: float, mean: Sequence[float],
+def run_scale(runner: Runner, image: np.ndarray, short_side: float, mean: Sequence[float],
               std: Sequence[float], flip_index: np.ndarray | None
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """One scale: heatmaps (K, h, w) and tags (K, h, w, L) at this scale's input size (L = 1,
@@ -50,7 +54,7 @@ def run_scale(runner: object, image: np.ndarray, short_side: float, mean: Sequen
     x = normalize(resized[None], mean, std)
     if flip_index is not None:
         x = np.concatenate([x, x[..., ::-1]])
-    low, high = runner.run_all(np.ascontiguousarray(x))[:2]   # type: ignore[attr-defined]
+    low, high = runner.run_all(np.ascontiguousarray(x))[:2]
     low, high = torch.from_numpy(low), torch.from_numpy(high)
     k = high.shape[1]
     size = (h, w)
@@ -75,7 +79,7 @@ def _to_base(maps: torch.Tensor, scale: float, base_hw: tuple[int, int]) -> torc
     return F.pad(out, (0, pad_w, 0, pad_h)) if pad_h or pad_w else out
 
 
-def bottomup_keypoints(runner: object, image: np.ndarray, mean: Sequence[float],
+def bottomup_keypoints(runner: Runner, image: np.ndarray, mean: Sequence[float],
                        std: Sequence[float], input_size: int,
                        flip_index: np.ndarray | None = None,
                        scales: Sequence[float] = (1.0,),
@@ -112,3 +116,45 @@ def bottomup_keypoints(runner: object, image: np.ndarray, mean: Sequence[float],
         order = np.argsort(-scores, kind="stable")
         people, scores = people[order], scores[order]
     return people.astype(np.float32), scores
+
+
+class BottomUpEstimator:
+    """Every person of each image in one pass, no boxes: `scales` for the multi-scale test,
+    `grouping` for the tag grouping. A person's box is the extent of its found joints."""
+
+    codec = None                     # the grouping is the codec; there are no heatmap crops
+
+    def __init__(self, runner: Runner, card: ModelCard, skeleton: Skeleton, *, flip: bool,
+                 scales: Sequence[float], grouping: GroupingSettings) -> None:
+        self.runner, self.mean, self.std, self.skeleton = runner, card.mean, card.std, skeleton
+        self.flip, self.scales, self.grouping = flip, tuple(scales), grouping
+
+    def predict(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
+                names: Sequence[str]) -> list[list[Person]]:
+        self.preprocess(images, boxes, names)
+        return [self.postprocess(*self.run(image)) for image in images]
+
+    def preprocess(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
+                   names: Sequence[str]) -> None:
+        """Checks only: the model takes whole images as they are."""
+        if boxes is not None and any(b is not None for b in boxes):
+            raise HrposeError("a bottom-up model finds people itself; it takes no boxes")
+        for image, name in zip(images, names):
+            if min(image.shape[:2]) < 1:
+                raise HrposeError(f"{name}: the image is empty ({image.shape[1]}x"
+                                  f"{image.shape[0]})")
+
+    def run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flip_index = self.skeleton.flip_index if self.flip else None
+        return bottomup_keypoints(self.runner, image, self.mean, self.std,
+                                  self.runner.input_hw[0], flip_index, self.scales,
+                                  self.grouping)
+
+    @staticmethod
+    def postprocess(keypoints: np.ndarray, scores: np.ndarray) -> list[Person]:
+        people = []
+        for kp, score in zip(keypoints, scores):
+            seen = kp[kp[:, 2] > 0, :2]
+            lo, hi = seen.min(0), seen.max(0)
+            people.append(Person(np.r_[lo, hi - lo].astype(np.float32), kp, float(score)))
+        return people

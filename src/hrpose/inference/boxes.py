@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.coco import read_json
 from ..errors import HrposeError
+from ..io import read_json
 
 
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:

@@ -98,18 +98,6 @@ def tile(images: Sequence[np.ndarray], height: int = 320, columns: int = 4) -> n
     return np.concatenate(rows, 0)
 
 
-def save_rgb(path: str, image: np.ndarray) -> None:
-    """Writes an RGB image (format by extension)."""
-    from ..engine.checkpoint import atomic_path
-
-    with atomic_path(path) as tmp:
-        ok, data = cv2.imencode(str(path)[str(path).rfind("."):],
-                                cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise ValueError(f"{path}: cannot encode the image")
-        tmp.write_bytes(data.tobytes())
-
-
 def draw(image: object, people: Sequence[object] | np.ndarray,
          skeleton: Skeleton | str | None = None, *, threshold: float = 0.3,
          boxes: bool = True, color: str = "rgb") -> np.ndarray:

@@ -1,6 +1,6 @@
 """What `PoseEstimator` and `hrpose infer` accept as images, turned into RGB uint8 (H, W, 3).
 
-- a file path (any format cv2 reads; EXIF orientation applied; see `data.topdown.read_image`);
+- a file path (any format cv2 reads; EXIF orientation applied; see `hrpose.io.read_image`);
 - a numpy array, with its channel order stated: `color="rgb"` or `color="bgr"` (cv2.imread gives
   BGR, PIL and most other readers RGB; guessing would silently swap left and right colours).
   Grayscale (H, W) or (H, W, 1), RGBA / BGRA (alpha dropped), uint8, uint16 (scaled to 8 bits)
@@ -11,12 +11,15 @@
 from __future__ import annotations
 
 import glob
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from ..data.topdown import read_image
 from ..errors import HrposeError
+from ..io import read_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -92,3 +95,26 @@ def find_inputs(source: str) -> list[Path]:
             raise HrposeError(f"{source}: the pattern matches no image or video files")
         return files
     raise HrposeError(f"{source}: no such file or folder")
+
+
+def _read(path: Path) -> np.ndarray | HrposeError:
+    try:
+        return to_rgb(path)
+    except HrposeError as e:
+        return e
+
+
+def prefetch(paths: Sequence[Path], ahead: int = 8
+              ) -> Iterator[tuple[Path, np.ndarray | HrposeError]]:
+    """(path, RGB image or the error reading it), in order, decoded `ahead` images in advance
+    by two threads (the decoders release the GIL)."""
+    with ThreadPoolExecutor(2) as pool:
+        queue: deque[tuple[Path, Future]] = deque()
+        for path in paths:
+            queue.append((path, pool.submit(_read, path)))
+            if len(queue) > ahead:
+                done, future = queue.popleft()
+                yield done, future.result()
+        while queue:
+            done, future = queue.popleft()
+            yield done, future.result()

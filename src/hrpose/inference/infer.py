@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +18,13 @@ import numpy as np
 import orjson
 from tqdm import tqdm
 
-from ..engine.checkpoint import atomic_path
 from ..errors import HrposeError
+from ..io import atomic_path, write_image
 from .boxes import load_box_file
-from .draw import draw_people, draw_text, save_rgb
-from .estimator import Person, PoseEstimator
-from .images import is_video, to_rgb
+from .draw import draw_people, draw_text
+from .estimator import PoseEstimator
+from .images import is_video, prefetch
+from .person import Person
 from .video import PoseTracker, SmoothingSettings, VideoReader, VideoWriter
 
 
@@ -125,7 +124,7 @@ class _Job:
     def run_images(self, paths: list[Path]) -> None:
         bar = tqdm(total=len(paths), desc="infer", unit="img", disable=not self.settings.progress)
         group: list[tuple[Path, np.ndarray]] = []
-        for path, image in _prefetch(paths):
+        for path, image in prefetch(paths):
             bar.update(1)
             if isinstance(image, HrposeError):
                 self.fail(path, str(image))
@@ -161,7 +160,7 @@ class _Job:
                 if target.suffix.lower() not in (".jpg", ".jpeg", ".png"):
                     target = target.with_suffix(".jpg")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                save_rgb(str(target), self._draw(image, found, fps))
+                write_image(target, self._draw(image, found, fps))
                 self.drawings.append(str(target))
             self.images += 1
 
@@ -268,29 +267,6 @@ def _image_ids(paths: Sequence[Path], names: dict[str, int]) -> dict[Path, int]:
     if all(p.stem.isdigit() for p in paths) and len({int(p.stem) for p in paths}) == len(paths):
         return {p: int(p.stem) for p in paths}
     return {p: i + 1 for i, p in enumerate(paths)}
-
-
-def _read(path: Path) -> np.ndarray | HrposeError:
-    try:
-        return to_rgb(path)
-    except HrposeError as e:
-        return e
-
-
-def _prefetch(paths: Sequence[Path], ahead: int = 8
-              ) -> Iterator[tuple[Path, np.ndarray | HrposeError]]:
-    """(path, RGB image or the error reading it), in order, decoded `ahead` images in advance
-    by two threads (the decoders release the GIL)."""
-    with ThreadPoolExecutor(2) as pool:
-        queue: deque[tuple[Path, Future]] = deque()
-        for path in paths:
-            queue.append((path, pool.submit(_read, path)))
-            if len(queue) > ahead:
-                done, future = queue.popleft()
-                yield done, future.result()
-        while queue:
-            done, future = queue.popleft()
-            yield done, future.result()
 
 
 def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:

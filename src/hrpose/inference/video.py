@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import HrposeError
 from .boxes import box_iou
-from .estimator import Person
+from .person import Person
 
 
 class VideoReader:

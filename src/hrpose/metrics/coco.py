@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from ..data.coco import KeypointData, group_by_image, read_json
-from ..engine.checkpoint import atomic_path
+from ..data.coco import KeypointData, group_by_image
 from ..errors import HrposeError
+from ..io import atomic_path, read_json
 
+NMS_METHODS = ("oks", "soft", "none")     # OKS-NMS, soft-OKS-NMS, none
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
@@ -165,7 +166,7 @@ def evaluate_keypoints(gt: KeypointData, results: KeypointResults,
     if unknown.any():
         raise HrposeError(f"results: image_id {int(results.image_ids[unknown][0])} is not in "
                           f"{gt.path.name}")
-    n_img, n_thr = len(image_list), len(IOU_THRESHOLDS)
+    n_img = len(image_list)
 
     # Detections: per image by score (ties keep file order), at most max_dets each.
     dt_img = np.searchsorted(image_list, results.image_ids)
@@ -174,10 +175,8 @@ def evaluate_keypoints(gt: KeypointData, results: KeypointResults,
     first = np.searchsorted(dt_img_sorted, dt_img_sorted, side="left")
     rank = np.arange(len(order)) - first
     kept = order[rank < max_dets]
-    dt_rank = rank[rank < max_dets]
-    dt_img = dt_img[kept]
+    dt_rank, dt_img = rank[rank < max_dets], dt_img[kept]
     dt_kp = results.keypoints[kept].astype(np.float64)
-    dt_score = results.scores[kept]
     x, y = dt_kp[..., 0], dt_kp[..., 1]
     dt_area = (x.max(-1) - x.min(-1)) * (y.max(-1) - y.min(-1))
 
@@ -185,23 +184,33 @@ def evaluate_keypoints(gt: KeypointData, results: KeypointResults,
     gt_img = np.searchsorted(image_list, gt.image_ids)
     gt_order = np.argsort(gt_img, kind="stable")
     gt_img = gt_img[gt_order]
-    gt_kp = gt.keypoints[gt_order].astype(np.float64)
     gt_area = gt.areas[gt_order].astype(np.float64)
-    gt_box = gt.boxes[gt_order].astype(np.float64)
     gt_crowd = gt.iscrowd[gt_order].astype(bool)
     gt_ignore = gt_crowd | (gt.num_keypoints[gt_order] == 0)
+    gt_ign_area = np.stack([gt_ignore | (gt_area < lo) | (gt_area > hi)
+                            for lo, hi in AREA_RANGES.values()])
+    matched, dt_ignored = _match(
+        dt_kp, dt_img, dt_area, gt.keypoints[gt_order].astype(np.float64), gt_img, gt_area,
+        gt.boxes[gt_order].astype(np.float64), gt_crowd, gt_ign_area, n_img, sigmas)
+    # Accumulate: all kept detections by score (ties: image order, then rank).
+    global_order = np.lexsort((dt_rank, dt_img, -results.scores[kept]))
+    return _summarize(*_accumulate(matched[..., global_order], dt_ignored[..., global_order],
+                                   gt_ign_area))
+
+
+def _match(dt_kp: np.ndarray, dt_img: np.ndarray, dt_area: np.ndarray, gt_kp: np.ndarray,
+           gt_img: np.ndarray, gt_area: np.ndarray, gt_box: np.ndarray, gt_crowd: np.ndarray,
+           gt_ign_area: np.ndarray, n_img: int, sigmas: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval's greedy matching, (area range, threshold, detection) -> matched, ignored;
+    image by image, in buckets of equal padded ground-truth count."""
+    n_area, n_thr = len(gt_ign_area), len(IOU_THRESHOLDS)
     gt_count = np.bincount(gt_img, minlength=n_img)
     gt_start = np.concatenate([[0], np.cumsum(gt_count)[:-1]])
     dt_count = np.bincount(dt_img, minlength=n_img)
     dt_start = np.concatenate([[0], np.cumsum(dt_count)[:-1]])
-
-    areas = list(AREA_RANGES.values())
-    n_area = len(areas)
-    gt_ign_area = np.stack([gt_ignore | (gt_area < lo) | (gt_area > hi) for lo, hi in areas])
-    matched = np.zeros((n_area, n_thr, len(kept)), bool)
-    dt_ignored = np.zeros((n_area, n_thr, len(kept)), bool)
-
-    # Match image by image in buckets of equal padded ground-truth count.
+    matched = np.zeros((n_area, n_thr, len(dt_img)), bool)
+    dt_ignored = np.zeros((n_area, n_thr, len(dt_img)), bool)
     both = np.flatnonzero((gt_count > 0) & (dt_count > 0))
     bucket = np.ceil(np.log2(gt_count[both])).astype(int)
     thr = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)[None, :, None, None]
@@ -233,19 +242,24 @@ def evaluate_keypoints(gt: KeypointData, results: KeypointResults,
             dets = d_idx[rows, r]
             matched[a_i, t_i, dets[n_i]] = True
             dt_ignored[a_i, t_i, dets[n_i]] = ign[a_i, n_i, m[a_i, t_i, n_i]]
-    for a, (lo, hi) in enumerate(areas):
+    for a, (lo, hi) in enumerate(AREA_RANGES.values()):
         outside = (dt_area < lo) | (dt_area > hi)
         dt_ignored[a] |= ~matched[a] & outside
+    return matched, dt_ignored
 
-    # Accumulate: all kept detections by score (ties: image order, then rank).
-    global_order = np.lexsort((dt_rank, dt_img, -dt_score))
+
+def _accumulate(matched: np.ndarray, dt_ignored: np.ndarray, gt_ign_area: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Precision (threshold, recall point, area) and recall (threshold, area) of detections
+    already in score order, as COCOeval.accumulate computes them."""
+    n_area, n_thr = len(gt_ign_area), len(IOU_THRESHOLDS)
     precision = -np.ones((n_thr, len(RECALL_THRESHOLDS), n_area))
     recall = -np.ones((n_thr, n_area))
     for a in range(n_area):
         n_pos = int((~gt_ign_area[a]).sum())
         if n_pos == 0:
             continue
-        tm, ti = matched[a][:, global_order], dt_ignored[a][:, global_order]
+        tm, ti = matched[a], dt_ignored[a]
         tp = np.cumsum(tm & ~ti, axis=1, dtype=np.float64)
         fp = np.cumsum(~tm & ~ti, axis=1, dtype=np.float64)
         nd = tp.shape[1]
@@ -259,7 +273,7 @@ def evaluate_keypoints(gt: KeypointData, results: KeypointResults,
             ok = idx < nd
             q[ok] = pr[idx[ok]]
             precision[t, :, a] = q
-    return _summarize(precision, recall)
+    return precision, recall
 
 
 def _last_argmax(values: np.ndarray) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -10,14 +9,12 @@ import torch
 
 from ..errors import HrposeError
 from ..hub import download
-from .convert import load_weights
+from .card import IMAGENET_MEAN, IMAGENET_STD, ModelCard
 from .heads import HeatmapHead, TopDownModel
 from .higherhrnet import BottomUpModel, higherhrnet
 from .hrnet import HRNet, HRNetConfig
 from .litehrnet import LiteHRNetConfig, litehrnet_topdown
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)   # RGB in [0, 1]
-IMAGENET_STD = (0.229, 0.224, 0.225)
 MMPOSE_HRNET = "https://download.openmmlab.com/mmpose/top_down/hrnet/"
 MMPOSE_HIGHER = "https://download.openmmlab.com/mmpose/bottom_up/"
 MMPOSE_LITE = "https://download.openmmlab.com/mmpose/top_down/litehrnet/"
@@ -59,6 +56,11 @@ class ModelSpec:
         arch = {"width": self.width, "num_joints": self.num_joints}
         return {**arch, "kind": "bottomup"} if self.kind == "bottomup" else arch
 
+    def card(self) -> ModelCard:
+        return ModelCard(self.arch(), self.input_hw, self.keypoints, self.mean, self.std,
+                         "associative_embedding" if self.kind == "bottomup" else "classic",
+                         self.kind, self.name)
+
     @property
     def paper_unit(self) -> float:
         """The divisor of the official summary tool's "GFLOPs" (see models/complexity.py)."""
@@ -71,6 +73,7 @@ def hrnet_topdown(width: int, num_joints: int, **config: object) -> TopDownModel
     return TopDownModel(backbone, HeatmapHead(backbone.out_channels[0], num_joints))
 
 
+FAMILIES = ("hrnet", "litehrnet")     # what model_from_arch builds
 JOINTS = {"coco": 17, "mpii": 16}
 
 
@@ -203,37 +206,6 @@ def create_model(name: str, device: str | torch.device | None = None
         return spec.create()
     with torch.device(device):
         return spec.create()
-
-
-def build_model(name: str, weights: str | os.PathLike | None = None
-                ) -> TopDownModel | BottomUpModel:
-    """The `torch.nn.Module` of a named model.
-
-    `weights`: None (or "none") for random (official) initialisation; a local checkpoint in any
-    supported layout (official HRNet, mmpose 0.x / 1.x, Paddle, MindSpore, ImageNet backbone,
-    hrpose); an http(s) URL, downloaded once into the cache; "published" for the zoo entry's own
-    weights; or "imagenet" for the ImageNet-pretrained backbone (the head keeps its initialisation).
-    A top-down module maps a normalised RGB batch `(N, 3, H, W)` to heatmaps `(N, K, H/4, W/4)`;
-    a bottom-up one (`higherhrnet_*`) to `[(N, 2K, H/4, W/4) heatmaps + tags, (N, K, H/2, W/2)]`.
-    It is returned in eval mode (training code calls `.train()`).
-    """
-    spec = get_spec(name)
-    model = spec.create()
-    if weights is None or weights == "none":
-        return model.eval()
-    weights = os.fspath(weights)
-    if weights == "published":
-        if spec.weights_url is None:
-            raise HrposeError(f"model {name!r} has no published weights; give a weights file "
-                              "(--weights FILE; `hrpose convert` makes one from other "
-                              "layouts), or --weights none for random initialisation")
-        weights = spec.weights_url
-    elif weights == "imagenet":
-        weights = IMAGENET_BACKBONES[spec.width]
-    if weights.startswith(("http://", "https://")):
-        weights = str(download(weights, model_name=name))
-    load_weights(model, weights)
-    return model.eval()
 
 
 def model_from_arch(arch: dict) -> TopDownModel | BottomUpModel:

@@ -13,21 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 LEVELS = 127                           # symmetric int8: -127..127
-
-
-@dataclass
-class QuantConfig:
-    """The `quant:` section."""
-
-    pact: bool = False                 # fake-quantised int8 training (start from a float model)
-    alpha: float = 0.0                 # initial clip; 0 = calibrate on the first batch
-    calib_percentile: float = 99.99    # the calibrated clip: this percentile of |input|
 
 
 def _round_ste(x: Tensor) -> Tensor:

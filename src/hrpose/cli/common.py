@@ -1,0 +1,118 @@
+"""What the commands share: argument types whose errors are one line, the runtime options of
+`eval` and `infer`, and printing metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import HrposeError
+
+
+def count(minimum: int = 1) -> Callable[[str], int]:
+    """A whole number >= minimum."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got "
+                                             f"{text!r}")
+        return value
+    parse.__name__ = "count"
+    return parse
+
+
+def number(low: float, high: float = float("inf"), low_open: bool = False
+            ) -> Callable[[str], float]:
+    """A number in [low, high] (or (low, high] with `low_open`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (low < value <= high if low_open else low <= value <= high):
+            where = (f"in [{low:g}, {high:g}]" if high != float("inf") else
+                     f"> {low:g}" if low_open else f">= {low:g}")
+            raise argparse.ArgumentTypeError(f"expected a number {where}, got {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+FRACTION = number(0.0, 1.0)        # scores and thresholds
+
+
+def folder(text: str) -> str:
+    """An output folder: may exist, but not as a file."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    return text
+
+
+def file(text: str) -> str:
+    """An output file: may exist (it is replaced), but not as a folder."""
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    return text
+
+
+def device(text: str) -> str:
+    from ..hardware import check_device
+
+    try:
+        return check_device(text)
+    except HrposeError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def scales(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive numbers like 0.5,1,2, got {text!r}")
+    return values
+
+
+def scales_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scales", type=scales, default=(1.0,), metavar="S,S,...",
+                   help="bottom-up models: test scales relative to the input size, heatmaps "
+                   "averaged and tags concatenated (default 1; e.g. 0.5,1,2)")
+
+
+def runtime_arguments(p: argparse.ArgumentParser) -> None:
+    """Where and how a model runs: the options `eval` and `infer` share."""
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "openvino"),
+                   help="runtime (default: torch for zoo models, by file type otherwise)")
+    p.add_argument("--device", type=device, default="cpu", help="torch device (default cpu)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                   help="auto (default): bf16 where the CPU has native bf16 (AVX-512 BF16, "
+                   "AMX) or the GPU supports it, else fp32")
+    p.add_argument("--threads", type=count(), help="CPU threads for the runtime")
+
+
+def triple(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers like 0.485,0.456,0.406, got "
+                                         f"{text!r}")
+    return values  # type: ignore[return-value]
+
+
+def print_metrics(metrics: dict, args: argparse.Namespace, seconds: float, footer: str) -> None:
+    """One JSON object with --json; else the metrics table and a footer line."""
+    from ..engine.evaluate import format_metrics
+
+    if args.json:
+        print(json.dumps({**metrics, "out": args.out, "seconds": round(seconds, 2)}))
+    else:
+        print(format_metrics(metrics))
+        print(footer)

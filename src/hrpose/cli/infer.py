@@ -1,0 +1,113 @@
+"""`hrpose infer`: people and their keypoints in images, folders and videos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import HrposeError
+from .common import FRACTION, count, folder, number, runtime_arguments, scales_argument
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "infer", help="run a pose model on images, a folder, a glob or a video",
+        description="Finds people (given boxes, a detector, or the whole image), estimates "
+        "their keypoints and writes OUT/results.json (COCO results: image_id, keypoints, score, "
+        "bbox, file_name; video: one entry per frame and person, with frame and track_id) and "
+        "drawings (OUT/<image name>, OUT/<video name>.mp4 with the input's frame rate and "
+        "frame count). A file that cannot be read is reported and skipped; the exit status is "
+        "then 1.")
+    p.add_argument("input", metavar="INPUT",
+                   help="an image, a folder of images, a quoted glob ('shots/*.jpg') or a video")
+    p.add_argument("--model", required=True,
+                   help="a zoo model name (its published weights), a checkpoint file or an "
+                   "exported .onnx / .xml file")
+    p.add_argument("--weights", help="weights for a zoo model: file, URL, or 'none' for "
+                   "random initialisation (default: its published weights)")
+    boxes = p.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes", metavar="FILE",
+                       help="person boxes: COCO detection results (image ids = numbered file "
+                       "names or video frames) or a COCO annotation file")
+    boxes.add_argument("--detector", metavar="MODEL",
+                       help="person detector: a zoo detector name, an exported detector "
+                       "(.onnx / .xml, PicoDet layout), or 'none' to take the whole image as "
+                       "one person (default: picodet_s_320_pedestrian, downloaded on first "
+                       "use)")
+    p.add_argument("--box-threshold", type=FRACTION, default=0.5,
+                   help="keep boxes scoring at least this (default 0.5)")
+    p.add_argument("--keypoint-threshold", type=FRACTION, default=0.3,
+                   help="draw joints scoring at least this (default 0.3)")
+    p.add_argument("--person-threshold", type=FRACTION, default=0.1,
+                   help="draw people scoring at least this (default 0.1; results.json keeps "
+                   "all)")
+    p.add_argument("--out", type=folder, required=True,
+                   help="folder for results.json and the drawings")
+    p.add_argument("--format", choices=("json", "csv"), default="json",
+                   help="results: OUT/results.json (COCO results, always), and with csv also "
+                   "OUT/results.csv, one row per joint: file, frame, track_id, person, joint, "
+                   "x, y, score")
+    p.add_argument("--draw", action=argparse.BooleanOptionalAction, default=True,
+                   help="write drawings (default on)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
+                   help="flip test (default off: about 2x the model time)")
+    p.add_argument("--decode", choices=("classic", "dark", "udp"),
+                   help="heatmap decoding (default: the model's own)")
+    p.add_argument("--smooth", action="store_true",
+                   help="video: One-Euro smoothing of each tracked person's keypoints")
+    p.add_argument("--min-cutoff", type=number(0, low_open=True),
+                   help="One-Euro cutoff for still joints, Hz (lower: smoother; default 1.0)")
+    p.add_argument("--beta", type=number(0),
+                   help="One-Euro cutoff Hz added per person height per second of speed "
+                   "(higher: less lag on fast moves; default 10)")
+    p.add_argument("--show-fps", action="store_true",
+                   help="write the frame rate on the drawings and print the throughput")
+    p.add_argument("--batch", type=count(),
+                   help="crops per model call (default 8 on the CPU, 32 on a GPU)")
+    scales_argument(p)
+    runtime_arguments(p)
+    p.add_argument("--json", action="store_true", help="print a summary object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inference.estimator import PoseEstimator
+    from ..inference.images import find_inputs
+    from ..inference.infer import InferSettings, infer
+    from ..inference.video import SmoothingSettings
+
+    if args.boxes and args.detector:
+        raise HrposeError("give --boxes FILE or --detector MODEL, not both")
+    inputs = find_inputs(args.input)
+    # No --detector: the zoo's default one, loaded when an image needs it (never for a
+    # bottom-up model, or with --boxes); "none": the whole image is one person.
+    detector = None if args.boxes else args.detector or "default"
+    estimator = PoseEstimator(args.model, args.backend, args.device, args.precision,
+                              weights=args.weights, detector=detector,
+                              box_threshold=args.box_threshold, flip=args.flip,
+                              decode=args.decode, batch=args.batch, threads=args.threads,
+                              scales=args.scales)
+    settings = InferSettings(
+        boxes=args.boxes, box_threshold=args.box_threshold,
+        keypoint_threshold=args.keypoint_threshold, person_threshold=args.person_threshold,
+        draw=args.draw, smooth=args.smooth,
+        smoothing=SmoothingSettings(**{k: v for k, v in (("min_cutoff", args.min_cutoff),
+                                                         ("beta", args.beta)) if v is not None}),
+        show_fps=args.show_fps, csv=args.format == "csv",
+        progress=not args.json)
+    summary = infer(inputs, estimator, args.out, settings)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        done = summary["images"] + summary["frames"]
+        print(f"{summary['images']} images, {summary['frames']} video frames: "
+              f"{summary['people']} people -> {summary['results']}"
+              + (f" and {len(summary['drawings'])} drawings in {args.out}"
+                 if summary["drawings"] else ""))
+        if args.show_fps:
+            print(f"{done / summary['seconds']:.1f} images/s end to end ({summary['seconds']:.1f}"
+                  " s, decoding, detection, pose and drawing)")
+        for failure in summary["failed"]:
+            print(f"failed: {failure['error']}", file=sys.stderr)
+    return 1 if summary["failed"] else 0

@@ -1,0 +1,169 @@
+"""Top-down test time: person boxes (given, a detector's, or the whole image) -> crops
+(data/topdown.py) -> one runner -> heatmaps -> keypoints (codecs/heatmap.py) -> image pixels.
+Crops of many images fill each model batch, so a crowded frame and a folder of single-person
+photos both run at full batch size."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+
+from ..codecs.heatmap import HeatmapCodec
+from ..data.topdown import crop_people
+from ..data.transforms import apply_affine, boxes_to_crops, invert_affine, normalize
+from ..metrics.coco import rescore
+from ..models.card import ModelCard
+from ..models.zoo import DEFAULT_DETECTOR
+from ..skeletons import Skeleton
+from .backends import Runner
+from .boxes import check_boxes
+from .detector import Detector, ExportedDetector
+from .person import Person
+
+# A whole-image box whose joints score below this on average is probably not one person
+# (measured on real photos with PP-TinyPose: tests/test_first_contact.py).
+UNSURE_WHOLE_IMAGE = 0.3
+
+
+def heatmap_keypoints(runner: Runner, crops: np.ndarray, matrices: np.ndarray,
+                      codec: HeatmapCodec, mean: Sequence[float], std: Sequence[float],
+                      flip_index: np.ndarray | None = None) -> np.ndarray:
+    """uint8 RGB crops (n, H, W, 3) and their image -> crop matrices -> keypoints (n, K, 3) in
+    image pixels with joint scores. With `flip_index` the mirrored crops run in the same call
+    (a fuller batch) and their heatmaps are flipped back and averaged (flip test)."""
+    x = normalize(crops, mean, std)
+    if flip_index is not None:
+        both = runner(np.concatenate([x, x[..., ::-1]]))
+        heatmaps = (both[: len(x)] + codec.flip_back(both[len(x) :], flip_index)) / 2
+    else:
+        heatmaps = runner(x)
+    coords, scores = codec.decode(heatmaps)
+    keypoints = np.empty((len(x), heatmaps.shape[1], 3), np.float32)
+    keypoints[..., :2] = apply_affine(invert_affine(matrices), coords)
+    keypoints[..., 2] = scores
+    return keypoints
+
+
+@dataclass
+class Crops:
+    """Every person crop of a batch of images, and where each came from."""
+
+    images: np.ndarray         # (n, H, W, 3) uint8 RGB
+    matrices: np.ndarray       # (n, 2, 3) image -> crop
+    boxes: np.ndarray          # (n, 5) x, y, w, h, score
+    counts: list[int]          # crops per image
+    whole: np.ndarray          # (n,) the box is the whole image (no boxes, no detector)
+
+
+class TopDownEstimator:
+    """Boxes, then keypoints in each box. `detector`: "default" (the zoo's, loaded when an image
+    first needs it), a zoo name or file, a `Detector`, or None (the whole image)."""
+
+    def __init__(self, runner: Runner, card: ModelCard, skeleton: Skeleton,
+                 heatmap_wh: tuple[int, int], *, decode: str | None, detector: object,
+                 box_threshold: float, flip: bool, batch: int, padding: float,
+                 threads: int | None) -> None:
+        h, w = runner.input_hw
+        self.runner, self.mean, self.std, self.skeleton = runner, card.mean, card.std, skeleton
+        self.codec = HeatmapCodec((w, h), heatmap_wh, method=decode or card.codec)
+        self.flip, self.batch, self.padding = flip, batch, padding
+        self.detector: Detector | None = None
+        self._lazy_detector: str | None = None     # a zoo detector, loaded when first needed
+        self._threads, self._box_threshold = threads, box_threshold
+        self._warned_whole_image = False
+        if detector == "default":
+            self._lazy_detector = DEFAULT_DETECTOR
+        elif isinstance(detector, (str, Path)):
+            self.detector = self._open_detector(detector)
+        else:
+            self.detector = detector  # type: ignore[assignment]
+
+    def predict(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
+                names: Sequence[str]) -> list[list[Person]]:
+        crops = self.preprocess(images, boxes, names)
+        if not len(crops.boxes):
+            return [[] for _ in images]
+        return self.postprocess(self.run(crops), crops, names)
+
+    def preprocess(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
+                   names: Sequence[str]) -> Crops:
+        """Every person's crop: given boxes checked, else detected, else the whole image."""
+        per_image = self.person_boxes(images, boxes, names)
+        given = list(boxes) if boxes is not None else [None] * len(images)
+        whole = np.concatenate([np.full(len(p), b is None and self.detector is None, bool)
+                                for p, b in zip(per_image, given)])
+        counts = [len(b) for b in per_image]
+        all_boxes = np.concatenate(per_image)
+        w, h = self.codec.input_wh
+        if not len(all_boxes):
+            return Crops(np.zeros((0, h, w, 3), np.uint8), np.zeros((0, 2, 3)), all_boxes,
+                         counts, whole)
+        centers, sizes = boxes_to_crops(all_boxes[:, :4], w / h, self.padding)
+        starts = np.cumsum([0, *counts])
+        crops, matrices = zip(*(crop_people(im, centers[a:b], sizes[a:b], (w, h), self.codec.udp)
+                                for im, (a, b) in zip(images, pairwise(starts))))
+        return Crops(np.concatenate(crops), np.concatenate(matrices), all_boxes, counts, whole)
+
+    def run(self, crops: Crops) -> np.ndarray:
+        """Keypoints (n, K, 3) in image pixels, `batch` crops per model call."""
+        flip_index = self.skeleton.flip_index if self.flip else None
+        return np.concatenate([
+            heatmap_keypoints(self.runner, crops.images[i : i + self.batch],
+                              crops.matrices[i : i + self.batch], self.codec, self.mean,
+                              self.std, flip_index)
+            for i in range(0, len(crops.images), self.batch)])
+
+    def postprocess(self, keypoints: np.ndarray, crops: Crops, names: Sequence[str]
+                    ) -> list[list[Person]]:
+        """People per image, scored as published (box score x confident joints' mean)."""
+        scores = rescore(crops.boxes[:, 4], keypoints[..., 2])
+        self._warn_unsure_whole_image(keypoints, crops.whole, crops.counts, names)
+        people = [Person(box.astype(np.float32)[:4], kp, float(s), float(box[4]))
+                  for box, kp, s in zip(crops.boxes, keypoints, scores)]
+        return [people[a:b] for a, b in pairwise(np.cumsum([0, *crops.counts]))]
+
+    def person_boxes(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
+                     names: Sequence[str]) -> list[np.ndarray]:
+        """(N, 5) boxes per image: checked given boxes, else detected, else the whole image."""
+        given = list(boxes) if boxes is not None else [None] * len(images)
+        missing = [i for i, b in enumerate(given) if b is None]
+        if missing and self.detector is None and self._lazy_detector is not None:
+            self.detector = self._open_detector(self._lazy_detector)
+            self._lazy_detector = None
+        if missing and self.detector is not None:
+            for i, found in zip(missing, self.detector([images[i] for i in missing])):
+                given[i] = found
+        out = []
+        for image, b, name in zip(images, given, names):
+            height, width = image.shape[:2]
+            if b is None:
+                out.append(np.array([[0.0, 0.0, width, height, 1.0]]))
+            else:
+                out.append(check_boxes(b, (width, height), name))
+        return out
+
+    def _open_detector(self, detector: str | Path) -> Detector:
+        return ExportedDetector(detector, precision="fp32", threads=self._threads,
+                                score_threshold=self._box_threshold)
+
+    def _warn_unsure_whole_image(self, keypoints: np.ndarray, whole: np.ndarray,
+                                 counts: list[int], names: Sequence[str]) -> None:
+        """Once per estimator: a whole-image "person" whose joints are mostly unsure is what a
+        photo of several people (or of none) gives; a detector would split it."""
+        if self._warned_whole_image or not whole.any():
+            return
+        mean = keypoints[whole][..., 2].mean(-1)
+        if (mean >= UNSURE_WHOLE_IMAGE).all():
+            return
+        row = int(np.flatnonzero(whole)[int(np.argmin(mean))])
+        image = int(np.searchsorted(np.cumsum(counts), row, side="right"))
+        self._warned_whole_image = True
+        warnings.warn(f"{names[image]}: the whole image was taken as one person and the pose "
+                      f"found is unsure (mean joint score {mean.min():.2f}); a photo of several "
+                      "people needs a person detector (the default one, or --detector FILE)",
+                      stacklevel=5)

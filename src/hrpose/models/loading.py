@@ -1,0 +1,144 @@
+"""One resolver from "a name or a file" to a model: `load_model(source, weights)` for zoo names,
+checkpoints, training configs and URLs, and `weights_file` for the weights sources a zoo entry
+or a config names ("published", "imagenet", a URL, a file). Everything that opens a PyTorch
+model (`build_model`, inference, export, bench, the trainer's init, the distillation teacher)
+goes through here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from torch import nn
+
+from ..config import load_config
+from ..errors import CheckpointError, HrposeError
+from ..hub import download
+from .card import ModelCard
+from .checkpoint import Tensors, read_checkpoint
+from .layouts import detect_layout, load_weights, map_tensors
+from .pact import prepare_pact
+from .zoo import IMAGENET_BACKBONES, MODELS, create_model, get_spec, model_from_arch
+
+CHECKPOINTS = (".safetensors", ".pth", ".pt", ".pdparams", ".ckpt")
+CONFIGS = (".yaml", ".yml")
+
+
+def weights_file(weights: str | os.PathLike, name: str = "", width: int | None = None) -> Path:
+    """A local weights file: "published" (zoo model `name`'s), "imagenet" (the ImageNet HRNet-W
+    `width` backbone), an http(s) URL (downloaded once into the cache) or a file."""
+    weights = os.fspath(weights)
+    if weights == "published":
+        url = MODELS[name].weights_url if name in MODELS else None
+        if url is None:
+            what = f"model {name!r}" if name else "the configured model (not a zoo model)"
+            raise HrposeError(f"{what} has no published weights; give a weights file "
+                              "(--weights FILE; `hrpose convert` makes one from other "
+                              "layouts), or --weights none for random initialisation")
+        weights = url
+    elif weights == "imagenet":
+        if width not in IMAGENET_BACKBONES:
+            raise HrposeError(f"no ImageNet-pretrained HRNet-W{width}; use a checkpoint or "
+                              "none")
+        weights = IMAGENET_BACKBONES[width]
+    if weights.startswith(("http://", "https://")):
+        return download(weights, model_name=name or None)
+    return Path(weights)
+
+
+def build_model(name: str, weights: str | os.PathLike | None = None) -> nn.Module:
+    """The `torch.nn.Module` of a named model.
+
+    `weights`: None (or "none") for random (official) initialisation; a local checkpoint in any
+    supported layout (official HRNet, mmpose 0.x / 1.x, Paddle, MindSpore, ImageNet backbone,
+    hrpose); an http(s) URL, downloaded once into the cache; "published" for the zoo entry's own
+    weights; or "imagenet" for the ImageNet-pretrained backbone (the head keeps its initialisation).
+    A top-down module maps a normalised RGB batch `(N, 3, H, W)` to heatmaps `(N, K, H/4, W/4)`;
+    a bottom-up one (`higherhrnet_*`) to `[(N, 2K, H/4, W/4) heatmaps + tags, (N, K, H/2, W/2)]`.
+    It is returned in eval mode (training code calls `.train()`).
+    """
+    get_spec(name)
+    return load_model(name, "none" if weights is None else weights)[0]
+
+
+def load_model(source: str | os.PathLike, weights: str | os.PathLike | None = None
+               ) -> tuple[nn.Module, ModelCard]:
+    """(module in eval mode, its card) from:
+
+    - a zoo name: `weights` None means its published weights; "none" random initialisation;
+      else any `weights_file` source;
+    - an http(s) URL or a checkpoint file (.safetensors, .pth, .pt, .pdparams, .ckpt): its card
+      from its metadata (hrpose files), else the zoo model whose tensors fit it;
+    - a training config (.yaml): the configured architecture with `weights` (required).
+    """
+    source = os.fspath(source)
+    if source in MODELS:
+        spec = MODELS[source]
+        model = spec.create()
+        weights = "published" if weights is None else os.fspath(weights)
+        if weights != "none":
+            load_weights(model, weights_file(weights, source, spec.width))
+        return model.eval(), spec.card()
+    if Path(source).suffix.lower() in CONFIGS:
+        return _from_config(source, weights)
+    if source.startswith(("http://", "https://")):
+        source = str(download(source))
+    elif not (Path(source).suffix.lower() in CHECKPOINTS and Path(source).is_file()):
+        raise HrposeError(f"unknown model {source!r}: give a zoo name ({', '.join(MODELS)}), a "
+                          "checkpoint, a training config or a URL")
+    if weights is not None:
+        raise HrposeError(f"{source}: a checkpoint is its own weights; drop --weights")
+    tensors, metadata = read_checkpoint(source)
+    card = (ModelCard.from_metadata(metadata, source) if metadata.get("model")
+            or metadata.get("arch") else None)
+    if card is not None and card.arch is None:          # convert's metadata: a zoo name
+        card = _zoo_card(card.name, source).with_extra(**card.extra)
+    if card is None:
+        card = _zoo_card(guess_model(tensors, detect_layout(list(tensors), source), source),
+                         source)
+    return _with_tensors(card, tensors, source), card
+
+
+def _zoo_card(name: str, source: str) -> ModelCard:
+    if name not in MODELS:
+        raise HrposeError(f"{source}: its metadata names the model {name!r}, which is not in "
+                          "the zoo")
+    return MODELS[name].card()
+
+
+def architecture(card: ModelCard) -> nn.Module:
+    """The card's architecture, freshly initialised; fake-quantised when the card says PACT."""
+    model = model_from_arch(card.arch or {})
+    return prepare_pact(model) if card.quant == "pact" else model
+
+
+def _with_tensors(card: ModelCard, tensors: Tensors, source: str) -> nn.Module:
+    """The card's architecture holding `tensors` (any layout)."""
+    model = architecture(card)
+    model.load_state_dict(map_tensors(model, tensors, detect_layout(list(tensors), source),
+                                      source), strict=True)
+    return model.eval()
+
+
+def _from_config(path: str, weights: str | os.PathLike | None) -> tuple[nn.Module, ModelCard]:
+    if weights is None:
+        raise HrposeError(f"{path}: a training config needs its weights (--weights FILE, or "
+                          "--teacher-weights for a teacher)")
+    config = load_config(path)
+    card = config.card()
+    model = architecture(card)
+    load_weights(model, weights_file(weights, card.name, config.model.width))
+    return model.eval(), card
+
+
+def guess_model(tensors: Tensors, layout: str, source: str = "checkpoint") -> str:
+    """The first zoo model whose tensors all fit the file (architecture and joints)."""
+    for name in MODELS:
+        try:
+            map_tensors(create_model(name, device="meta"), tensors, layout)
+            return name
+        except CheckpointError:
+            continue
+    raise CheckpointError(
+        f"{source}: matches no zoo model ({', '.join(MODELS)}); name one with --model")
