@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from hrpose.models.arch import hrnet_topdown
 from hrpose.models.heads import TopDownModel
-from hrpose.models.zoo import create_model, hrnet_topdown
+from hrpose.models.zoo import create_model
 
 
 def tiny_hrnet(width: int = 8, num_joints: int = 17) -> TopDownModel:

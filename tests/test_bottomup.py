@@ -433,10 +433,11 @@ def test_the_coco_recipe_is_the_published_one():
     g = config.test.grouping
     assert (config.test.flip, g.det_threshold, g.tag_threshold, g.nms_kernel, g.max_people,
             g.adjust, g.refine) == (True, 0.1, 1.0, 5, 30, True, True)
-    from hrpose.models.zoo import model_from_arch, zoo_name_for
+    from hrpose.models.arch import model_from_arch
+    from hrpose.models.zoo import zoo_name_for
 
-    assert zoo_name_for(config.model.arch(), (512, 512)) == "higherhrnet_w32_512"
-    model = model_from_arch(config.model.arch())
+    assert zoo_name_for(config.model.to_dict(), (512, 512)) == "higherhrnet_w32_512"
+    model = model_from_arch(config.model.to_dict())
     assert sum(p.numel() for p in model.parameters()) == 28_645_331
 
 

@@ -7,9 +7,10 @@ from hrpose.config import Config, dump_config, load_config
 from hrpose.engine.losses import heatmap_loss, joints_mse
 from hrpose.engine.optim import base_lr, lr_at
 from hrpose.errors import HrposeError
+from hrpose.models.arch import model_from_arch
 from hrpose.models.complexity import measure
 from hrpose.models.pact import prepare_pact
-from hrpose.models.zoo import model_from_arch, zoo_name_for
+from hrpose.models.zoo import zoo_name_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
@@ -32,7 +33,7 @@ def test_every_recipe_loads_and_builds_its_model(path):
     config = load_config(path)
     assert load_config(path, []) == config
     w, h = config.data.input_wh
-    name = zoo_name_for(config.model.arch(), (h, w))
+    name = zoo_name_for(config.model.to_dict(), (h, w))
     expected = {"hrnet_w32_256x192.yaml": ("hrnet_w32_256x192", 28_536_113),
                 "hrnet_w32_384x288.yaml": ("hrnet_w32_384x288", 28_536_113),
                 "hrnet_w48_256x192.yaml": ("hrnet_w48_256x192", 63_595_745),
@@ -44,7 +45,7 @@ def test_every_recipe_loads_and_builds_its_model(path):
                 "litehrnet_30_256x192_distill.yaml": ("litehrnet_30_256x192", 1_763_717),
                 "litehrnet_30_256x192_pact.yaml": ("litehrnet_30_256x192", 1_763_717)}
     with torch.device("meta"):
-        model = model_from_arch(config.model.arch())
+        model = model_from_arch(config.model.to_dict())
     params = measure(model, (3, h, w)).params
     if path.name in expected:
         assert (name, params) == expected[path.name]
@@ -134,7 +135,7 @@ def test_model_sections_are_typed_by_family_and_kind(tmp_path: Path) -> None:
 
     lite = load_config(None, ["model.family=litehrnet", "model.init=none"])
     assert isinstance(lite.model, LiteHRNetModel)
-    assert zoo_name_for(lite.model.arch(), (256, 192)) == "litehrnet_18_256x192"
+    assert zoo_name_for(lite.model.to_dict(), (256, 192)) == "litehrnet_18_256x192"
     assert isinstance(load_config(None, ["model.kind=bottomup", "data.input_wh=[512,512]"]
                                   ).model, HigherHRNetModel)
     with pytest.warns(UserWarning, match=r"model.layer1_blocks is not a field of a litehrnet"):

@@ -18,9 +18,9 @@ from hrpose.engine.distill import distill_loss
 from hrpose.engine.losses import heatmap_loss
 from hrpose.engine.train import Trainer, train, weights_metadata
 from hrpose.errors import HrposeError
+from hrpose.models.arch import model_from_arch
 from hrpose.models.checkpoint import save_weights
 from hrpose.models.pact import PACTConv2d, export_mode
-from hrpose.models.zoo import model_from_arch
 
 from .conftest import shared_data
 
@@ -52,7 +52,7 @@ def teacher(synthetic, tmp_path_factory) -> Path:
     """A tiny HRNet checkpoint with its architecture in its metadata."""
     cfg = config(synthetic, *HRNET)
     torch.manual_seed(0)
-    model = model_from_arch(cfg.model.arch())
+    model = model_from_arch(cfg.model.to_dict())
     path = tmp_path_factory.mktemp("teacher") / "teacher.safetensors"
     save_weights(path, model.state_dict(), weights_metadata(cfg))
     return path
@@ -97,7 +97,7 @@ def test_a_lite_student_distils_from_a_frozen_hrnet_teacher(synthetic, teacher, 
 def test_a_teacher_of_other_joints_is_a_one_line_error(synthetic, tmp_path):
     cfg = config(synthetic, *HRNET, "model.num_joints=16")
     mpii = tmp_path / "mpii_teacher.safetensors"
-    save_weights(mpii, model_from_arch(cfg.model.arch()).state_dict(), weights_metadata(cfg))
+    save_weights(mpii, model_from_arch(cfg.model.to_dict()).state_dict(), weights_metadata(cfg))
     with pytest.raises(HrposeError, match="same joints and output size"):
         Trainer(config(synthetic, *LITE, f"distill.teacher={mpii}"), tmp_path / "bad",
                 progress=False)

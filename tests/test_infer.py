@@ -416,13 +416,13 @@ def test_a_training_checkpoint_runs_alone_with_its_codec(tmp_path):
     from hrpose.config import load_config
     from hrpose.engine.tasks import init_kaiming
     from hrpose.engine.train import weights_metadata
+    from hrpose.models.arch import model_from_arch
     from hrpose.models.checkpoint import save_weights
-    from hrpose.models.zoo import model_from_arch
 
     root = Path(__file__).resolve().parents[1]
     config = load_config(root / "configs/synthetic/quickstart.yaml")
     torch.manual_seed(0)  # random weights independent of the tests that ran before
-    model = model_from_arch(config.model.arch())
+    model = model_from_arch(config.model.to_dict())
     init_kaiming(model)
     save_weights(tmp_path / "best.safetensors", model.state_dict(), weights_metadata(config))
     est = PoseEstimator(tmp_path / "best.safetensors", batch=3, detector=None)

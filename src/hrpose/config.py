@@ -23,58 +23,32 @@ from .data.bottomup import BottomUpAugmentation
 from .data.topdown import Augmentation
 from .errors import HrposeError
 from .metrics.coco import NMS_METHODS
+from .models.arch import FAMILIES, HigherHRNetArch, HRNetArch, LiteHRNetArch
 from .models.card import IMAGENET_MEAN, IMAGENET_STD, KINDS, ModelCard, keypoints_for
-from .models.hrnet import HRNetConfig
-from .models.litehrnet import LiteHRNetConfig
-from .models.zoo import FAMILIES, zoo_name_for
+from .models.zoo import zoo_name_for
 
 
+# The `model:` section: the architecture type its `family` and `kind` name (models/arch.py,
+# each with its own defaults) and how training starts. init: "imagenet" (the published start:
+# ImageNet-pretrained backbone), "published" (the zoo model's trained weights), a checkpoint file
+# or URL, "none" (the official random init) or "kaiming" (He init, for training from scratch).
+# sync_bn: BN statistics over all devices' batches.
 @dataclass(frozen=True)
-class HRNetModel(HRNetConfig):
-    """`model:` of a top-down HRNet: models.hrnet.HRNetConfig's fields (defaults HRNet-W32) with
-    a heatmap head, and how training starts."""
-
-    num_joints: int = 17
-    # "imagenet" (the published start: ImageNet-pretrained backbone), "published" (the zoo
-    # model's trained weights), a checkpoint file or URL, "none" (the official random init) or
-    # "kaiming" (He init, for training from scratch).
+class HRNetModel(HRNetArch):
     init: str = "imagenet"
-    sync_bn: bool = False              # BN statistics over all devices' batches
-    family: str = "hrnet"
-    kind: str = "topdown"              # topdown: person crops
-
-    def arch(self) -> dict[str, Any]:
-        """The architecture fields, as checkpoints record them."""
-        return {**_fields(self, HRNetConfig, skip=("multi_scale_output",)),
-                "num_joints": self.num_joints}
-
-
-@dataclass(frozen=True)
-class HigherHRNetModel(HRNetModel):
-    """`model:` with `kind: bottomup`: HigherHRNet on whole images, `deconv_blocks` basic
-    blocks at 1/2 resolution."""
-
-    kind: str = "bottomup"
-    deconv_blocks: int = 4
-
-    def arch(self) -> dict[str, Any]:
-        return {**super().arch(), "kind": "bottomup", "deconv_blocks": self.deconv_blocks}
-
-
-@dataclass(frozen=True)
-class LiteHRNetModel(LiteHRNetConfig):
-    """`model:` with `family: litehrnet`: models.litehrnet.LiteHRNetConfig's fields (defaults
-    LiteHRNet-18) with a heatmap head; trained from the official random init as published."""
-
-    num_joints: int = 17
-    init: str = "none"
     sync_bn: bool = False
-    family: str = "litehrnet"
-    kind: str = "topdown"
 
-    def arch(self) -> dict[str, Any]:
-        return {"family": "litehrnet", **_fields(self, LiteHRNetConfig),
-                "num_joints": self.num_joints}
+
+@dataclass(frozen=True)
+class HigherHRNetModel(HigherHRNetArch):
+    init: str = "imagenet"
+    sync_bn: bool = False
+
+
+@dataclass(frozen=True)
+class LiteHRNetModel(LiteHRNetArch):
+    init: str = "none"                 # trained from the official random init as published
+    sync_bn: bool = False
 
 
 ModelConfig = HRNetModel | HigherHRNetModel | LiteHRNetModel
@@ -87,11 +61,6 @@ MODEL_SECTIONS: dict[tuple[str, str], type] = {
 _FLAT_DEFAULTS = {"width": 32, "stem_channels": 64, "layer1_channels": 64, "layer1_blocks": 4,
                   "stage_modules": (1, 4, 3), "num_blocks": 4, "deconv_blocks": 4,
                   "naive": False, "reduce_ratio": 8, "expand_ratio": 1.0, "conv_bias": False}
-
-
-def _fields(section: object, base: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {f.name: getattr(section, f.name) for f in dataclasses.fields(base)
-            if f.name not in skip}
 
 
 def _model_section(value: Any, where: str) -> ModelConfig:
@@ -234,7 +203,7 @@ class Config:
     def card(self) -> ModelCard:
         """The card of the model this config trains, as its weights files state it."""
         w, h = self.data.input_wh
-        arch = self.model.arch()
+        arch = self.model.to_dict()
         # A PACT model is a zoo architecture plus clips: it is opened from its arch, not by name.
         name = "" if self.quant.pact else zoo_name_for(arch, (h, w)) or ""
         bottomup = self.model.kind == "bottomup"

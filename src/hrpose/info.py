@@ -23,7 +23,7 @@ def measure(name: str) -> dict:
     c = count(create_model(name, device="meta"), (3, *spec.input_hw), spec.paper_unit)
     paper = ((round(spec.published["paper_MFLOPs"] / 1000, 4)
               if "paper_MFLOPs" in spec.published else None)
-             if spec.lite is not None else round(c.paper_gflops, 1))
+             if spec.arch.family == "litehrnet" else round(c.paper_gflops, 1))
     return {
         "name": name, "keypoints": spec.keypoints, "num_joints": spec.num_joints,
         "kind": spec.kind, "input_shape": list(c.input_shape),

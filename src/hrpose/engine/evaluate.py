@@ -5,7 +5,6 @@ The same crop, runner and codec code as inference; this module only composes the
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from ..data.transforms import BOX_PADDING, boxes_to_crops
 from ..errors import HrposeError
 from ..inference.backends import Runner
 from ..inference.topdown import heatmap_keypoints
-from ..io import atomic_path, read_image, write_image
+from ..io import read_image, write_image, write_json
 from ..metrics.coco import (
     KeypointResults,
     evaluate_keypoints,
@@ -249,8 +248,7 @@ def score_results_file(results_file: str | Path, data_root: str | Path, out_dir:
 
 
 def _write_metrics(out: Path, metrics: dict[str, float], record: dict) -> None:
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps({**metrics, **record}, indent=2) + "\n")
+    write_json(out / "metrics.json", {**metrics, **record}, indent=True)
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

@@ -33,7 +33,6 @@ from ..models.checkpoint import save_weights
 from ..models.layouts import load_weights
 from ..models.loading import weights_file
 from ..models.pact import calibrate, prepare_pact
-from ..models.zoo import model_from_arch
 from . import distributed
 from .distill import Teacher
 from .optim import base_lr, lr_at, make_optimizer
@@ -92,7 +91,7 @@ def training_model(config: Config, device: torch.device, main: bool) -> nn.Modul
 
 
 def _initialised_model(config: Config, device: torch.device, main: bool) -> nn.Module:
-    model = model_from_arch(config.model.arch())
+    model = config.model.create()
     init = config.model.init
     if init in ("none", ""):
         return model.to(device)

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import orjson
 from tqdm import tqdm
 
 from ..errors import HrposeError
-from ..io import atomic_path, write_image
+from ..io import atomic_path, write_image, write_json
 from .boxes import load_box_file
 from .draw import draw_people, draw_text
 from .estimator import PoseEstimator
@@ -74,8 +73,7 @@ def infer(inputs: Sequence[Path], estimator: PoseEstimator, out_dir: str | Path,
             raise HrposeError(job.failed[0]["error"])
         reasons = "; ".join(f["error"] for f in job.failed[:3])
         raise HrposeError(f"nothing could be processed: {reasons}")
-    with atomic_path(out / "results.json") as tmp:
-        tmp.write_bytes(orjson.dumps(job.results))
+    write_json(out / "results.json", job.results)
     if settings.csv:
         write_csv(out / "results.csv", job.results, estimator.skeleton.joints)
     return {"inputs": len(inputs), "images": job.images, "frames": job.frames,

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from ..data.coco import KeypointData, group_by_image
 from ..errors import HrposeError
-from ..io import atomic_path, read_json
+from ..io import read_json, write_json
 
 NMS_METHODS = ("oks", "soft", "none")     # OKS-NMS, soft-OKS-NMS, none
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -46,8 +45,7 @@ class KeypointResults:
 
     def save(self, path: str | Path) -> None:
         """Write the COCO results JSON atomically."""
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            f.write(orjson.dumps(self.to_json()))
+        write_json(path, self.to_json())
 
 
 def load_results(source: str | Path | Sequence[dict], num_joints: int,

@@ -15,11 +15,12 @@ from torch import nn
 from ..config import load_config
 from ..errors import CheckpointError, HrposeError
 from ..hub import download
+from .arch import model_from_arch
 from .card import ModelCard
 from .checkpoint import Tensors, read_checkpoint
 from .layouts import detect_layout, load_weights, map_tensors
 from .pact import prepare_pact
-from .zoo import IMAGENET_BACKBONES, MODELS, create_model, get_spec, model_from_arch
+from .zoo import IMAGENET_BACKBONES, MODELS, create_model, get_spec
 
 CHECKPOINTS = (".safetensors", ".pth", ".pt", ".pdparams", ".ckpt")
 CONFIGS = (".yaml", ".yml")

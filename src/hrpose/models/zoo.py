@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..errors import HrposeError
 from ..hub import download
+from .arch import Arch, HigherHRNetArch, HRNetArch, LiteHRNetArch, arch_from_dict
 from .card import IMAGENET_MEAN, IMAGENET_STD, ModelCard
-from .heads import HeatmapHead, TopDownModel
-from .higherhrnet import BottomUpModel, higherhrnet
-from .hrnet import HRNet, HRNetConfig
-from .litehrnet import LiteHRNetConfig, litehrnet_topdown
+from .heads import TopDownModel
+from .higherhrnet import BottomUpModel
 
 MMPOSE_HRNET = "https://download.openmmlab.com/mmpose/top_down/hrnet/"
 MMPOSE_HIGHER = "https://download.openmmlab.com/mmpose/bottom_up/"
@@ -30,36 +29,34 @@ class ModelSpec:
     """What a named model is. `input_hw` is (height, width): "256x192" is 256 high, 192 wide."""
 
     name: str
-    width: int
+    arch: Arch
     input_hw: tuple[int, int]
-    num_joints: int
     keypoints: str                      # the keypoint set: "coco" (17) or "mpii" (16)
     weights_url: str | None = None
     # Published accuracy of the architecture (paper) and of the weights at `weights_url`.
     published: dict[str, float] = field(default_factory=dict)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    kind: str = "topdown"               # topdown (person crops) | bottomup (whole images)
-    lite: LiteHRNetConfig | None = None  # a LiteHRNet (`width` is its branch 0's)
 
     def create(self) -> TopDownModel | BottomUpModel:
-        if self.kind == "bottomup":
-            return higherhrnet(self.width, self.num_joints)
-        if self.lite is not None:
-            return litehrnet_topdown(self.lite, self.num_joints)
-        return hrnet_topdown(self.width, self.num_joints)
+        return self.arch.create()
 
-    def arch(self) -> dict:
-        """The architecture as training configs and checkpoints record it."""
-        if self.lite is not None:
-            return {"family": "litehrnet", **asdict(self.lite), "num_joints": self.num_joints}
-        arch = {"width": self.width, "num_joints": self.num_joints}
-        return {**arch, "kind": "bottomup"} if self.kind == "bottomup" else arch
+    @property
+    def width(self) -> int:             # a LiteHRNet's is its branch 0's
+        return self.arch.width
+
+    @property
+    def num_joints(self) -> int:
+        return self.arch.num_joints
+
+    @property
+    def kind(self) -> str:              # topdown (person crops) | bottomup (whole images)
+        return self.arch.kind
 
     def card(self) -> ModelCard:
-        return ModelCard(self.arch(), self.input_hw, self.keypoints, self.mean, self.std,
-                         "associative_embedding" if self.kind == "bottomup" else "classic",
-                         self.kind, self.name)
+        return ModelCard(self.arch.to_dict(), self.input_hw, self.keypoints, self.mean,
+                         self.std, "associative_embedding" if self.kind == "bottomup"
+                         else "classic", self.kind, self.name)
 
     @property
     def paper_unit(self) -> float:
@@ -67,13 +64,6 @@ class ModelSpec:
         return 1e9 if self.kind == "bottomup" else 2**30
 
 
-def hrnet_topdown(width: int, num_joints: int, **config: object) -> TopDownModel:
-    """HRNet-W`width` with a heatmap head; `config` overrides other HRNetConfig fields."""
-    backbone = HRNet(HRNetConfig(width=width, **config))  # type: ignore[arg-type]
-    return TopDownModel(backbone, HeatmapHead(backbone.out_channels[0], num_joints))
-
-
-FAMILIES = ("hrnet", "litehrnet")     # what model_from_arch builds
 JOINTS = {"coco": 17, "mpii": 16}
 
 
@@ -82,8 +72,8 @@ def _published_hrnet(width: int, input_hw: tuple[int, int], keypoints: str, file
     """A zoo entry named from its shape: hrnet_w{width}_{H}x{W}, with "_mpii" for MPII."""
     suffix = "" if keypoints == "coco" else f"_{keypoints}"
     name = f"hrnet_w{width}_{input_hw[0]}x{input_hw[1]}{suffix}"
-    return ModelSpec(name, width, input_hw, JOINTS[keypoints], keypoints, MMPOSE_HRNET + file,
-                     published)
+    return ModelSpec(name, HRNetArch(width=width, num_joints=JOINTS[keypoints]), input_hw,
+                     keypoints, MMPOSE_HRNET + file, published)
 
 
 def _litehrnets() -> list[ModelSpec]:
@@ -102,14 +92,13 @@ def _litehrnets() -> list[ModelSpec]:
         _, depth, size = name.split("_")
         h, w = (int(v) for v in size.split("x"))
         modules = (2, 4, 2) if depth == "18" else (3, 8, 3)
-        specs.append(ModelSpec(name, 40, (h, w), 17, "coco", MMPOSE_LITE + file,
-                               {"paper_AP": paper, "weights_AP": weights,
-                                "paper_MFLOPs": mflops},
-                               lite=LiteHRNetConfig(stage_modules=modules)))
-    specs.append(ModelSpec("naive_litehrnet_18_256x192", 30, (256, 192), 17, "coco", None,
-                           lite=LiteHRNetConfig(width=30, naive=True)))
-    specs.append(ModelSpec("wider_naive_litehrnet_18_256x192", 40, (256, 192), 17, "coco",
-                           None, lite=LiteHRNetConfig(naive=True)))
+        specs.append(ModelSpec(name, LiteHRNetArch(stage_modules=modules), (h, w), "coco",
+                               MMPOSE_LITE + file, {"paper_AP": paper, "weights_AP": weights,
+                                                    "paper_MFLOPs": mflops}))
+    specs.append(ModelSpec("naive_litehrnet_18_256x192", LiteHRNetArch(width=30, naive=True),
+                           (256, 192), "coco"))
+    specs.append(ModelSpec("wider_naive_litehrnet_18_256x192", LiteHRNetArch(naive=True),
+                           (256, 192), "coco"))
     return specs
 
 
@@ -128,24 +117,24 @@ MODELS: dict[str, ModelSpec] = {
                          {"paper_PCKh": 90.3, "weights_PCKh": 90.0}),
         # COCO val2017 AP without multi-scale test (paper), and of the mmpose 0.x weights. The
         # official weights (Google Drive / OneDrive) load the same way: hrpose convert FILE OUT.
-        ModelSpec("higherhrnet_w32_512", 32, (512, 512), 17, "coco",
+        ModelSpec("higherhrnet_w32_512", HigherHRNetArch(), (512, 512), "coco",
                   MMPOSE_HIGHER + "higher_hrnet32_coco_512x512-8ae85183_20200713.pth",
-                  {"paper_AP": 67.1, "weights_AP": 67.7}, kind="bottomup"),
-        ModelSpec("higherhrnet_w32_640", 32, (640, 640), 17, "coco",
+                  {"paper_AP": 67.1, "weights_AP": 67.7}),
+        ModelSpec("higherhrnet_w32_640", HigherHRNetArch(), (640, 640), "coco",
                   MMPOSE_HIGHER + "higher_hrnet32_coco_640x640-a22fe938_20200712.pth",
-                  {"paper_AP": 68.5, "weights_AP": 68.6}, kind="bottomup"),
-        ModelSpec("higherhrnet_w48_640", 48, (640, 640), 17, "coco", None,
-                  {"paper_AP": 69.9}, kind="bottomup"),
+                  {"paper_AP": 68.5, "weights_AP": 68.6}),
+        ModelSpec("higherhrnet_w48_640", HigherHRNetArch(width=48), (640, 640), "coco", None,
+                  {"paper_AP": 69.9}),
         # COCO val2017 AP with detector boxes (paper; mmpose weights), and the paper's
         # "FLOPs" (torchstat: MACs plus BN and activation elements, last call of each module,
         # / 2^20), which `hrpose info` shows beside the MACs.
         *_litehrnets(),
         # PP-TinyPose (PaddleDetection): a Wider-Naive LiteHRNet-18 whose batch norm is folded
         # into biased convolutions. Weights: `hrpose convert tinypose_256x192/model.xml OUT`.
-        ModelSpec("tinypose_256x192", 40, (256, 192), 17, "coco", None, {"paper_AP": 68.3},
-                  lite=LiteHRNetConfig(naive=True, conv_bias=True)),
-        ModelSpec("tinypose_128x96", 40, (128, 96), 17, "coco", None, {"paper_AP": 58.1},
-                  lite=LiteHRNetConfig(naive=True, conv_bias=True)),
+        ModelSpec("tinypose_256x192", LiteHRNetArch(naive=True, conv_bias=True), (256, 192),
+                  "coco", None, {"paper_AP": 68.3}),
+        ModelSpec("tinypose_128x96", LiteHRNetArch(naive=True, conv_bias=True), (128, 96),
+                  "coco", None, {"paper_AP": 58.1}),
     ]
 }
 
@@ -208,51 +197,10 @@ def create_model(name: str, device: str | torch.device | None = None
         return spec.create()
 
 
-def model_from_arch(arch: dict) -> TopDownModel | BottomUpModel:
-    """A model from recorded architecture fields, as training configs and checkpoint metadata
-    state them: HRNet (width, num_joints and any other HRNetConfig field; `kind` "bottomup" with
-    `deconv_blocks` for HigherHRNet) or LiteHRNet (`family` "litehrnet" and LiteHRNetConfig
-    fields)."""
-    arch = dict(arch)
-    try:
-        num_joints = int(arch.pop("num_joints"))
-        family = arch.pop("family", "hrnet")
-        if "stage_modules" in arch:
-            arch["stage_modules"] = tuple(arch["stage_modules"])
-        if family == "litehrnet":
-            return litehrnet_topdown(LiteHRNetConfig(**arch), num_joints)
-        if family != "hrnet":
-            raise ValueError(f"unknown family {family!r}")
-        width = int(arch.pop("width"))
-        kind = arch.pop("kind", "topdown")
-        deconv_blocks = int(arch.pop("deconv_blocks", 4))
-        if kind == "bottomup":
-            return higherhrnet(width, num_joints, deconv_blocks, **arch)
-        if kind != "topdown":
-            raise ValueError(f"unknown kind {kind!r}")
-        return hrnet_topdown(width, num_joints, **arch)
-    except (KeyError, TypeError, ValueError) as e:
-        raise HrposeError(f"bad model architecture {arch}: {e}") from None
-
-
-def _canonical(arch: dict) -> dict:
-    """An architecture with every default filled in, lists as tuples: equal dicts, equal
-    models."""
-    arch = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
-    family, kind = arch.get("family", "hrnet"), arch.get("kind", "topdown")
-    if family == "litehrnet":
-        base = asdict(LiteHRNetConfig())
-    else:
-        base = {k: v for k, v in asdict(HRNetConfig()).items() if k != "multi_scale_output"}
-        if kind == "bottomup":
-            base["deconv_blocks"] = 4
-    return {**base, "family": family, "kind": kind, **arch}
-
-
 def zoo_name_for(arch: dict, input_hw: tuple[int, int]) -> str | None:
     """The named model with exactly this architecture and input size, if there is one."""
-    wanted = _canonical(arch)
+    wanted = arch_from_dict(arch)
     for spec in MODELS.values():
-        if tuple(spec.input_hw) == tuple(input_hw) and _canonical(spec.arch()) == wanted:
+        if tuple(spec.input_hw) == tuple(input_hw) and spec.arch == wanted:
             return spec.name
     return None
