@@ -1,4 +1,4 @@
-"""Shared test helpers: tiny HRNets with random weights, a real-size checkpoint."""
+"""Fixtures shared by the tests (helpers they import live in tests/helpers.py)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from hrpose.models.arch import hrnet_topdown
 from hrpose.models.heads import TopDownModel
 from hrpose.models.zoo import create_model
 
-
-def tiny_hrnet(width: int = 8, num_joints: int = 17) -> TopDownModel:
-    """All four stages, two modules in stages 3 and 4 (so multi-step fuse paths and a
-    single-output last module exist), one block per branch: the official tensor names, tiny."""
-    return hrnet_topdown(width, num_joints, layer1_blocks=2, num_blocks=1, stage_modules=(1, 2, 2))
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights and BN statistics of a useful scale (the official init is near zero)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif name.endswith("num_batches_tracked"):
-                t.fill_(7)
-            elif t.is_floating_point():
-                t.copy_(torch.randn(t.shape, generator=g) * 0.2)
-    return model.eval()
+from .helpers import official_state, randomize
 
 
 @pytest.fixture(autouse=True)
@@ -49,12 +30,6 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("HRPOSE_HOME", str(tmp_path_factory.mktemp("hrpose_home")))
 
 
-def official_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The model's tensors under the official HRNet names (no `backbone.`/`head.` prefix)."""
-    return {k.removeprefix("backbone.").removeprefix("head."): v.clone()
-            for k, v in model.state_dict().items()}
-
-
 @pytest.fixture(scope="session")
 def w32_official(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TopDownModel]:
     """An official-layout checkpoint of the real HRNet-W32 (random weights) and its model."""
@@ -65,45 +40,3 @@ def w32_official(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TopDow
 
 
 
-def shared_data(*parts: str) -> Path:
-    """A path under the shared real-data folder ($HRPOSE_SHARED_DATA, default ../shared/data
-    beside the checkout); skips the test with the reason when it is absent."""
-    import os
-
-    root = Path(os.environ.get("HRPOSE_SHARED_DATA",
-                               Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-    path = root.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared real data not found: {path} (set HRPOSE_SHARED_DATA)")
-    return path
-
-
-def write_coco(root: Path, people: list[list[tuple[float, float, int]]], boxes: list[list[float]],
-               image_wh: tuple[int, int] = (320, 240), split: str = "val2017") -> Path:
-    """A one-image COCO root with these people (17 joints each) and a real JPEG; returns the
-    annotation file."""
-    import cv2
-    import numpy as np
-
-    from hrpose.skeletons import COCO
-
-    (root / split).mkdir(parents=True, exist_ok=True)
-    (root / "annotations").mkdir(exist_ok=True)
-    w, h = image_wh
-    image = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
-    cv2.imwrite(str(root / split / "000000000001.jpg"), image)
-    anns = []
-    for i, (joints, box) in enumerate(zip(people, boxes)):
-        kp = [v for j in joints for v in j]
-        anns.append({"id": i + 1, "image_id": 1, "category_id": 1, "bbox": box, "iscrowd": 0,
-                     "area": box[2] * box[3], "num_keypoints": sum(j[2] > 0 for j in joints),
-                     "keypoints": kp})
-    category = {"id": 1, "name": "person", "keypoints": list(COCO.joints),
-                "skeleton": [[a + 1, b + 1] for a, b in COCO.links]}
-    ann = root / "annotations" / f"person_keypoints_{split}.json"
-    import json
-
-    ann.write_text(json.dumps({"images": [{"id": 1, "file_name": "000000000001.jpg",
-                                            "width": w, "height": h}],
-                               "annotations": anns, "categories": [category]}))
-    return ann

@@ -39,7 +39,7 @@ from hrpose.models.loading import build_model
 from hrpose.models.zoo import MODELS, create_model
 from hrpose.skeletons import COCO
 
-from .conftest import randomize
+from .helpers import randomize
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [

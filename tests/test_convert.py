@@ -13,7 +13,8 @@ from hrpose.errors import CheckpointError
 from hrpose.models.checkpoint import read_checkpoint
 from hrpose.models.layouts import detect_layout, load_weights
 from hrpose.models.zoo import create_model
-from tests.conftest import official_state, randomize, tiny_hrnet
+
+from .helpers import official_state, randomize, tiny_hrnet
 
 LAYER1_BLOCKS, BLOCKS, MODULES = 2, 1, (1, 2, 2)  # tiny_hrnet's shape
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))

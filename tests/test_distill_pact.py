@@ -22,7 +22,7 @@ from hrpose.models.arch import model_from_arch
 from hrpose.models.checkpoint import save_weights
 from hrpose.models.pact import PACTConv2d, export_mode
 
-from .conftest import shared_data
+from .helpers import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 HRNET = ["model.width=8", "model.stem_channels=16", "model.layer1_channels=8",

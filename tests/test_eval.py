@@ -10,7 +10,7 @@ from hrpose.cli import main
 from hrpose.errors import HrposeError
 from hrpose.inference.backends import OnnxRunner, OpenVINORunner, TorchRunner, open_model
 
-from .conftest import shared_data, tiny_hrnet, write_coco
+from .helpers import shared_data, tiny_hrnet, write_coco
 
 DETECTIONS = "person_detection_results/COCO_val2017_detections_AP_H_56_person.json"
 

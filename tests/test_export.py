@@ -17,7 +17,7 @@ from hrpose.export.calibration import person_crops, synthetic_crops
 from hrpose.inference.backends import open_exported, open_model
 from hrpose.models.checkpoint import save_weights
 
-from .conftest import randomize, shared_data, tiny_hrnet
+from .helpers import randomize, shared_data, tiny_hrnet
 
 INPUT_HW = (128, 96)
 

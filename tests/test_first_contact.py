@@ -28,7 +28,7 @@ from hrpose.io import atomic_path
 from hrpose.models import zoo
 from hrpose.models.checkpoint import save_weights
 
-from .conftest import randomize, shared_data, tiny_hrnet
+from .helpers import randomize, shared_data, tiny_hrnet
 
 ROOT = Path(__file__).resolve().parents[1]
 AVX2 = frozenset({"avx2", "fma"})

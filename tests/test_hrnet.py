@@ -6,7 +6,8 @@ from torch import nn
 
 from hrpose.models.complexity import measure
 from hrpose.models.zoo import MODELS, create_model
-from tests.conftest import tiny_hrnet
+
+from .helpers import tiny_hrnet
 
 # Learnable parameters: the HRNet paper / official code (W32 28,536,113; W48 63,595,745 with 17
 # joints). The MPII head has 16 joints: 33 fewer (a 1x1 conv from 32 channels with bias).

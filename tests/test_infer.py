@@ -18,7 +18,7 @@ from hrpose.inference.images import find_inputs, to_rgb
 from hrpose.inference.video import OneEuroFilter, PoseTracker, SmoothingSettings, VideoReader
 from hrpose.io import read_image
 
-from .conftest import shared_data
+from .helpers import shared_data
 
 TINYPOSE = "models/tinypose_256x192/model.xml"
 PICODET = "models/picodet_s_320_pedestrian/picodet_s_320_lcnet_pedestrian.xml"

@@ -17,7 +17,7 @@ from hrpose.models.litehrnet import LiteHRModule, LiteHRNetConfig, litehrnet_top
 from hrpose.models.loading import build_model
 from hrpose.models.zoo import MODELS, create_model
 
-from .conftest import randomize, shared_data
+from .helpers import randomize, shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 

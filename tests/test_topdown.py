@@ -12,7 +12,7 @@ from hrpose.data.topdown import (
 )
 from hrpose.errors import HrposeError
 
-from .conftest import write_coco
+from .helpers import write_coco
 
 NO_AUG = Augmentation(scale_factor=0, rotation_prob=0, flip_prob=0, half_body_prob=0)
 

@@ -16,7 +16,7 @@ from hrpose.engine import tasks
 from hrpose.engine.distributed import World
 from hrpose.engine.train import EpochSampler, NonFiniteLoss, train
 
-from .conftest import shared_data
+from .helpers import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [

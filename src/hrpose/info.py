@@ -55,4 +55,5 @@ def measure_all() -> dict[str, dict]:
 
 
 if __name__ == "__main__":      # regenerate models/facts.json after a zoo change
-    FACTS_FILE.write_text(json.dumps(measure_all(), indent=1) + "\n")
+    rows = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in measure_all().items()]
+    FACTS_FILE.write_text("{\n" + ",\n".join(rows) + "\n}\n")     # a line a model

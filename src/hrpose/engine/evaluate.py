@@ -128,14 +128,11 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
     else:
         results = coco_results(pred, data, settings)
     metrics = score(data, results)
-    if rank != 0:
-        return metrics
-    results.save(out / "results.json")
-    _write_metrics(out, metrics, {"dataset": str(ann_file), "people": len(boxes.scores),
-                                  "boxes": settings.det_json or "ground truth",
-                                  "settings": asdict(settings), **(extra or {})})
-    if draw:
-        draw_results(results, data, image_dir, out / picture, draw)
+    if rank == 0:
+        _write_outputs(out, results, data, image_dir, metrics, picture, draw, {
+            "dataset": str(ann_file), "people": len(boxes.scores),
+            "boxes": settings.det_json or "ground truth", "settings": asdict(settings),
+            **(extra or {})})
     return metrics
 
 
@@ -181,15 +178,20 @@ def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path
         np.concatenate([s for _, _, s in found]) if found else np.zeros(0, np.float32),
         data.category_id)
     metrics = evaluate_keypoints(data, results)
-    if rank != 0:
-        return metrics
+    if rank == 0:
+        _write_outputs(out, results, data, image_dir, metrics, picture, draw, {
+            "dataset": str(ann_file), "people": len(results), "boxes": "none (bottom-up)",
+            "settings": asdict(settings), **(extra or {})})
+    return metrics
+
+
+def _write_outputs(out: Path, results: KeypointResults, data: KeypointData, image_dir: Path,
+                   metrics: dict[str, float], picture: str, draw: int, record: dict) -> None:
+    """OUT/results.json, OUT/metrics.json (the metrics and `record`) and the drawing."""
     results.save(out / "results.json")
-    _write_metrics(out, metrics, {"dataset": str(ann_file), "people": len(results),
-                                  "boxes": "none (bottom-up)",
-                                  "settings": asdict(settings), **(extra or {})})
+    _write_metrics(out, metrics, record)
     if draw:
         draw_results(results, data, image_dir, out / picture, draw)
-    return metrics
 
 
 def _image_shard(image_ids: np.ndarray, rank: int, world: int) -> np.ndarray:
