@@ -362,6 +362,15 @@ def test_bf16_training_writes_a_checkpoint_that_evaluates_and_infers_alone(train
     assert all(len(r["keypoints"]) == 51 for r in results)
 
 
+def test_bgr_input_evaluates_a_bottom_up_model(trained, tmp_path, capsys):
+    """--bgr wraps the runner; a bottom-up model needs all its outputs through the wrapper
+    (this ended in an AttributeError traceback before the Runner protocol had run_all)."""
+    root, run = trained
+    assert main(["eval", str(run / "best.safetensors"), "--data", str(root), "--out",
+                 str(tmp_path / "bgr"), "--bgr", "--draw", "0", "--json"]) == 0
+    assert "AP" in json.loads((tmp_path / "bgr" / "metrics.json").read_text())
+
+
 def test_bad_inputs_give_results_or_one_line_errors(trained, tmp_path, capsys):
     _, run = trained
     est = PoseEstimator(run / "best.safetensors", flip=True)

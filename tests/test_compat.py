@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from hrpose.cli import main
@@ -30,13 +31,17 @@ def test_legacy_training_checkpoint_loads_with_its_card() -> None:
     assert out.shape == (1, 17, 24, 16)
 
 
-def test_legacy_onnx_export_runs_like_its_checkpoint() -> None:
-    exported = open_model(str(LEGACY / "tiny.onnx"))
+@pytest.mark.parametrize("name, precision, tolerance",
+                         [("tiny.onnx", "fp32", 1e-4), ("tiny_fp16.xml", "fp16", 2e-3)])
+def test_legacy_exports_run_like_their_checkpoint(name: str, precision: str,
+                                                  tolerance: float) -> None:
+    exported = open_model(str(LEGACY / name), precision="fp32")
     torch_model = open_model(str(LEGACY / "run" / "best.safetensors"), precision="fp32")
     assert exported.card.codec == "dark" and exported.card.input_hw == (96, 64)
     assert exported.card.mean == torch_model.card.mean and exported.card.keypoints == "coco"
+    assert exported.card.precision == precision
     x = np.random.default_rng(0).normal(size=(2, 3, 96, 64)).astype(np.float32)
-    assert np.abs(exported.runner(x) - torch_model.runner(x)).max() < 1e-4
+    assert np.abs(exported.runner(x) - torch_model.runner(x)).max() < tolerance
 
 
 def test_legacy_convert_metadata_names_its_zoo_model(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
              "precision": args.precision}
     start = time.perf_counter()
     mean, std = args.mean or loaded.card.mean, args.std or loaded.card.std
-    if loaded.card.kind == "bottomup":
+    if loaded.card.bottomup:
         if args.det_json:
             raise HrposeError(f"{args.model}: a bottom-up model finds people itself; drop "
                               "--det-json")

@@ -182,7 +182,7 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
             save_weights(weights, build_model(model).state_dict(), {"model": model})
         plain: RuntimePath | None = None
         loaded = open_model(model, weights, precision="fp32", threads=threads)
-        if loaded.card.kind == "bottomup":
+        if loaded.card.bottomup:
             raise HrposeError(f"{model}: hrpose bench times top-down models; for bottom-up "
                               "speed see benchmarks/bottomup.py")
         if isinstance(loaded.runner, TorchRunner):

@@ -103,7 +103,7 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
             print(message, file=sys.stderr, flush=True)
 
     loaded = open_model(model, weights, precision="fp32")   # a zoo name: its published weights
-    if loaded.card.kind == "bottomup":
+    if loaded.card.bottomup:
         raise HrposeError(f"{model}: exporting bottom-up models is not supported yet; they run "
                           "on torch (PoseEstimator, hrpose eval / infer)")
     reference = loaded.runner
