@@ -42,8 +42,16 @@ class GroupingSettings:
     refine: bool = True                # fill a person's missing joints from its mean tag
 
 
+def resize_matrix(factor: float) -> np.ndarray:
+    """The bottom-up path's one pixel convention, as a (2, 3) matrix: an area-aligned resize by
+    `factor` maps x to (x + 0.5) * factor - 0.5 (a map of stride s is a resize by 1 / s; the
+    test-time input a resize of the image)."""
+    shift = 0.5 * factor - 0.5
+    return np.array([[factor, 0.0, shift], [0.0, factor, shift]])
+
+
 def map_coords(points: np.ndarray, stride: float) -> np.ndarray:
-    """Input pixels -> map pixels of a map with this stride (see the module docstring)."""
+    """Input pixels -> map pixels of a map with this stride: `resize_matrix(1 / stride)`."""
     return (points + 0.5) / stride - 0.5
 
 

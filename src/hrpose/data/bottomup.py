@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..codecs.associative_embedding import STRIDES, gaussian_maps, joint_indices
+from ..codecs.associative_embedding import STRIDES, gaussian_maps, joint_indices, resize_matrix
 from ..errors import HrposeError
 from .coco import KeypointData
 from .topdown import read_sample_image
@@ -37,8 +37,7 @@ class BottomUpAugmentation:
 
 def stride_matrix(matrix: np.ndarray, stride: int) -> np.ndarray:
     """An image -> input matrix composed with input -> map pixels of `stride`."""
-    return np.concatenate([matrix[:, :2] / stride,
-                           (matrix[:, 2:] + 0.5) / stride - 0.5], axis=1)
+    return resize_matrix(1 / stride) @ np.vstack([matrix, [0.0, 0.0, 1.0]])
 
 
 def ignore_mask(data: KeypointData, rows: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

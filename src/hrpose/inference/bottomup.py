@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..codecs.associative_embedding import GroupingSettings, group
+from ..codecs.associative_embedding import GroupingSettings, group, resize_matrix
 from ..data.transforms import apply_affine, invert_affine, normalize
 from ..errors import HrposeError
 from ..models.card import ModelCard
@@ -39,8 +39,7 @@ def scale_matrix(image_hw: tuple[int, int], short_side: float
     r = short_side / min(h, w)
     out_w = int(np.ceil(w * r / SIDE_MULTIPLE) * SIDE_MULTIPLE)
     out_h = int(np.ceil(h * r / SIDE_MULTIPLE) * SIDE_MULTIPLE)
-    shift = 0.5 * r - 0.5
-    return np.array([[r, 0, shift], [0, r, shift]]), (out_w, out_h)
+    return resize_matrix(r), (out_w, out_h)
 
 
 def run_scale(runner: Runner, image: np.ndarray, short_side: float, mean: Sequence[float],
