@@ -132,12 +132,16 @@ def gpu_has_bf16(device: str) -> bool:
     return str(device).startswith("cuda") and torch.cuda.is_bf16_supported()
 
 
-def resolve_precision(precision: str, device: str = "cpu", *, warn: bool = True) -> str:
-    """`auto` -> bf16 where it is native (CPU with AVX-512 BF16 / AMX, or a bf16 GPU), else
-    fp32. An explicit bf16 on a CPU without it is kept, with a warning."""
+def check_precision(precision: str) -> None:
     if precision not in PRECISION_CHOICES:
         raise HrposeError(f"unknown precision {precision!r}; choose one of "
                           f"{', '.join(PRECISION_CHOICES)}")
+
+
+def resolve_precision(precision: str, device: str = "cpu", *, warn: bool = True) -> str:
+    """`auto` -> bf16 where it is native (CPU with AVX-512 BF16 / AMX, or a bf16 GPU), else
+    fp32. An explicit bf16 on a CPU without it is kept, with a warning."""
+    check_precision(precision)
     on_cpu = not str(device).startswith(("cuda", "mps"))
     if precision == "auto":
         return "bf16" if (cpu_has_native_bf16() if on_cpu else gpu_has_bf16(device)) \

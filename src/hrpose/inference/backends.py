@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import HrposeError
-from ..hardware import PRECISION_CHOICES as PRECISIONS
-from ..hardware import check_device, cpu_has_native_bf16, resolve_precision
+from ..hardware import check_device, check_precision, cpu_has_native_bf16, resolve_precision
 from ..models.card import ModelCard
 from ..models.loading import CHECKPOINTS, CONFIGS, load_model
 from ..models.zoo import MODELS
@@ -43,19 +42,12 @@ class Runner(Protocol):
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
 
-def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise HrposeError(f"unknown precision {precision!r}; choose one of "
-                          f"{', '.join(PRECISIONS)}")
-
-
 class TorchRunner:
     """A PyTorch module; bf16 / fp16 run under autocast, outputs come back as float32.
     precision "auto": bf16 where it is native (hardware.resolve_precision), else fp32."""
 
     def __init__(self, model: torch.nn.Module, input_hw: tuple[int, int], device: str = "cpu",
                  precision: str = "auto") -> None:
-        _check_precision(precision)
         device = check_device(device)
         precision = resolve_precision(precision, device)
         if precision == "fp16" and not str(device).startswith("cuda"):
@@ -126,7 +118,7 @@ class OpenVINORunner:
 
     def __init__(self, path: str | Path, precision: str = "auto",
                  threads: int | None = None, heatmaps: bool = True) -> None:
-        _check_precision(precision)
+        check_precision(precision)
         if precision == "auto":
             precision = resolve_precision("auto")
         elif precision == "bf16" and not cpu_has_native_bf16():
@@ -270,7 +262,7 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
     exported file without hrpose metadata gets ImageNet mean/std and the classic codec."""
     if backend is not None and backend not in BACKENDS:
         raise HrposeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    _check_precision(precision)
+    check_precision(precision)
     suffix = Path(model).suffix.lower()
     if model in MODELS or suffix in CONFIGS or (suffix in CHECKPOINTS and Path(model).is_file()):
         if backend not in (None, "torch"):
