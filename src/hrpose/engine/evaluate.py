@@ -25,6 +25,8 @@ from ..data.topdown import ImageCrops, crop_batches, ground_truth_boxes
 from ..data.transforms import BOX_PADDING, boxes_to_crops
 from ..errors import HrposeError
 from ..inference.backends import Runner
+from ..inference.bottomup import bottomup_keypoints
+from ..inference.draw import draw_people, tile
 from ..inference.topdown import heatmap_keypoints
 from ..io import read_image, write_image, write_json
 from ..metrics.coco import (
@@ -36,6 +38,7 @@ from ..metrics.coco import (
     rescore,
 )
 from ..metrics.pckh import format_pckh, pckh
+from .distributed import all_reduce_sum
 
 
 @dataclass
@@ -117,8 +120,6 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
     pred = predict(runner, _subset(boxes, mine), data, image_dir, codec, mean, std,
                    settings.flip, settings.batch, settings.workers, progress)
     if world > 1:
-        from .distributed import all_reduce_sum
-
         keypoints = np.zeros((len(boxes.scores), *pred.keypoints.shape[1:]), np.float32)
         keypoints[mine] = pred.keypoints
         areas = boxes_to_crops(boxes.boxes, w / h, BOX_PADDING)[1].prod(-1)
@@ -145,8 +146,6 @@ def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path
                       shard: tuple[int, int] = (0, 1)) -> dict[str, float]:
     """A bottom-up model on every image of a COCO keypoint set (no boxes): the same outputs as
     `evaluate`. With `shard`, each rank runs every world-th image and the people are gathered."""
-    from ..inference.bottomup import bottomup_keypoints
-
     ann_file, image_dir = find_dataset(data_root, ann, images)
     data = load_keypoints(ann_file)
     if data.kind == "mpii":
@@ -212,8 +211,6 @@ def _subset(boxes: Detections, rows: np.ndarray) -> Detections:
 def draw_results(results: KeypointResults, data: KeypointData, image_dir: Path, path: Path,
                  count: int, threshold: float = 0.3) -> None:
     """The predictions on the first `count` images (by id) that have any, tiled in one picture."""
-    from ..inference.draw import draw_people, tile
-
     # Images with predictions first; with none at all, the first images as they are (a
     # picture of "nothing found" still says something).
     ids = np.unique(results.image_ids)[:count] if len(results) else sorted(data.images)[:count]

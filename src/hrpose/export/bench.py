@@ -20,12 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.coco import find_dataset, load_keypoints
+from ..data.synthetic import write_split
+from ..data.topdown import ground_truth_boxes
 from ..data.transforms import normalize
 from ..errors import HrposeError
 from ..hardware import cpu_summary, resolve_precision
 from ..hub import cached_path
 from ..inference.backends import Runner, TorchRunner, exported_file, open_exported, open_model
 from ..inference.estimator import PoseEstimator
+from ..inference.images import prefetch
 from ..models.checkpoint import save_weights
 from ..models.loading import build_model
 from ..models.zoo import MODELS
@@ -68,8 +72,6 @@ def _bench_images(images: str | None, work: Path) -> str:
     """An annotated data root for the pipeline: `images`, or a small synthetic set."""
     if images:
         return images
-    from ..data.synthetic import write_split
-
     write_split(work / "synthetic", "val", 24, seed=0, progress=False)
     return str(work / "synthetic")
 
@@ -129,10 +131,6 @@ def _time(paths: Sequence[RuntimePath], x: np.ndarray, rounds: int, warmup: int 
 def _pipeline(estimators: dict[str, PoseEstimator], root: str, passes: int) -> dict[str, float]:
     """Person crops per second from image files to keypoints, median of `passes` interleaved
     passes over the images with their annotated boxes."""
-    from ..data.coco import find_dataset, load_keypoints
-    from ..data.topdown import ground_truth_boxes
-    from ..inference.images import prefetch
-
     ann, image_dir = find_dataset(root)
     data = load_keypoints(ann)
     boxes = ground_truth_boxes(data)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.coco import find_dataset, load_keypoints
+from ..data.synthetic import draw_image
 from ..data.topdown import crop_people, ground_truth_boxes
 from ..data.transforms import boxes_to_crops
 from ..errors import HrposeError
@@ -83,8 +84,6 @@ def person_crops(sources: Sequence[str], input_hw: tuple[int, int],
 def synthetic_crops(input_hw: tuple[int, int], count: int = 32, seed: int = 0) -> np.ndarray:
     """Crops of the people in synthetic images (the project's own data): verification inputs
     when no real images are given."""
-    from ..data.synthetic import draw_image
-
     rng = np.random.default_rng(seed)
     h, w = input_hw
     crops: list[np.ndarray] = []

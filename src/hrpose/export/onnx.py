@@ -16,6 +16,8 @@ from torch import nn
 
 from ..errors import HrposeError
 from ..io import atomic_path
+from ..models.pact import export_mode, is_pact
+from .openvino import nncf_quantize
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "heatmaps"
@@ -47,8 +49,6 @@ def export_onnx(model: nn.Module, input_hw: tuple[int, int], path: str | Path,
     """Writes `model` (eval mode, CPU) as ONNX: input "image" (N, 3, H, W) float32, output
     "heatmaps"; batch dynamic, or fixed at `batch`. Batch norm is folded into the convolutions.
     The file is checked, simplified with onnxslim and given `metadata`; written atomically."""
-    from ..models.pact import export_mode, is_pact
-
     onnx = _onnx()
     path = Path(path)
     model = copy.deepcopy(model).cpu().float().eval()
@@ -138,8 +138,6 @@ def quantize_onnx(source: str | Path, path: str | Path, calibration: Iterable[np
     from `calibration` (normalised float32 batches), and NNCF's fast bias correction, which
     ONNX Runtime's own quantiser lacks (PP-TinyPose on coco-mini-train: AP 0.43 with it, 0.52
     with NNCF, fp32 0.58)."""
-    from .openvino import nncf_quantize
-
     onnx = _onnx()
     proto = load_onnx(source)
     name = proto.graph.input[0].name  # type: ignore[attr-defined]

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ..skeletons import Skeleton
+from ..errors import HrposeError
+from ..skeletons import Skeleton, get_skeleton, skeleton_for
+from .images import to_rgb
 
 LEFT, RIGHT, CENTRE = (0, 200, 255), (255, 140, 0), (60, 220, 60)   # RGB
 
@@ -108,10 +110,6 @@ def draw(image: object, people: Sequence[object] | np.ndarray,
     skeleton: a keypoint set name ("coco", "mpii", "crowdpose"), a `Skeleton`, or None to
     choose it by the number of joints. Joints and limbs scoring under `threshold` are left out;
     with `boxes`, each Person's box is drawn with its score."""
-    from ..errors import HrposeError
-    from ..skeletons import get_skeleton, skeleton_for
-    from .images import to_rgb
-
     if not 0 <= threshold <= 1:
         raise HrposeError(f"threshold must be in [0, 1], got {threshold}")
     rgb = to_rgb(image, color)
