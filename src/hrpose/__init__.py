@@ -19,7 +19,7 @@ _LAZY = {
     "build_model": ".models.loading",
     "create_model": ".models.zoo",
     "get_spec": ".models.zoo",
-    "Person": ".inference.estimator",
+    "Person": ".inference.person",
     "PoseEstimator": ".inference.estimator",
     "draw": ".inference.draw",
 }
@@ -29,7 +29,8 @@ __all__ = ["MODELS", "CheckpointError", "HrposeError", "ModelSpec", "Person", "P
 
 if TYPE_CHECKING:
     from .inference.draw import draw
-    from .inference.estimator import Person, PoseEstimator
+    from .inference.estimator import PoseEstimator
+    from .inference.person import Person
     from .models.loading import build_model
     from .models.zoo import MODELS, ModelSpec, create_model, get_spec
 

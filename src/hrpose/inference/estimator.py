@@ -22,9 +22,7 @@ from .bottomup import BottomUpEstimator
 from .detector import Detector
 from .images import to_rgb
 from .person import Person
-from .topdown import UNSURE_WHOLE_IMAGE, TopDownEstimator, heatmap_keypoints
-
-__all__ = ["UNSURE_WHOLE_IMAGE", "Person", "PoseEstimator", "heatmap_keypoints"]
+from .topdown import TopDownEstimator
 
 
 class PoseEstimator:
