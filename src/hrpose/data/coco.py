@@ -239,29 +239,44 @@ def load_detections(path: str | Path, data: KeypointData, min_score: float = 0.0
     dets = read_json(path)
     if not isinstance(dets, list):
         raise HrposeError(f"{path}: expected a list of detections")
+    found = parse_boxes(path, dets, data.category_id, "detection #",
+                        images=(data.images, data.path.name))
+    keep = found.scores >= min_score
+    return Detections(found.image_ids[keep], found.boxes[keep], found.scores[keep])
+
+
+def parse_boxes(path: Path, entries: list, category_id: int, label: str, *,
+                images: tuple[dict, str] | None = None, default_score: float | None = None
+                ) -> Detections:
+    """The one parser of person boxes in COCO files: detection results ({image_id, bbox,
+    score, category_id}) or annotations. Entries of another category are skipped; `images`
+    (when given): the ids an entry may name and the file they are from; `default_score` stands
+    in for a missing score.
+    A bad entry is one line naming the file and `label` + its index."""
     image_ids, boxes, scores = [], [], []
-    for i, det in enumerate(dets):
-        where = f"detection #{i}"
-        if not isinstance(det, dict):
-            raise _fail(path, where, "must be an object")
-        for key in ("image_id", "bbox", "score"):
-            if key not in det:
-                raise _fail(path, where, f"missing field {key!r}")
-        if det.get("category_id", data.category_id) != data.category_id:
-            continue
-        if det["image_id"] not in data.images:
-            raise _fail(path, where, f"image_id {det['image_id']} is not in {data.path.name}")
-        box = _numbers(path, where, "bbox", det["bbox"], 4)
+    for i, entry in enumerate(entries):
+        where = f"{label}{i}"
+        try:
+            if entry.get("category_id", category_id) != category_id:
+                continue
+            image_id = int(entry["image_id"])
+            box = [float(v) for v in entry["bbox"]]
+            score = float(entry["score"] if default_score is None
+                          else entry.get("score", default_score))
+            if len(box) != 4 or not np.isfinite([*box, score]).all():
+                raise ValueError
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise HrposeError(f"{path}: {where} needs image_id, bbox [x, y, w, h] and a numeric "
+                              "score") from None
         if box[2] < 0 or box[3] < 0:
-            raise _fail(path, where, f"field 'bbox' {box.tolist()} has a negative width or "
-                        "height")
-        score = float(det["score"])
-        if score >= min_score:
-            image_ids.append(int(det["image_id"]))
-            boxes.append(box)
-            scores.append(score)
-    return Detections(np.asarray(image_ids, np.int64), np.asarray(boxes).reshape(-1, 4),
-                      np.asarray(scores, np.float64))
+            raise _fail(path, where, f"field 'bbox' {box} has a negative width or height")
+        if images is not None and image_id not in images[0]:
+            raise _fail(path, where, f"image_id {image_id} is not in {images[1]}")
+        image_ids.append(image_id)
+        boxes.append(box)
+        scores.append(score)
+    return Detections(np.asarray(image_ids, np.int64),
+                      np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64))
 
 
 def load_keypoints(path: str | Path, skeleton: Skeleton | None = None) -> KeypointData:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.coco import group_by_image, parse_boxes
 from ..errors import HrposeError
 from ..io import read_json
 
@@ -95,17 +96,7 @@ def load_box_file(path: str | Path) -> tuple[dict[int, np.ndarray], dict[str, in
         entries = data
     else:
         raise HrposeError(f"{path}: a box file is a COCO detection list or annotation file")
-    rows: dict[int, list] = {}
-    for i, entry in enumerate(entries):
-        try:
-            if entry.get("category_id", 1) != 1:
-                continue
-            box = [float(v) for v in entry["bbox"]]
-            if len(box) != 4:
-                raise ValueError
-            rows.setdefault(int(entry["image_id"]), []).append(
-                [*box, float(entry.get("score", 1.0))])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise HrposeError(f"{path}: entry {i} needs image_id, bbox [x, y, w, h] and a "
-                              "numeric score") from None
-    return {k: np.asarray(v, np.float64) for k, v in rows.items()}, names
+    found = parse_boxes(path, entries, 1, "entry ", default_score=1.0)
+    ids, rows = group_by_image(found.image_ids)
+    return {int(i): np.column_stack([found.boxes[r], found.scores[r]])
+            for i, r in zip(ids, rows)}, names
