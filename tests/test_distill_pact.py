@@ -12,9 +12,9 @@ import torch
 
 from hrpose import hardware
 from hrpose.cli import main
-from hrpose.config import load_config
+from hrpose.config import DistillConfig, dump_config, load_config
 from hrpose.data.synthetic import write_dataset
-from hrpose.engine.distill import distill_loss
+from hrpose.engine.distill import distill_loss, load_teacher
 from hrpose.engine.losses import heatmap_loss
 from hrpose.engine.train import Trainer, train, weights_metadata
 from hrpose.errors import HrposeError
@@ -92,6 +92,20 @@ def test_a_lite_student_distils_from_a_frozen_hrnet_teacher(synthetic, teacher, 
     for k, v in trainer.teacher.model.state_dict().items():
         assert torch.equal(v, before[k]), k                     # nothing trains the teacher
     capsys.readouterr()
+
+
+def test_a_teacher_config_with_its_weights_is_the_checkpoint_teacher(synthetic, teacher,
+                                                                     tmp_path):
+    """distill.teacher may be a training config (with distill.teacher_weights): the same
+    module as the checkpoint that config trained."""
+    cfg = tmp_path / "teacher.yaml"
+    cfg.write_text(dump_config(config(synthetic, *HRNET)))
+    by_config = load_teacher(DistillConfig(str(cfg), str(teacher)), torch.device("cpu"))
+    by_file = load_teacher(DistillConfig(str(teacher)), torch.device("cpu"))
+    for (name, a), b in zip(by_config.state_dict().items(), by_file.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(HrposeError, match="a training config needs its weights"):
+        load_teacher(DistillConfig(str(cfg)), torch.device("cpu"))
 
 
 def test_a_teacher_of_other_joints_is_a_one_line_error(synthetic, tmp_path):

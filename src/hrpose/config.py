@@ -13,7 +13,7 @@ import typing
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -25,7 +25,12 @@ from .errors import HrposeError
 from .metrics.coco import NMS_METHODS
 from .models.arch import FAMILIES, HigherHRNetArch, HRNetArch, LiteHRNetArch
 from .models.card import IMAGENET_MEAN, IMAGENET_STD, KINDS, ModelCard, keypoints_for
+from .models.layouts import load_weights
+from .models.loading import architecture, weights_file
 from .models.zoo import zoo_name_for
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 # The `model:` section: the architecture type its `family` and `kind` name (models/arch.py,
@@ -405,3 +410,20 @@ def validate(config: Config, source: str = "config",
         if getattr(config.train, key) < 1:
             raise HrposeError(f"{source}: train.{key} must be at least 1")
     return config
+
+
+CONFIGS = (".yaml", ".yml")
+
+
+def load_configured(path: str | Path, weights: str | Path | None
+                    ) -> tuple[nn.Module, ModelCard]:
+    """A training config's model, in eval mode, with `weights` (a file, a URL, "published" or
+    "imagenet": models.loading.weights_file) and its card."""
+    if weights is None:
+        raise HrposeError(f"{path}: a training config needs its weights (--teacher-weights for "
+                          "a teacher)")
+    config = load_config(path)
+    card = config.card()
+    model = architecture(card)
+    load_weights(model, weights_file(weights, card.name, config.model.width))
+    return model.eval(), card

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..config import DistillConfig
+from ..config import CONFIGS, DistillConfig, load_configured
 from ..errors import HrposeError
 from ..models.loading import load_model
 from .losses import heatmap_loss, joints_mse
@@ -21,7 +21,8 @@ from .losses import heatmap_loss, joints_mse
 def load_teacher(config: DistillConfig, device: torch.device) -> nn.Module:
     """The frozen teacher module, in eval mode, on `device`."""
     try:
-        model, _ = load_model(config.teacher, config.teacher_weights or None)
+        load = load_configured if config.teacher.endswith(CONFIGS) else load_model
+        model, _ = load(config.teacher, config.teacher_weights or None)
     except HrposeError as e:
         raise HrposeError(f"distill.teacher {config.teacher}: {e}") from None
     model = model.to(device).eval()

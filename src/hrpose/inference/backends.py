@@ -24,7 +24,7 @@ import torch
 from ..errors import HrposeError
 from ..hardware import check_device, check_precision, cpu_has_native_bf16, resolve_precision
 from ..models.card import ModelCard
-from ..models.loading import CHECKPOINTS, CONFIGS, load_model
+from ..models.loading import CHECKPOINTS, load_model
 from ..models.zoo import MODELS
 from ..runtimes import openvino_core, openvino_metadata, read_openvino
 
@@ -257,14 +257,14 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
                device: str = "cpu", precision: str = "auto", threads: int | None = None
                ) -> LoadedModel:
     """A runner for a zoo model name (its published weights; `weights`: a file, URL,
-    "imagenet", or "none" for random initialisation), a checkpoint file, a training config with
-    `weights`, or an exported .onnx / .xml file. Each states its card (models/card.py); an
+    "imagenet", or "none" for random initialisation), a checkpoint file, or an exported .onnx /
+    .xml file. Each states its card (models/card.py); an
     exported file without hrpose metadata gets ImageNet mean/std and the classic codec."""
     if backend is not None and backend not in BACKENDS:
         raise HrposeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     check_precision(precision)
     suffix = Path(model).suffix.lower()
-    if model in MODELS or suffix in CONFIGS or (suffix in CHECKPOINTS and Path(model).is_file()):
+    if model in MODELS or (suffix in CHECKPOINTS and Path(model).is_file()):
         if backend not in (None, "torch"):
             raise HrposeError(f"{model}: a PyTorch model runs on torch; export it for "
                               f"{backend}")

@@ -1,8 +1,9 @@
 """One resolver from "a name or a file" to a model: `load_model(source, weights)` for zoo names,
-checkpoints, training configs and URLs, and `weights_file` for the weights sources a zoo entry
-or a config names ("published", "imagenet", a URL, a file). Everything that opens a PyTorch
-model (`build_model`, inference, export, bench, the trainer's init, the distillation teacher)
-goes through here.
+checkpoints and URLs, and `weights_file` for the weights sources a zoo entry or a config names
+("published", "imagenet", a URL, a file). Everything that opens a PyTorch model (`build_model`,
+inference, export, bench, the trainer's init, the distillation teacher) goes through here; a
+training config with its weights through `config.load_configured`, which builds on these (the
+config layer sits above the models).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from pathlib import Path
 
 from torch import nn
 
-from ..config import load_config
 from ..errors import CheckpointError, HrposeError
 from ..hub import download
 from .arch import model_from_arch
@@ -23,7 +23,6 @@ from .pact import prepare_pact
 from .zoo import IMAGENET_BACKBONES, MODELS, create_model, get_spec
 
 CHECKPOINTS = (".safetensors", ".pth", ".pt", ".pdparams", ".ckpt")
-CONFIGS = (".yaml", ".yml")
 
 
 def weights_file(weights: str | os.PathLike, name: str = "", width: int | None = None) -> Path:
@@ -70,8 +69,7 @@ def load_model(source: str | os.PathLike, weights: str | os.PathLike | None = No
     - a zoo name: `weights` None means its published weights; "none" random initialisation;
       else any `weights_file` source;
     - an http(s) URL or a checkpoint file (.safetensors, .pth, .pt, .pdparams, .ckpt): its card
-      from its metadata (hrpose files), else the zoo model whose tensors fit it;
-    - a training config (.yaml): the configured architecture with `weights` (required).
+      from its metadata (hrpose files), else the zoo model whose tensors fit it.
     """
     source = os.fspath(source)
     if source in MODELS:
@@ -81,13 +79,11 @@ def load_model(source: str | os.PathLike, weights: str | os.PathLike | None = No
         if weights != "none":
             load_weights(model, weights_file(weights, source, spec.width))
         return model.eval(), spec.card()
-    if Path(source).suffix.lower() in CONFIGS:
-        return _from_config(source, weights)
     if source.startswith(("http://", "https://")):
         source = str(download(source))
     elif not (Path(source).suffix.lower() in CHECKPOINTS and Path(source).is_file()):
         raise HrposeError(f"unknown model {source!r}: give a zoo name ({', '.join(MODELS)}), a "
-                          "checkpoint, a training config or a URL")
+                          "checkpoint or a URL")
     if weights is not None:
         raise HrposeError(f"{source}: a checkpoint is its own weights; drop --weights")
     tensors, metadata = read_checkpoint(source)
@@ -120,17 +116,6 @@ def _with_tensors(card: ModelCard, tensors: Tensors, source: str) -> nn.Module:
     model.load_state_dict(map_tensors(model, tensors, detect_layout(list(tensors), source),
                                       source), strict=True)
     return model.eval()
-
-
-def _from_config(path: str, weights: str | os.PathLike | None) -> tuple[nn.Module, ModelCard]:
-    if weights is None:
-        raise HrposeError(f"{path}: a training config needs its weights (--weights FILE, or "
-                          "--teacher-weights for a teacher)")
-    config = load_config(path)
-    card = config.card()
-    model = architecture(card)
-    load_weights(model, weights_file(weights, card.name, config.model.width))
-    return model.eval(), card
 
 
 def guess_model(tensors: Tensors, layout: str, source: str = "checkpoint") -> str:
