@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from hrpose.models.arch import hrnet_topdown
+from hrpose.models.arch import HRNetArch
 from hrpose.models.heads import TopDownModel
 from hrpose.skeletons import COCO
 
@@ -20,7 +20,8 @@ from hrpose.skeletons import COCO
 def tiny_hrnet(width: int = 8, num_joints: int = 17) -> TopDownModel:
     """All four stages, two modules in stages 3 and 4 (so multi-step fuse paths and a
     single-output last module exist), one block per branch: the official tensor names, tiny."""
-    return hrnet_topdown(width, num_joints, layer1_blocks=2, num_blocks=1, stage_modules=(1, 2, 2))
+    return HRNetArch(width=width, num_joints=num_joints, layer1_blocks=2, num_blocks=1,
+                     stage_modules=(1, 2, 2)).create()
 
 
 def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -31,9 +31,9 @@ from hrpose.errors import HrposeError
 from hrpose.inference.bottomup import bottomup_keypoints, scale_matrix
 from hrpose.io import read_image
 from hrpose.metrics.coco import KeypointResults, evaluate_keypoints
+from hrpose.models.arch import HigherHRNetArch
 from hrpose.models.complexity import measure
 from hrpose.models.convert import convert_checkpoint
-from hrpose.models.higherhrnet import higherhrnet
 from hrpose.models.layouts import load_weights
 from hrpose.models.loading import build_model
 from hrpose.models.zoo import MODELS, create_model
@@ -91,7 +91,8 @@ def test_head_layers_are_the_published_ones():
 
 
 def tiny_higher(seed: int = 0) -> torch.nn.Module:
-    model = higherhrnet(8, 17, 2, layer1_blocks=1, num_blocks=1, stage_modules=(1, 1, 1))
+    model = HigherHRNetArch(width=8, deconv_blocks=2, layer1_blocks=1, num_blocks=1,
+                            stage_modules=(1, 1, 1)).create()
     return randomize(model, seed)
 
 

@@ -285,7 +285,6 @@ def test_video_in_annotated_video_out_with_the_same_frame_count(tmp_path, capsys
 
 
 def test_infer_on_a_folder_scores_like_the_reference(tmp_path, capsys, coco_tiny):
-    pytest.importorskip("pycocotools")
     root, _ = coco_tiny
     out = tmp_path / "out"
     assert main(["infer", str(root / "val2017"), "--model", str(shared_data(TINYPOSE)),

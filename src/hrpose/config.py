@@ -24,10 +24,11 @@ from .data.topdown import Augmentation
 from .errors import HrposeError
 from .metrics.coco import NMS_METHODS
 from .models.arch import FAMILIES, HigherHRNetArch, HRNetArch, LiteHRNetArch
-from .models.card import IMAGENET_MEAN, IMAGENET_STD, KINDS, ModelCard, keypoints_for
+from .models.card import IMAGENET_MEAN, IMAGENET_STD, KINDS, ModelCard
 from .models.layouts import load_weights
 from .models.loading import architecture, weights_file
 from .models.zoo import zoo_name_for
+from .skeletons import skeleton_for
 
 if TYPE_CHECKING:
     from torch import nn
@@ -212,7 +213,11 @@ class Config:
         # A PACT model is a zoo architecture plus clips: it is opened from its arch, not by name.
         name = "" if self.quant.pact else zoo_name_for(arch, (h, w)) or ""
         bottomup = self.model.kind == "bottomup"
-        return ModelCard(arch, (h, w), keypoints_for(arch["num_joints"]), IMAGENET_MEAN,
+        try:
+            keypoints = skeleton_for(arch["num_joints"]).name
+        except HrposeError:                   # a custom set: the file says "custom"
+            keypoints = None
+        return ModelCard(arch, (h, w), keypoints, IMAGENET_MEAN,
                          IMAGENET_STD, "associative_embedding" if bottomup else self.data.target,
                          self.model.kind, name, "pact" if self.quant.pact else "")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codecs.associative_embedding import GroupingSettings
+from ..codecs.heatmap import HeatmapCodec
 from ..data.transforms import BOX_PADDING
 from ..errors import HrposeError
 from ..skeletons import Skeleton, get_skeleton, skeleton_for
@@ -60,11 +61,11 @@ class PoseEstimator:
         if not scales or min(scales) <= 0:
             raise HrposeError(f"scales must be positive numbers, got {tuple(scales)}")
         loaded = open_model(str(model), weights, backend, device, precision, threads)
-        self.runner, self.card, self.kind = loaded.runner, loaded.card, loaded.card.kind
+        self.runner, self.card = loaded.runner, loaded.card
         h, w = self.input_hw = self.runner.input_hw
         if detector == "none":
             detector = None
-        if self.kind == "bottomup":
+        if self.card.bottomup:
             if detector not in (None, "default"):
                 raise HrposeError(f"{model}: a bottom-up model finds people itself; drop the "
                                   "detector")
@@ -80,7 +81,7 @@ class PoseEstimator:
         if self.skeleton.num_joints != joints:
             raise HrposeError(f"{model}: the model predicts {joints} joints, its keypoint set "
                               f"{self.skeleton.name!r} has {self.skeleton.num_joints}")
-        if self.kind == "bottomup":
+        if self.card.bottomup:
             self.pipeline: TopDownEstimator | BottomUpEstimator = BottomUpEstimator(
                 self.runner, self.card, self.skeleton, flip=flip, scales=scales,
                 grouping=grouping or GroupingSettings())
@@ -89,7 +90,16 @@ class PoseEstimator:
                 self.runner, self.card, self.skeleton, (probe.shape[3], probe.shape[2]),
                 decode=decode, detector=detector, box_threshold=box_threshold, flip=flip,
                 batch=batch, padding=padding, threads=threads)
-        self.codec = self.pipeline.codec
+
+    @property
+    def kind(self) -> str:
+        """topdown (person crops) | bottomup (whole images): the model's card says."""
+        return self.card.kind
+
+    @property
+    def codec(self) -> HeatmapCodec | None:
+        """The top-down heatmap codec; None for a bottom-up model."""
+        return self.pipeline.codec
 
     def __call__(self, image: object, boxes: object | None = None, *,
                  color: str | None = None) -> list[Person]:

@@ -92,8 +92,3 @@ def arch_from_dict(arch: dict) -> Arch:
 def model_from_arch(arch: dict) -> TopDownModel | BottomUpModel:
     """A freshly initialised model of a recorded architecture."""
     return arch_from_dict(arch).create()
-
-
-def hrnet_topdown(width: int, num_joints: int, **config: object) -> TopDownModel:
-    """HRNet-W`width` with a heatmap head; `config` overrides other HRNetConfig fields."""
-    return HRNetArch(width=width, num_joints=num_joints, **config).create()  # type: ignore[arg-type]

@@ -88,11 +88,6 @@ class ModelCard:
         return self.kind == "bottomup"
 
 
-def keypoints_for(num_joints: int) -> str:
-    """The keypoint set a joint count means when nothing else says: 17 COCO, 16 MPII."""
-    return {17: "coco", 16: "mpii"}.get(num_joints, "custom")
-
-
 def _hw(text: str) -> tuple[int, int]:
     """(h, w) from '[256, 192]' (hrpose files) or '256x192' (convert, before the card)."""
     values = text.split("x") if "x" in text else json.loads(text)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .heads import TopDownModel
-from .hrnet import BasicBlock, HRNet, HRNetConfig
+from .hrnet import BasicBlock
 
 
 class HigherResolutionHead(nn.Module):
@@ -61,12 +61,3 @@ class BottomUpModel(TopDownModel):
     @property
     def num_joints(self) -> int:
         return self.head.num_joints
-
-
-def higherhrnet(width: int, num_joints: int, num_deconv_blocks: int = 4,
-                **config: object) -> BottomUpModel:
-    """HigherHRNet-W`width`; `config` overrides other HRNetConfig fields (tests shrink it)."""
-    backbone = HRNet(HRNetConfig(width=width, **config))  # type: ignore[arg-type]
-    channels = backbone.out_channels[0]
-    return BottomUpModel(backbone, HigherResolutionHead(channels, num_joints, channels,
-                                                        num_deconv_blocks))

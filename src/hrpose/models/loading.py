@@ -79,22 +79,26 @@ def load_model(source: str | os.PathLike, weights: str | os.PathLike | None = No
         if weights != "none":
             load_weights(model, weights_file(weights, source, spec.width))
         return model.eval(), spec.card()
-    if source.startswith(("http://", "https://")):
-        source = str(download(source))
-    elif not (Path(source).suffix.lower() in CHECKPOINTS and Path(source).is_file()):
+    url = source.startswith(("http://", "https://"))
+    if not url and not (Path(source).suffix.lower() in CHECKPOINTS and Path(source).is_file()):
         raise HrposeError(f"unknown model {source!r}: give a zoo name ({', '.join(MODELS)}), a "
                           "checkpoint or a URL")
     if weights is not None:
         raise HrposeError(f"{source}: a checkpoint is its own weights; drop --weights")
+    if url:
+        source = str(download(source))
     tensors, metadata = read_checkpoint(source)
-    card = (ModelCard.from_metadata(metadata, source) if metadata.get("model")
-            or metadata.get("arch") else None)
-    if card is not None and card.arch is None:          # convert's metadata: a zoo name
-        card = _zoo_card(card.name, source).with_extra(**card.extra)
-    if card is None:
-        card = _zoo_card(guess_model(tensors, detect_layout(list(tensors), source), source),
-                         source)
-    return _with_tensors(card, tensors, source), card
+    layout = detect_layout(list(tensors), source)
+    if metadata.get("arch"):
+        card = ModelCard.from_metadata(metadata, source)
+    elif metadata.get("model"):                         # convert's metadata: a zoo name
+        card = _zoo_card(metadata["model"], source).with_extra(
+            **ModelCard.from_metadata(metadata, source).extra)
+    else:
+        card = MODELS[guess_model(tensors, layout, source)].card()
+    model = architecture(card)
+    model.load_state_dict(map_tensors(model, tensors, layout, source), strict=True)
+    return model.eval(), card
 
 
 def _zoo_card(name: str, source: str) -> ModelCard:
@@ -108,14 +112,6 @@ def architecture(card: ModelCard) -> nn.Module:
     """The card's architecture, freshly initialised; fake-quantised when the card says PACT."""
     model = model_from_arch(card.arch or {})
     return prepare_pact(model) if card.quant == "pact" else model
-
-
-def _with_tensors(card: ModelCard, tensors: Tensors, source: str) -> nn.Module:
-    """The card's architecture holding `tensors` (any layout)."""
-    model = architecture(card)
-    model.load_state_dict(map_tensors(model, tensors, detect_layout(list(tensors), source),
-                                      source), strict=True)
-    return model.eval()
 
 
 def guess_model(tensors: Tensors, layout: str, source: str = "checkpoint") -> str:
