@@ -331,9 +331,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     if path is not None:
         source = str(path)
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
         except OSError:
             raise HrposeError(f"{path}: config file not found or unreadable") from None
+        except UnicodeDecodeError as e:
+            raise HrposeError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
         try:
             tree = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:

@@ -42,7 +42,9 @@ def stride_matrix(matrix: np.ndarray, stride: int) -> np.ndarray:
 
 def ignore_mask(data: KeypointData, rows: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """(H, W) float32 mask of an image: 0 over the segmentations (else boxes) of crowd regions
-    and of people without keypoints, 1 elsewhere."""
+    and of people without keypoints, 1 elsewhere. Segmentations were checked when the file was
+    read (data.coco.check_segmentation); an RLE whose size is not the decoded image's falls
+    back to its box."""
     import warnings
 
     from pycocotools import mask as mask_utils
@@ -53,6 +55,8 @@ def ignore_mask(data: KeypointData, rows: np.ndarray, hw: tuple[int, int]) -> np
         if not (data.iscrowd[row] or data.num_keypoints[row] == 0):
             continue
         segmentation = data.ignore_segmentations.get(int(row))
+        if isinstance(segmentation, dict) and list(segmentation["size"]) != [h, w]:
+            segmentation = None
         if segmentation:
             warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
             if isinstance(segmentation, list):
@@ -65,7 +69,8 @@ def ignore_mask(data: KeypointData, rows: np.ndarray, hw: tuple[int, int]) -> np
             mask[region] = 0
         else:
             x, y, bw, bh = data.boxes[row]
-            mask[int(y): int(np.ceil(y + bh)), int(x): int(np.ceil(x + bw))] = 0
+            x0, y0 = max(int(x), 0), max(int(y), 0)       # negative starts would wrap around
+            mask[y0: max(int(np.ceil(y + bh)), 0), x0: max(int(np.ceil(x + bw)), 0)] = 0
     return mask
 
 

@@ -7,6 +7,7 @@ Every problem is one line naming the file, the annotation id and the field.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HrposeError
+from ..fields import (
+    COORDINATE_LIMIT,
+    fail,
+    flag,
+    integer,
+    number,
+    numbers,
+    record,
+    required,
+    string,
+)
 from ..io import read_json
 from ..skeletons import MPII, Skeleton, skeleton_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,10 +66,6 @@ class KeypointData:
         return len(self.ids)
 
 
-def _fail(path: Path, where: str, message: str) -> HrposeError:
-    return HrposeError(f"{path}: {where}: {message}")
-
-
 def find_dataset(root: str | Path, ann: str | Path | None = None,
                  images: str | Path | None = None) -> tuple[Path, Path]:
     """(annotation file, image folder) of a data root: COCO's `annotations/
@@ -81,22 +91,12 @@ def find_dataset(root: str | Path, ann: str | Path | None = None,
     return Path(ann), Path(images)
 
 
-def _numbers(path: Path, where: str, name: str, value: object, length: int | None) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise _fail(path, where, f"field {name!r} must be a list of numbers") from None
-    if arr.ndim != 1 or (length is not None and arr.size != length):
-        expected = f"{length} numbers" if length is not None else "a flat list"
-        raise _fail(path, where, f"field {name!r} has {arr.size} numbers, expected {expected}")
-    if not np.isfinite(arr).all():
-        raise _fail(path, where, f"field {name!r} has a non-finite number")
-    return arr
-
-
 def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointData:
     """Read a COCO keypoint file. The keypoint set is `skeleton`, or the built-in one whose joint
-    names equal the category's (COCO-17, CrowdPose-14)."""
+    names equal the category's (COCO-17, CrowdPose-14).
+
+    Every field is checked (types, lengths, finite values, flags, segmentations) and ids must
+    be unique and resolve; annotations of other categories are skipped, as COCO's API does."""
     path = Path(path)
     data = read_json(path)
     if not isinstance(data, dict):
@@ -105,29 +105,23 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise HrposeError(f"{path}: missing list field {key!r}")
-    keypoint_cats = [c for c in data["categories"] if isinstance(c, dict) and "keypoints" in c]
-    if not keypoint_cats:
-        raise HrposeError(f"{path}: no category has 'keypoints'; is this a keypoint file?")
-    category = keypoint_cats[0]
+    category = _keypoint_category(path, data["categories"])
+    names = category["keypoints"]
     if skeleton is None:
-        skeleton = skeleton_for(len(category["keypoints"]), category["keypoints"])
+        skeleton = skeleton_for(len(names), names)
     k = skeleton.num_joints
-    if len(category["keypoints"]) != k:
-        raise HrposeError(f"{path}: category {category.get('id')} has "
-                          f"{len(category['keypoints'])} keypoints, the keypoint set "
-                          f"{skeleton.name!r} has {k}")
-    cat_id = category.get("id", 1)
+    if len(names) != k:
+        raise HrposeError(f"{path}: category {category['id']} has {len(names)} keypoints, the "
+                          f"keypoint set {skeleton.name!r} has {k}")
+    cat_id = category["id"]
+    images = parse_images(path, data["images"])
 
-    images: dict[int, ImageInfo] = {}
-    for i, img in enumerate(data["images"]):
-        where = f"image #{i}"
-        if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
-            raise _fail(path, where, "needs fields 'id' and 'file_name'")
-        images[int(img["id"])] = ImageInfo(int(img["id"]), str(img["file_name"]),
-                                           img.get("width"), img.get("height"))
-
-    anns = [a for a in data["annotations"]
-            if isinstance(a, dict) and a.get("category_id", cat_id) == cat_id]
+    anns = []
+    for i, ann in enumerate(data["annotations"]):
+        ann = record(ann, f"{path}: annotation #{i}")
+        if integer(ann.get("category_id", cat_id), f"{path}: annotation #{i}",
+                          "category_id") == cat_id:
+            anns.append(ann)
     m = len(anns)
     ids = np.zeros(m, np.int64)
     image_ids = np.zeros(m, np.int64)
@@ -137,33 +131,146 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
     areas = np.zeros(m)
     num_kp = np.zeros(m, np.int64)
     ignore: dict[int, object] = {}
+    seen: dict[int, int] = {}
     for i, ann in enumerate(anns):
-        if "id" not in ann:
-            raise _fail(path, f"annotation #{i}", "missing field 'id'")
-        where = f"annotation {ann['id']}"
-        for key in ("image_id", "bbox", "keypoints"):
-            if key not in ann:
-                raise _fail(path, where, f"missing field {key!r}")
-        if ann["image_id"] not in images:
-            raise _fail(path, where, f"image_id {ann['image_id']} is not in 'images'")
-        box = _numbers(path, where, "bbox", ann["bbox"], 4)
-        if box[2] < 0 or box[3] < 0:
-            raise _fail(path, where, f"field 'bbox' {box.tolist()} has a negative width or "
-                        "height")
-        kp = _numbers(path, where, "keypoints", ann["keypoints"], 3 * k).reshape(k, 3)
+        ids[i] = integer(required(ann, "id", f"{path}: annotation #{i}"),
+                                f"{path}: annotation #{i}", "id")
+        where = f"{path}: annotation {ids[i]}"
+        if int(ids[i]) in seen:
+            raise fail(where, f"the id is used twice (annotations #{seen[int(ids[i])]} "
+                              f"and #{i}); ids must be unique")
+        seen[int(ids[i])] = i
+        image_ids[i] = integer(required(ann, "image_id", where), where, "image_id")
+        if image_ids[i] not in images:
+            raise fail(where, f"image_id {image_ids[i]} is not in 'images'")
+        boxes[i] = numbers(required(ann, "bbox", where), where, "bbox", 4)
+        if boxes[i, 2] < 0 or boxes[i, 3] < 0:
+            raise fail(where, f"field 'bbox' {boxes[i].tolist()} has a negative width "
+                              "or height")
+        kp = numbers(required(ann, "keypoints", where), where, "keypoints",
+                            3 * k).reshape(k, 3)
         if not np.isin(kp[:, 2], (0, 1, 2)).all():
-            raise _fail(path, where, "field 'keypoints' has a visibility flag other than 0, 1, 2")
-        ids[i], image_ids[i] = ann["id"], ann["image_id"]
-        boxes[i], keypoints[i] = box, kp
-        iscrowd[i] = bool(ann.get("iscrowd", 0))
-        areas[i] = float(ann["area"]) if "area" in ann else box[2] * box[3]
-        num_kp[i] = int(ann["num_keypoints"]) if "num_keypoints" in ann else int((kp[:, 2] > 0)
-                                                                                 .sum())
-        if (iscrowd[i] or num_kp[i] == 0) and ann.get("segmentation"):
-            ignore[i] = ann["segmentation"]
+            raise fail(where, "field 'keypoints' has a visibility flag other than 0, 1, "
+                              "2")
+        keypoints[i] = kp
+        iscrowd[i] = flag(ann.get("iscrowd", 0), where, "iscrowd")
+        areas[i] = (number(ann["area"], where, "area", low=0) if "area" in ann
+                    else boxes[i, 2] * boxes[i, 3])
+        num_kp[i] = (integer(ann["num_keypoints"], where, "num_keypoints", 0, k)
+                     if "num_keypoints" in ann else int((kp[:, 2] > 0).sum()))
+        if ann.get("segmentation"):
+            info = images[int(image_ids[i])]
+            segmentation = check_segmentation(ann["segmentation"], where, info)
+            if iscrowd[i] or num_kp[i] == 0:
+                ignore[i] = segmentation
     return KeypointData(path, skeleton, images, ids, image_ids, boxes,
                         keypoints.astype(np.float32), iscrowd, areas, num_kp, int(cat_id),
                         categories=list(data["categories"]), ignore_segmentations=ignore)
+
+
+def _keypoint_category(path: Path, categories: list) -> dict:
+    """The first category with keypoints, checked: an integer id, a list of joint names."""
+    for i, category in enumerate(categories):
+        where = f"{path}: category #{i}"
+        category = record(category, where)
+        if "keypoints" in category:
+            names = category["keypoints"]
+            if not isinstance(names, list) or not names or not all(
+                    isinstance(n, str) for n in names):
+                raise fail(where, "field 'keypoints' must be a list of joint names")
+            cat_id = integer(category.get("id", 1), where, "id")
+            return {**category, "id": cat_id}
+    raise HrposeError(f"{path}: no category has 'keypoints'; is this a keypoint file?")
+
+
+def parse_images(path: Path, entries: list) -> dict[int, ImageInfo]:
+    """The 'images' list by id: ids unique, file names given, sizes positive when stated."""
+    images: dict[int, ImageInfo] = {}
+    position: dict[int, int] = {}
+    for i, img in enumerate(entries):
+        where = f"{path}: image #{i}"
+        img = record(img, where)
+        image_id = integer(required(img, "id", where), where, "id")
+        where = f"{path}: image {image_id}"
+        if image_id in images:
+            raise fail(where, f"the id is used twice (images #{position[image_id]} and "
+                              f"#{i}: {images[image_id].file_name}, {img.get('file_name')}); "
+                              "merged data sets need distinct ids")
+        position[image_id] = i
+        size = [None if img.get(key) is None else
+                integer(img[key], where, key, 1, MAX_SIDE) for key in ("width", "height")]
+        images[image_id] = ImageInfo(image_id, string(required(
+            img, "file_name", where), where, "file_name"), *size)
+    return images
+
+
+# Any stated image side above this is garbage (io.MAX_IMAGE_PIXELS bounds what is decoded).
+MAX_SIDE = 1 << 16
+
+
+def check_segmentation(value: object, where: str, image: ImageInfo) -> object:
+    """A COCO segmentation, checked before pycocotools' C code sees it: polygons (lists of at
+    least 3 finite x, y points) or an RLE ({counts: list or COCO string, size: [h, w]}) whose
+    runs cover exactly h x w pixels and whose size is the image's when that is stated."""
+    if isinstance(value, list):
+        polygons = []
+        for j, polygon in enumerate(value):
+            coords = numbers(polygon, where, f"segmentation[{j}]")
+            if coords.size < 6 or coords.size % 2:
+                raise fail(where, f"field 'segmentation[{j}]' is not a polygon (it "
+                                  f"needs 3 or more x, y pairs; it has {coords.size} numbers)")
+            polygons.append(coords.tolist())
+        return polygons
+    if not isinstance(value, dict):
+        raise fail(where, "field 'segmentation' must be polygons or an RLE object")
+    size = value.get("size")
+    if not isinstance(size, list) or len(size) != 2:
+        raise fail(where, "field 'segmentation.size' must be [height, width]")
+    h, w = (integer(v, where, "segmentation.size", 1, MAX_SIDE) for v in size)
+    if image.width is not None and image.height is not None and (h, w) != (image.height,
+                                                                           image.width):
+        raise fail(where, f"field 'segmentation.size' {[h, w]} is not its image's "
+                          f"[{image.height}, {image.width}]")
+    counts = value.get("counts")
+    if isinstance(counts, str):
+        runs = rle_string_counts(counts, where)
+    elif isinstance(counts, list):
+        runs = [integer(c, where, "segmentation.counts", 0) for c in counts]
+    else:
+        raise fail(where, "field 'segmentation.counts' must be a list or an RLE string")
+    if sum(runs) != h * w:
+        raise fail(where, f"field 'segmentation.counts' covers {sum(runs)} pixels, its "
+                          f"size {h}x{w} has {h * w}")
+    return {"counts": counts, "size": [h, w]}
+
+
+def rle_string_counts(text: str, where: str) -> list[int]:
+    """The runs of COCO's compressed RLE string (pycocotools' rleFrString: 5 bits a character
+    from '0', a continuation bit, a sign bit, runs after the second stored as differences)."""
+    runs: list[int] = []
+    p = 0
+    while p < len(text):
+        x = k = 0
+        more = True
+        while more:
+            if p >= len(text):
+                raise fail(where, "field 'segmentation.counts' is a truncated RLE string")
+            c = ord(text[p]) - 48
+            if not 0 <= c < 64:
+                raise fail(where, "field 'segmentation.counts' is not an RLE string "
+                                  f"(character {text[p]!r})")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        if x < 0:
+            raise fail(where, "field 'segmentation.counts' has a negative run")
+        runs.append(x)
+    return runs
 
 
 def load_mpii(path: str | Path) -> KeypointData:
@@ -186,31 +293,31 @@ def load_mpii(path: str | Path) -> KeypointData:
     keypoints = np.zeros((m, k, 3), np.float32)
     head_sizes = np.zeros(m)
     for i, entry in enumerate(data):
-        where = f"entry #{i}"
-        if not isinstance(entry, dict):
-            raise _fail(path, where, "must be an object")
-        for key in ("image", "center", "scale", "joints"):
-            if key not in entry:
-                raise _fail(path, where, f"missing field {key!r}")
-        name = str(entry["image"])
+        where = f"{path}: entry #{i}"
+        entry = record(entry, where)
+        name = string(required(entry, "image", where), where, "image")
         info = images.setdefault(name, ImageInfo(len(images) + 1, name))
-        center = _numbers(path, where, "center", entry["center"], 2)
-        scale = float(_numbers(path, where, "scale", [entry["scale"]], 1)[0])
-        if scale <= 0:
-            raise _fail(path, where, f"field 'scale' must be positive, got {scale}")
-        joints = _numbers(path, where, "joints", np.ravel(entry["joints"]), 2 * k).reshape(k, 2)
-        vis = _numbers(path, where, "joints_vis", entry.get("joints_vis", [1] * k), k)
+        center = numbers(required(entry, "center", where), where, "center", 2)
+        scale = number(required(entry, "scale", where), where, "scale",
+                              low=1e-6, high=COORDINATE_LIMIT / 200)
+        joints = numbers(required(entry, "joints", where), where, "joints",
+                                2 * k).reshape(k, 2)
+        vis = (numbers(entry["joints_vis"], where, "joints_vis", k)
+               if entry.get("joints_vis") is not None else np.ones(k))
         center = center + np.array([0.0, 15 * scale]) - 1
         side = 200 * scale
         image_ids[i] = info.id
         boxes[i] = [center[0] - side / 2, center[1] - side / 2, side, side]
         keypoints[i, :, :2] = joints - 1
         keypoints[i, :, 2] = np.where(vis > 0, 2, 0)
-        if "headbox" in entry:
-            hb = _numbers(path, where, "headbox", np.ravel(entry["headbox"]), 4)
+        if entry.get("headbox") is not None:
+            hb = numbers(entry["headbox"], where, "headbox", 4)
             head_sizes[i] = 0.6 * math.hypot(hb[2] - hb[0], hb[3] - hb[1])
         else:
             head_sizes[i] = float(np.linalg.norm(joints[9] - joints[8]))
+        if head_sizes[i] <= 0 and (vis > 0).any():
+            raise fail(where, "the head size (PCKh's normaliser: the head box, else "
+                              "upper neck to head top) is 0")
     by_id = {info.id: info for info in images.values()}
     return KeypointData(path, MPII, by_id, np.arange(1, m + 1), image_ids, boxes, keypoints,
                         np.zeros(m, bool), boxes[:, 2] * boxes[:, 3],
@@ -254,27 +361,31 @@ def parse_boxes(path: Path, entries: list, category_id: int, label: str, *,
     in for a missing score.
     A bad entry is one line naming the file and `label` + its index."""
     image_ids, boxes, scores = [], [], []
+    degenerate = []
     for i, entry in enumerate(entries):
-        where = f"{label}{i}"
-        try:
-            if entry.get("category_id", category_id) != category_id:
-                continue
-            image_id = int(entry["image_id"])
-            box = [float(v) for v in entry["bbox"]]
-            score = float(entry["score"] if default_score is None
-                          else entry.get("score", default_score))
-            if len(box) != 4 or not np.isfinite([*box, score]).all():
-                raise ValueError
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise HrposeError(f"{path}: {where} needs image_id, bbox [x, y, w, h] and a numeric "
-                              "score") from None
+        where = f"{path}: {label}{i}"
+        entry = record(entry, where)
+        if integer(entry.get("category_id", category_id), where,
+                          "category_id") != category_id:
+            continue
+        image_id = integer(required(entry, "image_id", where), where, "image_id")
+        box = numbers(required(entry, "bbox", where), where, "bbox", 4)
+        score = (default_score if default_score is not None and entry.get("score") is None
+                 else number(required(entry, "score", where), where, "score"))
         if box[2] < 0 or box[3] < 0:
-            raise _fail(path, where, f"field 'bbox' {box} has a negative width or height")
+            raise fail(where, f"field 'bbox' {box.tolist()} has a negative width or "
+                              "height")
         if images is not None and image_id not in images[0]:
-            raise _fail(path, where, f"image_id {image_id} is not in {images[1]}")
+            raise fail(where, f"image_id {image_id} is not in {images[1]}")
+        if box[2] == 0 and box[3] == 0:          # a point: nothing to crop
+            degenerate.append(i)
+            continue
         image_ids.append(image_id)
         boxes.append(box)
         scores.append(score)
+    if degenerate:
+        log.warning("%s: skipped %d boxes of zero width and height (%s%s)", path,
+                    len(degenerate), label, ", ".join(map(str, degenerate[:5])))
     return Detections(np.asarray(image_ids, np.int64),
                       np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64))
 

@@ -38,10 +38,18 @@ def read_sample_image(image_dir: Path, file_name: str, bad: set[str]) -> np.ndar
 
 def person_indices(data: KeypointData) -> np.ndarray:
     """People used for training and for ground-truth-box evaluation: not crowd, with at least
-    one labelled joint and a non-empty box."""
+    one labelled joint and a box that keeps some extent once clipped to its image. People whose
+    box lies outside their image (or is a point) are skipped with a warning naming them."""
     labelled = (data.keypoints[..., 2] > 0).any(-1)
-    return np.flatnonzero(~data.iscrowd & labelled & (data.boxes[:, 2] > 0)
-                          & (data.boxes[:, 3] > 0))
+    candidates = np.flatnonzero(~data.iscrowd & labelled & (data.boxes[:, 2] > 0)
+                                & (data.boxes[:, 3] > 0))
+    extent = (clip_boxes(data, candidates)[:, 2:] > 0).any(1)
+    if not extent.all():
+        bad = data.ids[candidates[~extent]]
+        log.warning("%s: skipped %d people whose box lies outside their image or has no "
+                    "extent (annotation ids %s%s)", data.path, len(bad),
+                    ", ".join(map(str, bad[:5].tolist())), ", ..." if len(bad) > 5 else "")
+    return candidates[extent]
 
 
 def clip_boxes(data: KeypointData, index: np.ndarray) -> np.ndarray:

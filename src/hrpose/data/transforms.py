@@ -54,7 +54,8 @@ def boxes_to_crops(boxes_xywh: np.ndarray, aspect_wh: float,
     wide = w > aspect_wh * h
     h[wide] = w[wide] / aspect_wh
     w[~wide] = h[~wide] * aspect_wh
-    return centers, np.stack([w, h], axis=1) * padding
+    # Never under a pixel: a point box would make a singular crop matrix (NaN keypoints).
+    return centers, np.maximum(np.stack([w, h], axis=1) * padding, 1.0)
 
 
 def crop_matrices(centers: np.ndarray, sizes: np.ndarray, out_wh: tuple[int, int],

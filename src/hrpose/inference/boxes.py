@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.coco import group_by_image, parse_boxes
+from ..data.coco import group_by_image, parse_boxes, parse_images
 from ..errors import HrposeError
+from ..fields import flag, record
 from ..io import read_json
 
 
@@ -32,14 +33,15 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy non-maximum suppression: indices of the kept boxes, best score first. A box is
-    dropped when its IoU with a kept, higher-scoring box exceeds `iou_threshold`."""
+    dropped when its IoU with a kept, higher-scoring box exceeds `iou_threshold`. One row of
+    IoU per kept box: memory linear in the boxes."""
     order = np.argsort(-np.asarray(scores), kind="stable")
-    iou = box_iou(boxes[order], boxes[order])
-    keep = np.ones(len(order), bool)
-    for i in range(len(order)):
-        if keep[i]:
-            keep[i + 1 :] &= iou[i, i + 1 :] <= iou_threshold
-    return order[keep]
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        order = rest[box_iou(boxes[i : i + 1], boxes[rest])[0] <= iou_threshold]
+    return np.asarray(keep, np.int64)
 
 
 def check_boxes(boxes: object, image_wh: tuple[int, int], name: str) -> np.ndarray:
@@ -88,10 +90,13 @@ def load_box_file(path: str | Path) -> tuple[dict[int, np.ndarray], dict[str, in
         if "annotations" not in data:
             raise HrposeError(f"{path}: a box file is a COCO detection list or a COCO "
                               "annotation file with 'annotations'")
-        names = {str(im.get("file_name")): int(im["id"]) for im in data.get("images", [])
-                 if isinstance(im, dict) and "id" in im}
-        entries = [a for a in data["annotations"] if isinstance(a, dict)
-                   and not a.get("iscrowd", 0)]
+        if not isinstance(data.get("annotations"), list):
+            raise HrposeError(f"{path}: field 'annotations' must be a list")
+        names = {info.file_name: image_id for image_id, info in
+                 parse_images(path, data.get("images") or []).items()}
+        entries = [a for i, a in enumerate(data["annotations"])
+                   if not flag(record(a, f"{path}: annotation #{i}").get(
+                       "iscrowd", 0), f"{path}: annotation #{i}", "iscrowd")]
     elif isinstance(data, list):
         entries = data
     else:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data.coco import KeypointData, group_by_image
 from ..errors import HrposeError
+from ..fields import integer, number, numbers, record, required
 from ..io import read_json, write_json
 
 NMS_METHODS = ("oks", "soft", "none")     # OKS-NMS, soft-OKS-NMS, none
@@ -57,29 +58,21 @@ def load_results(source: str | Path | Sequence[dict], num_joints: int,
         source = read_json(source)
     if not isinstance(source, list):
         raise HrposeError(f"{name}: expected a list of results")
-    try:
-        entries = [r for r in source if r.get("category_id", category_id) == category_id]
-        image_ids = np.fromiter((r["image_id"] for r in entries), np.int64, len(entries))
-        scores = np.fromiter((r["score"] for r in entries), np.float64, len(entries))
-        keypoints = np.array([r["keypoints"] for r in entries], np.float64)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise HrposeError(f"{name}: {_first_bad_result(source, num_joints)}") from None
-    if keypoints.shape[1:] != (3 * num_joints,) and len(entries):
-        raise HrposeError(f"{name}: {_first_bad_result(source, num_joints)}")
-    return KeypointResults(image_ids, keypoints.reshape(-1, num_joints, 3), scores, category_id)
-
-
-def _first_bad_result(source: list, num_joints: int) -> str:
-    for i, r in enumerate(source):
-        if not isinstance(r, dict):
-            return f"result #{i} is not an object"
-        for key in ("image_id", "keypoints", "score"):
-            if key not in r:
-                return f"result #{i}: missing field {key!r}"
-        if len(np.ravel(r["keypoints"])) != 3 * num_joints:
-            return (f"result #{i}: field 'keypoints' has {len(np.ravel(r['keypoints']))} "
-                    f"numbers, expected {3 * num_joints}")
-    return "results have non-numeric fields"
+    image_ids, keypoints, scores = [], [], []
+    for i, entry in enumerate(source):
+        where = f"{name}: result #{i}"
+        entry = record(entry, where)
+        if integer(entry.get("category_id", category_id), where,
+                          "category_id") != category_id:
+            continue
+        image_ids.append(integer(required(entry, "image_id", where), where,
+                                        "image_id"))
+        keypoints.append(numbers(required(entry, "keypoints", where), where,
+                                        "keypoints", 3 * num_joints))
+        scores.append(number(required(entry, "score", where), where, "score"))
+    return KeypointResults(np.asarray(image_ids, np.int64),
+                           np.asarray(keypoints, np.float64).reshape(-1, num_joints, 3),
+                           np.asarray(scores, np.float64), category_id)
 
 
 def rescore(box_scores: np.ndarray, joint_scores: np.ndarray,
@@ -103,14 +96,18 @@ def pairwise_oks(a: np.ndarray, b: np.ndarray, areas_a: np.ndarray, areas_b: np.
 
 def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray,
             sigmas: Sequence[float], threshold: float = 0.9) -> np.ndarray:
-    """Greedy OKS-NMS on one image's people: indices kept, best score first."""
+    """Greedy OKS-NMS on one image's people: indices kept, best score first. Each pick is
+    compared with the people left only (one row of OKS at a time): memory is linear in the
+    people, so a detector's thousands of boxes in one image cannot exhaust it."""
     order = np.argsort(-scores, kind="stable")
-    oks = pairwise_oks(keypoints, keypoints, areas, areas, np.asarray(sigmas))
+    sigmas = np.asarray(sigmas)
     keep = []
     while order.size:
-        i = order[0]
+        i, rest = order[0], order[1:]
         keep.append(i)
-        order = order[1:][oks[i, order[1:]] <= threshold]
+        oks = pairwise_oks(keypoints[i : i + 1], keypoints[rest], areas[i : i + 1],
+                           areas[rest], sigmas)[0]
+        order = rest[oks <= threshold]
     return np.asarray(keep, np.int64)
 
 
@@ -118,19 +115,23 @@ def soft_oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray,
                  sigmas: Sequence[float], sigma: float = 0.9, max_people: int = 20
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian soft-NMS with OKS (Bodla et al. 2017): each pick decays the others' scores by
-    exp(-oks^2 / sigma). Returns kept indices and their decayed scores, best first."""
-    oks = pairwise_oks(keypoints, keypoints, areas, areas, np.asarray(sigmas))
+    exp(-oks^2 / sigma). Returns kept indices and their decayed scores, best first. One row of
+    OKS per pick: memory linear in the people."""
+    sigmas = np.asarray(sigmas)
     current = scores.astype(np.float64).copy()
-    left = list(range(len(scores)))
+    left = np.ones(len(scores), bool)
     keep, kept_scores = [], []
-    while left and len(keep) < max_people:
-        best = max(left, key=lambda j: current[j])
+    while left.any() and len(keep) < max_people:
+        candidates = np.flatnonzero(left)
+        best = int(candidates[np.argmax(current[candidates])])    # first of ties, as max()
         keep.append(best)
         kept_scores.append(current[best])
-        left.remove(best)
-        rest = np.asarray(left, np.int64)
+        left[best] = False
+        rest = np.flatnonzero(left)
         if rest.size:
-            current[rest] *= np.exp(-oks[best, rest] ** 2 / sigma)
+            oks = pairwise_oks(keypoints[best : best + 1], keypoints[rest],
+                               areas[best : best + 1], areas[rest], sigmas)[0]
+            current[rest] *= np.exp(-(oks**2) / sigma)
     return np.asarray(keep, np.int64), np.asarray(kept_scores)
 
 

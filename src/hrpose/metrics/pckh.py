@@ -23,10 +23,12 @@ def pckh_per_joint(pred: np.ndarray, gt: np.ndarray, head_sizes: np.ndarray,
     if pred.shape[:2] != gt.shape[:2]:
         raise HrposeError(f"PCKh: predictions {pred.shape[:2]} and ground truth {gt.shape[:2]} "
                           "differ in people or joints")
-    if (head_sizes <= 0).any():
-        raise HrposeError(f"PCKh: person #{int(np.argmax(head_sizes <= 0))} has head size 0")
     labelled = gt[..., 2] > 0
-    dist = np.linalg.norm(pred[..., :2] - gt[..., :2], axis=-1) / head_sizes[:, None]
+    zero = (head_sizes <= 0) & labelled.any(-1)
+    if zero.any():
+        raise HrposeError(f"PCKh: person #{int(np.argmax(zero))} has head size 0")
+    dist = (np.linalg.norm(pred[..., :2] - gt[..., :2], axis=-1)
+            / np.maximum(head_sizes, np.finfo(np.float64).tiny)[:, None])
     hits = ((dist <= threshold) & labelled).sum(0)
     count = labelled.sum(0)
     return 100 * hits / np.maximum(count, 1), count
