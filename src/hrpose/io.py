@@ -4,7 +4,11 @@ orientation, written atomically). Every module that reads or writes a file uses 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import shutil
+import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +23,17 @@ from .errors import HrposeError
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yields a temporary path beside `path`; renames it over `path` only if the block succeeds.
-    The file gets the mode a plain `open` would give it (0666 less the umask): mkstemp's 0600
-    would keep a run's files from the teammates who read it."""
+    """Yields a temporary path beside `path`; renames it over `path` only if the block succeeds,
+    so a crash or a kill never leaves a half-written file under the final name. The file gets
+    the mode a plain `open` would give it (0666 less the umask): mkstemp's 0600 would keep a
+    run's files from the teammates who read it. A failed write (a full disk, a quota) is one
+    HrposeError naming `path`; the temporary file is removed and `path` keeps what it held."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as e:
+        raise HrposeError(f"{path}: cannot write ({_reason(e)})") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -32,9 +41,63 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as e:
+        failure = write_failure(e, path)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Deletes what a killed process left of `atomic_path`'s temporary files in `folder`."""
+    removed = []
+    for stale in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            removed.append(stale)
+    return removed
+
+
+def _full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
+def write_failure(error: Exception, path: Path) -> HrposeError | None:
+    """The one-line error for a write of `path` that failed with `error`, or None when the
+    error is not a failed write. torch.save reports one as RuntimeError, safetensors and
+    OpenVINO as their own errors (the OS error in the text); a full disk is the likely cause,
+    and worth saying."""
+    if isinstance(error, OSError) or _io_failure(error) or _full(path.parent):
+        return HrposeError(f"{path}: cannot write ({_reason(error, path.parent)}); the "
+                           "previous file, if any, is unchanged")
+    return None
+
+
+def _io_failure(error: Exception) -> bool:
+    text = str(error)
+    return not isinstance(error, HrposeError) and ("os error" in text or "I/O error" in text
+                                                   or "write failed" in text)
+
+
+def _reason(error: Exception, folder: Path | None = None) -> str:
+    code = error.errno if isinstance(error, OSError) else None
+    if code is None and (found := re.search(r"os error (\d+)", str(error))):
+        code = int(found.group(1))              # safetensors: "... (os error 28)"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"{os.strerror(code)}: the disk is full"
+    if code:
+        return os.strerror(code)
+    return "no space left on the disk" if folder is not None and _full(folder) else \
+        str(error).splitlines()[0][:120]
 
 
 def _umask() -> int:
@@ -53,19 +116,51 @@ def write_json(path: str | os.PathLike, obj: object, indent: bool = False) -> Pa
 
 
 def read_json(path: str | Path) -> object:
-    """Parse a JSON file (orjson: COCO-size files parse about twice as fast as with json)."""
+    """Parse a JSON file (orjson: COCO-size files parse about twice as fast as with json). A
+    file too large for the memory left (parsed JSON takes several times its size) is refused
+    before it is read, rather than ending in the kernel's OOM kill."""
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            limit = max_json_bytes()
+            if size > limit:
+                raise HrposeError(f"{path}: {size / 2**20:,.0f} MiB of JSON is more than this "
+                                  f"machine can parse ({limit / 2**20:,.0f} MiB: an eighth of "
+                                  "the available memory; HRPOSE_MAX_JSON_BYTES sets it)")
             return orjson.loads(f.read())
     except (FileNotFoundError, IsADirectoryError):
         raise HrposeError(f"{path}: no such file") from None
+    except OSError as e:
+        raise HrposeError(f"{path}: cannot read ({e.strerror})") from None
+    except MemoryError:
+        raise HrposeError(f"{path}: too large to parse in the memory available") from None
     except orjson.JSONDecodeError as e:
         raise HrposeError(f"{path}: not valid JSON ({e})") from None
 
 
+def max_json_bytes() -> int:
+    """The largest JSON file read_json parses: HRPOSE_MAX_JSON_BYTES, else an eighth of the
+    available memory (COCO's 238 MB train annotations need about 2 GB parsed)."""
+    if os.environ.get("HRPOSE_MAX_JSON_BYTES"):
+        return int(os.environ["HRPOSE_MAX_JSON_BYTES"])
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) * 1024 for line in f
+                             if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    return available // 8
+
+
+# Pillow's decompression-bomb limit: an image whose header states more pixels is refused
+# before any pixel is decoded (other formats meet cv2's own header check, 2^30 pixels).
+MAX_IMAGE_PIXELS = int(os.environ.get("HRPOSE_MAX_IMAGE_PIXELS", 178_956_970))
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """An image file -> RGB uint8 (H, W, 3), turned upright by its EXIF orientation. Grayscale,
-    RGBA and 16-bit files become 8-bit RGB. Missing or undecodable files raise HrposeError.
+    RGBA and 16-bit files become 8-bit RGB. Missing, undecodable or oversized files (more than
+    MAX_IMAGE_PIXELS stated in the header, checked before decoding) raise HrposeError.
 
     JPEGs go through simplejpeg (libjpeg-turbo, RGB out, pixel-identical to cv2 and about 12%
     faster here) unless their EXIF says they are rotated; other formats through cv2, which
@@ -75,15 +170,60 @@ def read_image(path: str | Path) -> np.ndarray:
         data = path.read_bytes()
     except OSError:
         raise HrposeError(f"{path}: image not found or unreadable") from None
+    return decode_image(data, str(path))
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """`read_image` for bytes in memory; `name` labels errors."""
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise HrposeError(f"{name}: the image states {size[0]}x{size[1]} pixels, more than the "
+                          f"limit of {MAX_IMAGE_PIXELS:,} (HRPOSE_MAX_IMAGE_PIXELS)")
     if data[:2] == b"\xff\xd8" and jpeg_orientation(data) == 1:
         try:
             return simplejpeg.decode_jpeg(data, "RGB")
         except ValueError:
             pass                      # let cv2 try (it decodes some files libjpeg rejects)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if image is None:
-        raise HrposeError(f"{path}: cannot decode the image (corrupt or not an image)")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error as e:            # cv2's own size limit, a codec assertion
+        reason = str(e).strip().splitlines()[-1][:120]
+        raise HrposeError(f"{name}: cannot decode the image ({reason})") from None
+    if image is None or image.size == 0:
+        raise HrposeError(f"{name}: cannot decode the image (corrupt or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the header of a JPEG, PNG, BMP, GIF, WebP or TIFF file states it;
+    None for other formats or a header too broken to say."""
+    try:
+        if data[:2] == b"\xff\xd8":
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+            return width, height
+        if data[:8] == b"\x89PNG\r\n\x1a\n":
+            return struct.unpack(">II", data[16:24])
+        if data[:2] == b"BM":
+            width, height = struct.unpack("<ii", data[18:26])
+            return abs(width), abs(height)
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack("<HH", data[6:10])
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                return (int.from_bytes(data[24:27], "little") + 1,
+                        int.from_bytes(data[27:30], "little") + 1)
+            if chunk == b"VP8L":
+                bits = int.from_bytes(data[21:25], "little")
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+            if chunk == b"VP8 ":
+                width, height = struct.unpack("<HH", data[26:30])
+                return width & 0x3FFF, height & 0x3FFF
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(data)
+    except (ValueError, struct.error):
+        return None
+    return None
 
 
 def jpeg_orientation(data: bytes) -> int:
@@ -111,6 +251,20 @@ def _tiff_orientation(tiff: bytes) -> int:
             value = int.from_bytes(tiff[entry + 8 : entry + 10], order)
             return value if 1 <= value <= 8 else 1
     return 1
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) of a TIFF's first directory."""
+    order = "<" if data[:2] == b"II" else ">"
+    ifd = struct.unpack(order + "I", data[4:8])[0]
+    (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
+    found = {}
+    for entry in range(ifd + 2, ifd + 2 + 12 * min(count, 512), 12):
+        tag, kind = struct.unpack(order + "HH", data[entry : entry + 4])
+        if tag in (256, 257):
+            fmt = order + ("H" if kind == 3 else "I")
+            found[tag] = struct.unpack(fmt, data[entry + 8 : entry + 8 + struct.calcsize(fmt)])[0]
+    return (found[256], found[257]) if len(found) == 2 else None
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:

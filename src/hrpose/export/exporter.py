@@ -24,7 +24,9 @@ from ..inference.backends import (
     open_exported,
     open_model,
 )
+from ..io import write_failure
 from ..models.pact import is_pact
+from ..paths import check_output
 from ..runtimes import read_openvino
 from ..skeletons import skeleton_for
 from ..version import __version__
@@ -97,6 +99,9 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
     a broken export raises HrposeError and leaves nothing under `out`."""
     start = time.perf_counter()
     precision = _check_options(format, out, fp16, int8, calib, batch, calib_limit)
+    if out is not None:
+        check_output(out, [model, str(Path(model).with_suffix(".bin"))], flag="--out",
+                     folder=False)
 
     def say(message: str) -> None:
         if log:
@@ -117,6 +122,7 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
     h, w = input_hw = reference.input_hw
     joints = reference(np.zeros((1, 3, h, w), np.float32)).shape[1]
     metadata = _metadata(model, loaded, input_hw, joints, "int8 (PACT)" if pact else precision)
+    source = None
     if isinstance(reference, TorchRunner):
         reference_name = "PyTorch fp32"
     else:
@@ -139,12 +145,34 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         if format == "onnx" and fp16:
             raise HrposeError(f"{source}: FP16 of an ONNX file from elsewhere is not "
                               "supported; use --format openvino --fp16")
+    try:
+        agreement = _write(reference, source, out, format, precision, metadata, x,
+                           calibration, reference_name,
+                           fp16=fp16, int8=int8, dynamic_batch=dynamic_batch, batch=batch,
+                           simplify=simplify, force=force)
+    except HrposeError:
+        raise
+    except Exception as e:            # a full disk while writing or converting the file
+        failure = write_failure(e, out)
+        if failure is None:
+            raise
+        raise failure from None
+    return ExportResult(out, format, precision, reference_name, agreement, len(calibration),
+                        time.perf_counter() - start)
+
+
+def _write(reference: object, source: Path | None, out: Path, format: str, precision: str,
+           metadata: dict[str, str], x: np.ndarray, calibration: list[np.ndarray],
+           reference_name: str, *, fp16: bool, int8: bool, dynamic_batch: bool, batch: int,
+           simplify: bool, force: bool) -> Agreement:
+    """Writes the export beside `out` under a temporary name, verifies it, moves it to
+    `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as work:
         staged = Path(work) / f"model{out.suffix}"
         if isinstance(reference, TorchRunner):
             onnx_file = staged if format == "onnx" and not int8 else Path(work) / "fp32.onnx"
-            export_onnx(reference.model, input_hw, onnx_file, metadata,
+            export_onnx(reference.model, reference.input_hw, onnx_file, metadata,
                         fp16=fp16 and onnx_file == staged, dynamic_batch=dynamic_batch,
                         batch=batch, simplify=simplify)
             if onnx_file != staged:
@@ -156,8 +184,7 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         agreement = _verify(reference, staged, x, f"{out}: the {format} {precision} export",
                             reference_name, MIN_AGREEMENT[precision], force)
         _publish(staged, out)
-    return ExportResult(out, format, precision, reference_name, agreement, len(calibration),
-                        time.perf_counter() - start)
+    return agreement
 
 
 def _check_options(format: str, out: str | Path | None, fp16: bool, int8: bool,

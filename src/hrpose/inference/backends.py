@@ -42,6 +42,15 @@ class Runner(Protocol):
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
 
+def check_finite(output: np.ndarray) -> np.ndarray:
+    """A model output, passed on only when finite: NaN must never reach keypoints, results
+    files or drawings."""
+    if not np.isfinite(output).all():
+        raise HrposeError("the model's output holds NaN or infinite values (broken weights, "
+                          "or an fp16 overflow: try --precision fp32)")
+    return output
+
+
 class TorchRunner:
     """A PyTorch module; bf16 / fp16 run under autocast, outputs come back as float32.
     precision "auto": bf16 where it is native (hardware.resolve_precision), else fp32."""

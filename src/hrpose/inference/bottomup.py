@@ -23,7 +23,7 @@ from ..data.transforms import apply_affine, invert_affine, normalize
 from ..errors import HrposeError
 from ..models.card import ModelCard
 from ..skeletons import Skeleton
-from .backends import Runner
+from .backends import Runner, check_finite
 from .person import Person
 
 SIDE_MULTIPLE = 64
@@ -53,7 +53,7 @@ def run_scale(runner: Runner, image: np.ndarray, short_side: float, mean: Sequen
     x = normalize(resized[None], mean, std)
     if flip_index is not None:
         x = np.concatenate([x, x[..., ::-1]])
-    low, high = runner.run_all(np.ascontiguousarray(x))[:2]
+    low, high = (check_finite(o) for o in runner.run_all(np.ascontiguousarray(x))[:2])
     low, high = torch.from_numpy(low), torch.from_numpy(high)
     k = high.shape[1]
     size = (h, w)

@@ -20,7 +20,7 @@ from ..metrics.coco import rescore
 from ..models.card import ModelCard
 from ..models.zoo import DEFAULT_DETECTOR
 from ..skeletons import Skeleton
-from .backends import Runner
+from .backends import Runner, check_finite
 from .boxes import check_boxes
 from .detector import Detector, ExportedDetector
 from .person import Person
@@ -42,7 +42,7 @@ def heatmap_keypoints(runner: Runner, crops: np.ndarray, matrices: np.ndarray,
         heatmaps = (both[: len(x)] + codec.flip_back(both[len(x) :], flip_index)) / 2
     else:
         heatmaps = runner(x)
-    coords, scores = codec.decode(heatmaps)
+    coords, scores = codec.decode(check_finite(heatmaps))
     keypoints = np.empty((len(x), heatmaps.shape[1], 3), np.float32)
     keypoints[..., :2] = apply_affine(invert_affine(matrices), coords)
     keypoints[..., 2] = scores

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..errors import HrposeError
+from ..io import MAX_IMAGE_PIXELS
 from .boxes import box_iou
 from .person import Person
 
@@ -33,13 +34,24 @@ class VideoReader:
             raise HrposeError(f"{path}: cannot open the video (unknown format or corrupt)")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if math.isfinite(fps) and fps > 0 else 25.0
-        self.frame_count = max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+        count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.frame_count = int(count) if math.isfinite(count) and 0 < count < 2**31 else 0
+        w, h = (self.capture.get(p) for p in (cv2.CAP_PROP_FRAME_WIDTH,
+                                              cv2.CAP_PROP_FRAME_HEIGHT))
+        if not (math.isfinite(w * h) and w * h <= MAX_IMAGE_PIXELS):
+            self.capture.release()
+            raise HrposeError(f"{path}: the video states {w:.0f}x{h:.0f} frames, more than the "
+                              f"limit of {MAX_IMAGE_PIXELS:,} pixels")
 
     def __iter__(self) -> Iterator[np.ndarray]:
         try:
             while True:
-                ok, frame = self.capture.read()
-                if not ok:
+                try:
+                    ok, frame = self.capture.read()
+                except cv2.error as e:
+                    raise HrposeError(f"{self.path}: cannot decode a frame "
+                                      f"({str(e).strip().splitlines()[-1][:100]})") from None
+                if not ok or frame is None or frame.size == 0:
                     break
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         finally:

@@ -77,18 +77,63 @@ ARCHS: dict[tuple[str, str], type] = {
     ("litehrnet", "topdown"): LiteHRNetArch}
 
 
-def arch_from_dict(arch: dict) -> Arch:
+def arch_from_dict(arch: object) -> Arch:
     """The architecture a checkpoint or config records (`to_dict`'s form; missing fields keep
-    their defaults)."""
+    their defaults). Every value is checked against its field's type and a sane range first:
+    a file's metadata must not build a model of absurd size or fail deep inside torch."""
+    if not isinstance(arch, dict):
+        raise HrposeError(f"bad model architecture {arch!r}: expected an object of fields")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
     key = (values.get("family", "hrnet"), values.get("kind", "topdown"))
+    if key not in ARCHS:
+        raise HrposeError(f"bad model architecture {arch}: unknown family and kind {key}")
+    cls = ARCHS[key]
+    for f in fields(cls):
+        if f.name in values and not _fits(f.name, f.type, values[f.name]):
+            raise HrposeError(f"bad model architecture: field {f.name!r} is "
+                              f"{values[f.name]!r}, expected {_expected(f.name, f.type)}")
     try:
-        return ARCHS[key](**values)
-    except (KeyError, TypeError, ValueError) as e:
-        reason = f"unknown family and kind {key}" if isinstance(e, KeyError) else e
-        raise HrposeError(f"bad model architecture {arch}: {reason}") from None
+        return cls(**values)
+    except TypeError as e:
+        raise HrposeError(f"bad model architecture {arch}: {e}") from None
+
+
+# Widths and counts no real HRNet comes near; repeat counts (modules, blocks) are smaller.
+_MAX_WIDTH, _MAX_COUNT = 1024, 64
+_COUNTS = {"stage_modules", "num_blocks", "layer1_blocks", "deconv_blocks"}
+
+
+def _fits(name: str, kind: str, value: object) -> bool:
+    high = _MAX_COUNT if name in _COUNTS else _MAX_WIDTH
+    low = 0 if name == "deconv_blocks" else 1
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "float":
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and 0 < value <= high)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    if kind.startswith("tuple"):
+        return (isinstance(value, tuple) and len(value) == kind.count("int")
+                and all(_fits(name, "int", v) for v in value))
+    return True
+
+
+def _expected(name: str, kind: str) -> str:
+    high = _MAX_COUNT if name in _COUNTS else _MAX_WIDTH
+    if kind in ("int", "float"):
+        return f"a{'n integer' if kind == 'int' else ' number'} in [1, {high}]"
+    if kind.startswith("tuple"):
+        return f"{kind.count('int')} integers in [1, {high}]"
+    return f"a {kind}"
 
 
 def model_from_arch(arch: dict) -> TopDownModel | BottomUpModel:
     """A freshly initialised model of a recorded architecture."""
-    return arch_from_dict(arch).create()
+    spec = arch_from_dict(arch)
+    try:
+        return spec.create()
+    except (ValueError, RuntimeError) as e:       # e.g. channels that groups cannot divide
+        raise HrposeError(f"bad model architecture {arch}: {str(e).splitlines()[0]}") from None

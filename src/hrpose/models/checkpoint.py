@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError, HrposeError
@@ -158,6 +159,16 @@ def _read_mindspore(data: bytes) -> Tensors:
     return tensors
 
 
+def _check_expansion(path: Path, size: int) -> None:
+    """PyTorch stores its zip records uncompressed; records that would expand far beyond the
+    file (a zip bomb) are refused before anything is decompressed."""
+    with zipfile.ZipFile(path) as archive:
+        expanded = sum(info.file_size for info in archive.infolist())
+    if expanded > 4 * size + (64 << 20):
+        raise CheckpointError(f"{path}: its records expand to {expanded / 2**20:,.0f} MiB from "
+                              f"{size / 2**20:,.1f} MiB (a zip bomb, not a PyTorch file)")
+
+
 def _unwrap(obj: object) -> dict:
     """The state dict inside a training checkpoint (`{'state_dict': ...}`, `{'model': ...}`)."""
     while isinstance(obj, dict):
@@ -192,6 +203,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Tensors, dict[str, str]]:
                 metadata = dict(f.metadata() or {})
                 obj = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         elif head[:4] == b"PK\x03\x04" or head.startswith(_TORCH_LEGACY_MAGIC):
+            if head[:4] == b"PK\x03\x04":
+                _check_expansion(path, size)
             obj = _torch_load(path)
         elif head[:1] == b"\x80":
             obj = _ArrayUnpickler(io.BytesIO(path.read_bytes())).load()
@@ -212,7 +225,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Tensors, dict[str, str]]:
         raise CheckpointError(f"{path}: unsafe or corrupt pickle: {msg}") from None
     except (EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path}: the file is truncated or corrupt ({e})") from None
-    except (RuntimeError, ValueError, KeyError, struct.error, TypeError) as e:
+    except (RuntimeError, ValueError, KeyError, struct.error, TypeError, OverflowError,
+            MemoryError, OSError, SafetensorError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: the file is truncated or corrupt ({first})") from None
     tensors = {

@@ -218,7 +218,12 @@ def map_tensors(model: nn.Module, tensors: Tensors, layout: str, source: str = "
         if tuple(value.shape) != tuple(target.shape):
             mismatched.append((key, tuple(value.shape), tuple(target.shape)))
             continue
-        state[key] = value.to(dtype=target.dtype, device=target.device)
+        value = value.to(dtype=target.dtype)
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{source}: tensor {name} holds NaN or infinite values (or "
+                                  "ones too large for its type); the file is corrupt or from "
+                                  "a diverged run")
+        state[key] = value.to(device=target.device)
     unexpected = sorted(k for k in tensors if k not in claimed and not _ignorable(layout, k))
     kind = LAYOUTS[layout]
     if mismatched:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..errors import CheckpointError, HrposeError
@@ -96,6 +97,9 @@ def load_model(source: str | os.PathLike, weights: str | os.PathLike | None = No
             **ModelCard.from_metadata(metadata, source).extra)
     else:
         card = MODELS[guess_model(tensors, layout, source)].card()
+    with torch.device("meta"):        # shapes first: a file's card must not build a huge model
+        shell = architecture(card)
+    map_tensors(shell, tensors, layout, source)
     model = architecture(card)
     model.load_state_dict(map_tensors(model, tensors, layout, source), strict=True)
     return model.eval(), card
