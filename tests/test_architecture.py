@@ -12,7 +12,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "hrpose"
 
 # Lowest first. A module may import its own layer and the ones below, never one above.
 LAYERS = [
-    {"errors", "version", "io", "runtimes", "hardware", "hub", "skeletons"},
+    {"errors", "version", "io", "paths", "fields", "runtimes", "hardware", "hub",
+     "skeletons"},
     {"models", "codecs", "data", "metrics"},
     {"config"},
     {"inference"},

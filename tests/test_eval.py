@@ -168,7 +168,7 @@ def test_scoring_the_coco_ground_truth_as_results_gives_ap_1(tmp_path):
                 "keypoints": a["keypoints"]} for a in gt["annotations"] if a["num_keypoints"]]
     (tmp_path / "res.json").write_text(json.dumps(results))
     stats = run_eval("--results", str(tmp_path / "res.json"), "--data", str(root), "--out",
-                     str(tmp_path))
+                     str(tmp_path / "eval"))
     assert stats["AP"] == 1.0 and stats["AR"] == 1.0
 
 

@@ -186,7 +186,7 @@ def test_box_files(tmp_path, coco_tiny):
     assert names == {im["file_name"]: im["id"] for im in gt["images"]}
     assert sum(len(b) for b in boxes.values()) == sum(not a["iscrowd"] for a in gt["annotations"])
     (tmp_path / "bad.json").write_text(json.dumps([{"image_id": 1, "bbox": [1, 2]}]))
-    with pytest.raises(HrposeError, match=r"bad.json: entry 0 needs image_id, bbox"):
+    with pytest.raises(HrposeError, match=r"bad.json: entry 0: field .bbox. has 2 numbers"):
         load_box_file(tmp_path / "bad.json")
 
 
@@ -260,7 +260,7 @@ def test_video_in_annotated_video_out_with_the_same_frame_count(tmp_path, capsys
                  "--show-fps", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["frames"] == 7 and summary["images"] == 0 and summary["failed"] == []
-    annotated = VideoReader(out / "clip.mp4")
+    annotated = VideoReader(out / "clip.avi.mp4")
     assert annotated.fps == pytest.approx(12.0)
     drawn = list(annotated)
     assert len(drawn) == 7 and drawn[0].shape == (284, 240, 3)
@@ -281,7 +281,7 @@ def test_video_in_annotated_video_out_with_the_same_frame_count(tmp_path, capsys
     again = json.loads((tmp_path / "out2/results.json").read_text())
     assert [r["frame"] for r in again] == [0, 2, 4, 6]
     assert [r["bbox"] for r in again] == [b["bbox"] for b in boxes]
-    assert not (tmp_path / "out2/clip.mp4").exists()
+    assert not list((tmp_path / "out2").glob("*.mp4"))
 
 
 def test_infer_on_a_folder_scores_like_the_reference(tmp_path, capsys, coco_tiny):
@@ -320,7 +320,7 @@ def test_infer_reports_a_bad_file_and_processes_the_rest(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "c.png", "results.json"]
     err = _error(capsys, "infer", str(folder), "--model", str(shared_data(TINYPOSE)), "--out",
                  str(folder))
-    assert "--out is the inputs' own folder" in err
+    assert "--out holds the input" in err
     # A glob takes the same files.
     assert [p.name for p in find_inputs(str(folder / "*.jpg"))] == ["a.jpg", "b.jpg"]
 

@@ -16,17 +16,10 @@ from hrpose.engine import tasks
 from hrpose.engine.distributed import World
 from hrpose.engine.train import EpochSampler, NonFiniteLoss, train
 
-from .helpers import shared_data
+from .helpers import TINY_TRAIN, shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "model.width=8", "model.stem_channels=16", "model.layer1_channels=8",
-    "model.layer1_blocks=1", "model.stage_modules=[1,1,1]", "model.num_blocks=1",
-    "model.init=none", "data.input_wh=[64,64]", "data.heatmap_wh=[16,16]", "data.workers=0",
-    "train.epochs=2", "train.batch=4", "train.max_iters=3", "train.warmup_iters=2",
-    "train.eval_every=1", "train.draw_images=2", "train.threads=1", "train.device=cpu",
-    "test.batch=16", "test.flip=false",
-]
+TINY = TINY_TRAIN
 
 
 @pytest.fixture(scope="session")

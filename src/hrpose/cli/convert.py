@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from ..paths import check_output
 from .common import file
 
 
@@ -26,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from ..models.layouts import LAYOUTS
 
     check_weights_name(args.output)       # before reading the input
+    sources = [args.input, str(Path(args.input).with_suffix(".bin"))]
+    check_output(args.output, sources, flag="OUTPUT", folder=False)
     convert = convert_openvino if args.input.lower().endswith(".xml") else convert_checkpoint
     meta = convert(args.input, args.output, args.model)
     if args.json:

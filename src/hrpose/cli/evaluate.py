@@ -7,6 +7,7 @@ import json
 import time
 
 from ..errors import HrposeError
+from ..paths import check_output
 from .common import (
     FRACTION,
     count,
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from ..inference.backends import BGRInput, open_model
 
+    check_output(args.out, [args.data, args.ann, args.images, args.det_json, args.results,
+                            args.model, args.weights])
     if args.results:
         if args.model is not None:
             raise HrposeError("give a MODEL to run, or --results to score a file, not both")

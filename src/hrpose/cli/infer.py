@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..errors import HrposeError
+from ..paths import check_output
 from .common import FRACTION, count, folder, number, runtime_arguments, scales_argument
 
 
@@ -16,9 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Finds people (given boxes, a detector, or the whole image), estimates "
         "their keypoints and writes OUT/results.json (COCO results: image_id, keypoints, score, "
         "bbox, file_name; video: one entry per frame and person, with frame and track_id) and "
-        "drawings (OUT/<image name>, OUT/<video name>.mp4 with the input's frame rate and "
-        "frame count). A file that cannot be read is reported and skipped; the exit status is "
-        "then 1.")
+        "drawings (the input tree mirrored under OUT, each input's name kept whole: p.jpg -> "
+        "OUT/p.jpg, p.bmp -> OUT/p.bmp.jpg, clip.avi -> OUT/clip.avi.mp4 with the input's frame "
+        "rate and frame count). OUT may not hold an input. A file that cannot be read is "
+        "reported and skipped; the exit status is then 1.")
     p.add_argument("input", metavar="INPUT",
                    help="an image, a folder of images, a quoted glob ('shots/*.jpg') or a video")
     p.add_argument("--model", required=True,
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if args.boxes and args.detector:
         raise HrposeError("give --boxes FILE or --detector MODEL, not both")
     inputs = find_inputs(args.input)
+    check_output(args.out, [*inputs, args.boxes, args.model, args.weights, args.detector])
     # No --detector: the zoo's default one, loaded when an image needs it (never for a
     # bottom-up model, or with --boxes); "none": the whole image is one person.
     detector = None if args.boxes else args.detector or "default"

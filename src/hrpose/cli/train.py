@@ -8,6 +8,7 @@ import sys
 import time
 
 from ..errors import HrposeError
+from ..paths import check_output
 from .common import folder, print_metrics
 
 
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         if args.teacher_weights:
             teacher.append(f"distill.teacher_weights={args.teacher_weights}")
         config = load_config(args.config, [*teacher, *args.override])
+        check_output(args.out, [args.config])     # the run writes OUT/config.yaml
     if args.print_config:
         print(dump_config(config), end="")
         return 0

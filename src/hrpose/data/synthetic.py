@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import HrposeError
 from ..io import atomic_path
 from ..skeletons import COCO
 
@@ -457,7 +458,15 @@ def _progress(items, bar):
 def write_dataset(out: str | Path, train: int, val: int, seed: int = 0,
                   config: SynthConfig = SynthConfig(), workers: int | None = None,
                   progress: bool = True) -> Path:
-    """A COCO keypoint root with `train` and `val` images."""
+    """A COCO keypoint root with `train` and `val` images. A folder that already holds a data set
+    (an annotation file or images of a split) is refused before anything is written."""
+    out = Path(out)
+    for split, count in (("train", train), ("val", val)):
+        ann = out / "annotations" / f"person_keypoints_{split}2017.json"
+        images = out / f"{split}2017"
+        if count and (ann.exists() or (images.is_dir() and any(images.iterdir()))):
+            raise HrposeError(f"{out}: already holds a data set ({ann if ann.exists() else images}"
+                              "); write the synthetic set to an empty folder")
     for split, count in (("train", train), ("val", val)):
         if count:
             write_split(out, split, count, seed, config, workers, progress)

@@ -8,9 +8,13 @@ inference open them alone), metrics.json / results.json / predictions.jpg after 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,12 +31,13 @@ from ..data.transforms import normalize_tensor
 from ..errors import HrposeError
 from ..hardware import resolve_precision
 from ..inference.backends import TorchRunner
-from ..io import atomic_path
+from ..io import atomic_path, remove_stale_temporaries
 from ..models.card import IMAGENET_MEAN, IMAGENET_STD
 from ..models.checkpoint import save_weights
 from ..models.layouts import load_weights
 from ..models.loading import weights_file
 from ..models.pact import calibrate, prepare_pact
+from ..paths import check_output
 from . import distributed
 from .distill import Teacher
 from .optim import base_lr, lr_at, make_optimizer
@@ -79,6 +84,38 @@ class State:
     step: int = 0             # optimiser steps so far
     best_ap: float = -1.0
     best_epoch: int = -1
+    evaluated: int = 0        # the last epoch evaluated (an interrupt may fall between the two)
+
+
+class Interrupts:
+    """Ctrl-C (SIGINT) while training: the first one is held until the step in progress is
+    complete and counted, so the saved state is exactly what the weights hold and a resumed run
+    is bit-exact; a second one stops at once, without saving. Installed in the main thread only
+    (signal handlers live there)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("hrpose: stopping after this step and saving (Ctrl-C again: stop now, "
+                   "unsaved)", file=sys.stderr)
+
+
+class SafeStop(KeyboardInterrupt):
+    """Raised at a point where the training state is consistent: saving it is safe."""
 
 
 def training_model(config: Config, device: torch.device, main: bool) -> nn.Module:
@@ -148,6 +185,9 @@ class Trainer:
         self.main = self.world.is_main
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
+        check_output(self.run_dir, [config.data.root, _local(config.model.init),
+                                    _local(config.distill.teacher),
+                                    _local(config.distill.teacher_weights)])
         if not resume and (self.run_dir / "latest.pt").exists():
             raise HrposeError(f"{self.run_dir}: already holds a run (latest.pt); continue it "
                               "with --resume, or choose another --out")
@@ -195,7 +235,7 @@ class Trainer:
                                            enabled=self.amp_dtype == torch.float16)
         self.state = State()
         if checkpoint is not None:
-            self._load_state(checkpoint)
+            self._load_state(checkpoint, self.run_dir / "latest.pt")
         self.model: nn.Module = self.net
         if self.world.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -203,8 +243,10 @@ class Trainer:
         if config.train.compile:
             self.model = torch.compile(self.model)
         self.writer = None
+        self.interrupts = Interrupts()
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.run_dir)      # what a killed save left
             with atomic_path(self.run_dir / "config.yaml") as tmp:
                 tmp.write_text(dump_config(config))
 
@@ -233,14 +275,28 @@ class Trainer:
             raise HrposeError(f"{path}: not an hrpose training state")
         return state
 
-    def _load_state(self, checkpoint: dict) -> None:
-        self.net.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scaler.load_state_dict(checkpoint["scaler"])
-        self.state = State(**checkpoint["state"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        if self.device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
+    def _load_state(self, checkpoint: dict, path: Path) -> None:
+        """The saved state into this run; one line naming the file when it does not fit (a
+        different config, a corrupt or hand-edited file)."""
+        try:
+            model = checkpoint["model"]
+            bad = next((k for k, v in model.items() if isinstance(v, torch.Tensor)
+                        and v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+            if bad is not None:
+                raise HrposeError(f"{path}: tensor {bad} holds NaN or infinite values")
+            self.net.load_state_dict(model)
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.scaler.load_state_dict(checkpoint["scaler"])
+            saved = dict(checkpoint["state"])
+            # States saved before `evaluated` existed were saved after their evaluation.
+            self.state = State(**{"evaluated": saved.get("epoch", 0), **saved})
+            torch.set_rng_state(checkpoint["rng"]["torch"])
+            if self.device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise HrposeError(f"{path}: the training state does not fit this run ({first})"
+                              ) from None
 
     def save(self) -> None:
         """latest.pt (everything --resume needs) and latest.safetensors; rank 0 only."""
@@ -268,23 +324,51 @@ class Trainer:
         if self.main:
             self.writer = _tensorboard(self.run_dir / "tb")
         try:
-            while self.state.epoch < cfg.epochs:
-                self._epoch()
-                epoch = self.state.epoch          # the finished epoch, 1-based
-                if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                    metrics = self.evaluate()
-                self.save()
-        except KeyboardInterrupt:
+            with self.interrupts:
+                while True:
+                    epoch = self.state.epoch          # epochs finished
+                    if epoch and self._due(epoch) and self.state.evaluated < epoch:
+                        metrics = self.evaluate()
+                        self.state.evaluated = epoch
+                        self.save()
+                        self._stop_if_asked()
+                    if epoch >= cfg.epochs:
+                        break
+                    self._epoch()
+                    if not self._due(self.state.epoch):     # else saved after its evaluation
+                        self.save()
+                        self._stop_if_asked()
+        except SafeStop:
             self.save()
             if self.main:
                 print(f"interrupted: saved {self.run_dir / 'latest.pt'} at epoch "
                       f"{self.state.epoch + 1}, batch {self.state.batch}; continue with "
                       f"--resume")
+            raise KeyboardInterrupt from None
+        except KeyboardInterrupt:
+            if self.main:
+                print("interrupted twice: stopped without saving; --resume continues from "
+                      f"{self.run_dir / 'latest.pt'} as last saved", file=sys.stderr)
             raise
         finally:
             if self.writer is not None:
-                self.writer.close()
+                with contextlib.suppress(OSError):    # a full disk was reported already
+                    self.writer.close()
         return metrics
+
+    def _due(self, epoch: int) -> bool:
+        """Whether finished epoch `epoch` (1-based) is evaluated."""
+        return epoch % self.config.train.eval_every == 0 or epoch == self.config.train.epochs
+
+    def _stop_if_asked(self) -> None:
+        """A consistent point: the step (or epoch, or save) in progress is complete. Stops
+        here when Ctrl-C was pressed, on every rank at the same step."""
+        requested = self.interrupts.requested
+        if self.world.distributed:
+            requested = bool(distributed.mean_over_ranks(
+                torch.tensor(float(requested), device=self.device)) > 0)
+        if requested:
+            raise SafeStop
 
     def _epoch(self) -> None:
         cfg = self.config.train
@@ -295,7 +379,7 @@ class Trainer:
         loader = DataLoader(self.dataset, batch_size=cfg.batch, sampler=self.sampler,
                             num_workers=self.config.data.workers, drop_last=True,
                             pin_memory=self.device.type == "cuda",
-                            persistent_workers=False)
+                            persistent_workers=False, worker_init_fn=_ignore_interrupts)
         remaining = self.steps_per_epoch - self.state.batch
         bar = tqdm(total=self.steps_per_epoch, initial=self.state.batch,
                    desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="it",
@@ -327,7 +411,11 @@ class Trainer:
                 window_loss, window_n, window_images = 0.0, 0, 0
                 window_start = time.perf_counter()
             if self.on_step is not None:
-                self.on_step(self.state.step)
+                try:
+                    self.on_step(self.state.step)
+                except KeyboardInterrupt:         # the hook runs where stopping is safe
+                    raise SafeStop from None
+            self._stop_if_asked()
         bar.close()
         if skipped and self.main:
             log.warning("epoch %d: %d samples skipped (unreadable images)", epoch + 1, skipped)
@@ -349,8 +437,8 @@ class Trainer:
         if not math.isfinite(loss_value):
             raise NonFiniteLoss(
                 f"non-finite loss ({loss_value}) at epoch {self.state.epoch + 1}, iteration "
-                f"{self.state.batch + 1}; stopped without saving: the last good state is "
-                f"{self.run_dir / 'latest.pt'} (lower train.lr or set train.grad_clip)")
+                f"{self.state.batch + 1}; stopped without saving: {self._last_saved()} "
+                "(lower train.lr or set train.grad_clip)")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
@@ -359,6 +447,11 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss_value
+
+    def _last_saved(self) -> str:
+        latest = self.run_dir / "latest.pt"
+        return (f"the last good state is {latest}" if latest.exists() else
+                "nothing was saved yet (no epoch finished)")
 
     def evaluate(self) -> dict:
         """COCO AP on the validation set: every rank predicts its shard of images."""
@@ -392,8 +485,12 @@ class Trainer:
         if not self.main:
             return
         record = {"time": round(time.time(), 3), **record}
-        with open(self.run_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.run_dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise HrposeError(f"{self.run_dir / 'log.jsonl'}: cannot write ({e.strerror})"
+                              ) from None
         if self.writer is not None:
             prefix = "train" if record["kind"] == "train" else "val"
             for key, value in record.items():
@@ -402,13 +499,42 @@ class Trainer:
                     self.writer.add_scalar(f"{prefix}/{key}", value, record["step"])
 
 
+def _ignore_interrupts(worker: int) -> None:
+    """Data workers leave Ctrl-C to the main process, which stops at a consistent step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _local(source: str) -> str | None:
+    """A config's weights source when it names a file (not none / a zoo name / a URL)."""
+    return source if source and Path(source).suffix and "://" not in source else None
+
+
 def _tensorboard(folder: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:    # tensorboard is a dependency; a stripped environment still trains
         log.warning("tensorboard is not installed: no TensorBoard scalars")
         return None
+    _quiet_writer_threads()
     return SummaryWriter(str(folder))
+
+
+def _quiet_writer_threads() -> None:
+    """TensorBoard writes from a thread of its own: a failed write there (a full disk) is one
+    warning, not a traceback beside the one-line error the training loop reports."""
+    previous = threading.excepthook
+    if getattr(previous, "hrpose", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        writer = type(args.thread).__module__.startswith(("tensorboard", "torch.utils"))
+        if writer and issubclass(args.exc_type, OSError):
+            log.warning("TensorBoard events not written: %s", args.exc_value)
+        else:
+            previous(args)
+
+    hook.hrpose = True
+    threading.excepthook = hook
 
 
 def resume_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:

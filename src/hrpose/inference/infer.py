@@ -18,7 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import HrposeError
-from ..io import atomic_path, write_image, write_json
+from ..io import atomic_path, remove_stale_temporaries, write_image, write_json
+from ..paths import check_output
 from .boxes import load_box_file
 from .draw import draw_people, draw_text
 from .estimator import PoseEstimator
@@ -55,8 +56,10 @@ def infer(inputs: Sequence[Path], estimator: PoseEstimator, out_dir: str | Path,
           settings: InferSettings = InferSettings()) -> dict:
     """Runs every input; writes OUT/results.json and the drawings. Returns the summary."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output(out, [*inputs, settings.boxes])
     job = _Job(estimator, out, settings, inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)          # what a killed earlier run left
     start = time.perf_counter()
     images = [p for p in inputs if not is_video(p)]
     if images:
@@ -91,10 +94,7 @@ class _Job:
         self.drawings: list[str] = []
         self.images = self.frames = 0
         self.many = len(inputs) > 1 or (not is_video(inputs[0]) and inputs[0].is_dir())
-        self.root = Path(os.path.commonpath([p.resolve().parent for p in inputs]))
-        if out.resolve() == self.root:
-            raise HrposeError(f"{out}: --out is the inputs' own folder; the drawings would "
-                              "overwrite them. Choose another folder")
+        self.targets = output_names(inputs, out)
         self.box_file: dict[int, np.ndarray] | None = None
         self.box_names: dict[str, int] = {}
         if settings.boxes:
@@ -154,9 +154,7 @@ class _Job:
         for (path, image), found in zip(group, people):
             self._record(_Source(path, self.ids[path]), found)
             if self.settings.draw:
-                target = self.out / path.resolve().relative_to(self.root)
-                if target.suffix.lower() not in (".jpg", ".jpeg", ".png"):
-                    target = target.with_suffix(".jpg")
+                target = self.targets[path]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_image(target, self._draw(image, found, fps))
                 self.drawings.append(str(target))
@@ -166,7 +164,7 @@ class _Job:
         reader = VideoReader(path)
         tracker = PoseTracker(reader.fps, self.settings.smoothing if self.settings.smooth
                               else None)
-        target = self.out / f"{path.stem}.mp4"
+        target = self.targets[path]
         writer = None
         bar = tqdm(total=reader.frame_count or None, desc=path.name, unit="frame",
                    disable=not self.settings.progress)
@@ -231,6 +229,28 @@ class _Job:
                 entry["frame"] = source.frame
                 entry["track_id"] = person.track_id
             self.results.append(entry)
+
+
+def output_names(inputs: Sequence[Path], out: Path) -> dict[Path, Path]:
+    """Each input's drawing: the input tree mirrored under `out` (from the inputs' common
+    folder), the input's own name kept whole, ".jpg" (".mp4" for videos) added unless it is
+    already a format the drawing is written in: p.jpg -> p.jpg, p.bmp -> p.bmp.jpg,
+    clip.avi -> clip.avi.mp4. Names are unique because input paths are; a name that still
+    meets another (p.bmp beside a real p.bmp.jpg) is refused."""
+    root = Path(os.path.commonpath([p.resolve().parent for p in inputs]))
+    names: dict[Path, Path] = {}
+    taken: dict[Path, Path] = {}
+    for path in inputs:
+        target = out / path.resolve().relative_to(root)
+        kept = (".mp4",) if is_video(path) else (".jpg", ".jpeg", ".png")
+        if target.suffix.lower() not in kept:
+            target = target.with_name(target.name + kept[0])
+        if target in taken:
+            raise HrposeError(f"{path} and {taken[target]} would both be drawn to {target}; "
+                              "rename one or use --no-draw")
+        names[path] = target
+        taken[target] = path
+    return names
 
 
 CSV_COLUMNS = ("file", "frame", "track_id", "person", "joint", "x", "y", "score")
