@@ -492,7 +492,7 @@ class _Payload:
 def _setup_checkpoints(root: Path) -> dict:
     from hrpose.models.card import ModelCard
     from hrpose.models.checkpoint import save_weights
-    from tests.helpers import official_state, randomize, tiny_hrnet
+    from tests.helpers import official_state, randomize, tiny_hrnet, write_mindspore_ckpt
 
     model = randomize(tiny_hrnet())
     card = ModelCard(arch=model.arch.to_dict() if hasattr(model, "arch") else
@@ -508,7 +508,27 @@ def _setup_checkpoints(root: Path) -> dict:
     files["mmpose.pth"] = buffer.getvalue()
     files["numpy.pdparams"] = pickle.dumps({k: v.numpy() for k, v in
                                             model.state_dict().items()}, protocol=2)
+    for layout in ("paddle", "mindspore"):          # the foreign layouts, by their own names
+        named = _named(model, layout)
+        if layout == "paddle":
+            files["paddle.pdparams"] = pickle.dumps(named, protocol=2)
+        else:
+            write_mindspore_ckpt(root / "w.ckpt", named)
+            files["mindspore.ckpt"] = (root / "w.ckpt").read_bytes()
     return {"files": files, "model": model}
+
+
+def _named(model: torch.nn.Module, layout: str) -> dict[str, np.ndarray]:
+    from hrpose.models.layouts import source_name
+
+    state = model.state_dict()
+    bn = {k[: -len(".running_mean")] for k in state if k.endswith(".running_mean")}
+    named = {}
+    for key, value in state.items():
+        name = source_name(layout, key, bn)
+        if name is not None:
+            named[("network." if layout == "mindspore" else "") + name] = value.numpy()
+    return named
 
 
 def _tiny_arch() -> dict:

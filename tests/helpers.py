@@ -1,5 +1,6 @@
 """Test helpers: tiny HRNets with random weights, official-layout tensors, the shared real
-data (skipped with the reason when absent) and one-image COCO roots."""
+data (skipped with the reason when absent), one-image COCO roots, the tiny training run and a
+hand-written MindSpore .ckpt."""
 
 from __future__ import annotations
 
@@ -87,3 +88,27 @@ def write_coco(root: Path, people: list[list[tuple[float, float, int]]], boxes: 
                                             "width": w, "height": h}],
                                "annotations": anns, "categories": [category]}))
     return ann
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def write_mindspore_ckpt(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """MindSpore checkpoint.proto, written by hand: Checkpoint{Value{tag, TensorProto}}."""
+    blob = b""
+    for tag, array in tensors.items():
+        kind = {np.float32: b"Float32", np.int32: b"Int32"}[array.dtype.type]
+        tensor = b"".join(_varint(1 << 3) + _varint(d) for d in array.shape)
+        tensor += _len_field(2, kind) + _len_field(3, array.tobytes())
+        blob += _len_field(1, _len_field(1, tag.encode()) + _len_field(2, tensor))
+    path.write_bytes(blob)

@@ -14,7 +14,7 @@ from hrpose.models.checkpoint import read_checkpoint
 from hrpose.models.layouts import detect_layout, load_weights
 from hrpose.models.zoo import create_model
 
-from .helpers import official_state, randomize, tiny_hrnet
+from .helpers import official_state, randomize, tiny_hrnet, write_mindspore_ckpt
 
 LAYER1_BLOCKS, BLOCKS, MODULES = 2, 1, (1, 2, 2)  # tiny_hrnet's shape
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
@@ -138,30 +138,6 @@ def mindspore_tags(model):
         path = path.replace("downsample", "down_sample").replace("head.final_layer", "head.head")
         out[f"network.{path}.{param}"] = value.numpy()
     return out
-
-
-def _varint(n):
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _len_field(number, payload):
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def write_mindspore_ckpt(path, tensors):
-    """MindSpore checkpoint.proto, written by hand: Checkpoint{Value{tag, TensorProto}}."""
-    blob = b""
-    for tag, array in tensors.items():
-        kind = {np.float32: b"Float32", np.int32: b"Int32"}[array.dtype.type]
-        tensor = b"".join(_varint(1 << 3) + _varint(d) for d in array.shape)
-        tensor += _len_field(2, kind) + _len_field(3, array.tobytes())
-        blob += _len_field(1, _len_field(1, tag.encode()) + _len_field(2, tensor))
-    path.write_bytes(blob)
 
 
 # ---- every layout loads and reproduces the reference outputs --------------------------------

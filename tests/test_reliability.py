@@ -373,6 +373,18 @@ def test_infer_refuses_an_out_folder_that_holds_an_input(tmp_path, capsys):
     assert "--out holds the input" in err and "clip.mp4" in err
 
 
+def test_only_inputs_that_exist_can_be_replaced(tmp_path):
+    from hrpose.paths import check_output
+
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    check_output(tmp_path, ["hrnet_w32_256x192", "https://example.org/w.pth", None])
+    with pytest.raises(HrposeError, match=r"--out holds the input .*a.jpg"):
+        check_output(tmp_path, ["hrnet_w32_256x192", tmp_path / "a.jpg"])
+    with pytest.raises(HrposeError, match=r"OUTPUT is the input"):
+        check_output(tmp_path / "a.jpg", [tmp_path / "a.jpg"], "OUTPUT", folder=False)
+    check_output(tmp_path / "b.jpg", [tmp_path / "a.jpg"], "OUTPUT", folder=False)
+
+
 def test_drawings_mirror_the_input_tree_and_keep_each_name():
     inputs = [Path("/d/p.jpg"), Path("/d/p.png"), Path("/d/p.bmp"), Path("/d/a/clip.mp4"),
               Path("/d/b/clip.mp4"), Path("/d/b/clip.avi")]
@@ -457,8 +469,8 @@ def uninterrupted(crash_data, tmp_path_factory) -> Path:
     ("save", "KILL", "1"),        # killed half-way through writing latest.pt
     ("eval", "KILL", "2"),        # killed inside an evaluation
 ])
-def test_a_killed_run_leaves_loadable_files_and_resumes_bit_for_bit(point, crash_data,
-                                                                   uninterrupted, tmp_path):
+def test_a_killed_run_leaves_loadable_files_and_resumes_bit_for_bit(
+        point, crash_data, uninterrupted, tmp_path):
     run = tmp_path / "run"
     status = crashing.run_driver(run, crash_data, *point)
     assert status == (130 if point[1] == "INT" else -signal.SIGKILL)

@@ -120,7 +120,7 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
     for i, ann in enumerate(data["annotations"]):
         ann = record(ann, f"{path}: annotation #{i}")
         if integer(ann.get("category_id", cat_id), f"{path}: annotation #{i}",
-                          "category_id") == cat_id:
+                   "category_id") == cat_id:
             anns.append(ann)
     m = len(anns)
     ids = np.zeros(m, np.int64)
@@ -134,7 +134,7 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
     seen: dict[int, int] = {}
     for i, ann in enumerate(anns):
         ids[i] = integer(required(ann, "id", f"{path}: annotation #{i}"),
-                                f"{path}: annotation #{i}", "id")
+                         f"{path}: annotation #{i}", "id")
         where = f"{path}: annotation {ids[i]}"
         if int(ids[i]) in seen:
             raise fail(where, f"the id is used twice (annotations #{seen[int(ids[i])]} "
@@ -145,13 +145,12 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
             raise fail(where, f"image_id {image_ids[i]} is not in 'images'")
         boxes[i] = numbers(required(ann, "bbox", where), where, "bbox", 4)
         if boxes[i, 2] < 0 or boxes[i, 3] < 0:
-            raise fail(where, f"field 'bbox' {boxes[i].tolist()} has a negative width "
-                              "or height")
+            raise fail(where, f"field 'bbox' {boxes[i].tolist()} has a negative width or "
+                              "height")
         kp = numbers(required(ann, "keypoints", where), where, "keypoints",
-                            3 * k).reshape(k, 3)
+                     3 * k).reshape(k, 3)
         if not np.isin(kp[:, 2], (0, 1, 2)).all():
-            raise fail(where, "field 'keypoints' has a visibility flag other than 0, 1, "
-                              "2")
+            raise fail(where, "field 'keypoints' has a visibility flag other than 0, 1, 2")
         keypoints[i] = kp
         iscrowd[i] = flag(ann.get("iscrowd", 0), where, "iscrowd")
         areas[i] = (number(ann["area"], where, "area", low=0) if "area" in ann
@@ -299,9 +298,9 @@ def load_mpii(path: str | Path) -> KeypointData:
         info = images.setdefault(name, ImageInfo(len(images) + 1, name))
         center = numbers(required(entry, "center", where), where, "center", 2)
         scale = number(required(entry, "scale", where), where, "scale",
-                              low=1e-6, high=COORDINATE_LIMIT / 200)
+                       low=1e-6, high=COORDINATE_LIMIT / 200)
         joints = numbers(required(entry, "joints", where), where, "joints",
-                                2 * k).reshape(k, 2)
+                         2 * k).reshape(k, 2)
         vis = (numbers(entry["joints_vis"], where, "joints_vis", k)
                if entry.get("joints_vis") is not None else np.ones(k))
         center = center + np.array([0.0, 15 * scale]) - 1
@@ -366,7 +365,7 @@ def parse_boxes(path: Path, entries: list, category_id: int, label: str, *,
         where = f"{path}: {label}{i}"
         entry = record(entry, where)
         if integer(entry.get("category_id", category_id), where,
-                          "category_id") != category_id:
+                   "category_id") != category_id:
             continue
         image_id = integer(required(entry, "image_id", where), where, "image_id")
         box = numbers(required(entry, "bbox", where), where, "bbox", 4)

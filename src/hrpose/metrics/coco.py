@@ -63,12 +63,12 @@ def load_results(source: str | Path | Sequence[dict], num_joints: int,
         where = f"{name}: result #{i}"
         entry = record(entry, where)
         if integer(entry.get("category_id", category_id), where,
-                          "category_id") != category_id:
+                   "category_id") != category_id:
             continue
         image_ids.append(integer(required(entry, "image_id", where), where,
-                                        "image_id"))
+                                 "image_id"))
         keypoints.append(numbers(required(entry, "keypoints", where), where,
-                                        "keypoints", 3 * num_joints))
+                                 "keypoints", 3 * num_joints))
         scores.append(number(required(entry, "score", where), where, "score"))
     return KeypointResults(np.asarray(image_ids, np.int64),
                            np.asarray(keypoints, np.float64).reshape(-1, num_joints, 3),
