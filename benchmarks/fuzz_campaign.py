@@ -84,13 +84,17 @@ def worker() -> None:
     warnings.simplefilter("ignore")
     from fuzzing import TARGETS
 
+    # Answers go through a private copy of stdout; anything the libraries print (C code
+    # included) goes to stderr, so it never garbles an answer.
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     contexts: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for line in sys.stdin:
             name, seed = line.split()
             result = run_case(TARGETS, contexts, name, int(seed), Path(tmp))
-            sys.stdout.write(json.dumps(result) + "\n")
-            sys.stdout.flush()
+            answers.write(json.dumps(result) + "\n")
+            answers.flush()
 
 
 class Worker:

@@ -164,6 +164,15 @@ def test_wrong_typed_fields_are_one_line_naming_the_record_and_field(coco_root, 
     assert "\n" not in str(error.value) and str(root / "ann.json") in str(error.value)
 
 
+@pytest.mark.parametrize("value", [".inf", "1e400", ".nan"])
+def test_a_config_number_must_be_finite(tmp_path, value):
+    from hrpose.config import load_config
+
+    (tmp_path / "c.yaml").write_text(f"train:\n  lr: {value}\n")
+    with pytest.raises(HrposeError, match=r"c.yaml: train.lr: expected a finite number"):
+        load_config(tmp_path / "c.yaml")
+
+
 def test_an_image_stating_too_many_pixels_is_refused_before_decoding(tmp_path):
     """cv2.error used to escape; simplejpeg would allocate the stated size first."""
     import struct

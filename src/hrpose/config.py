@@ -7,7 +7,9 @@ Unknown keys and values of the wrong type are one-line errors that name the file
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
 import warnings
@@ -268,14 +270,16 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return value
         raise HrposeError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):          # YAML 1.1 reads 5e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise HrposeError(f"{where}: expected a number, got {value!r}")
+            number = float(value)
+        elif isinstance(value, str):        # YAML 1.1 reads 5e-4 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is not None and math.isfinite(number):
+            return number
+        what = "a finite number" if number is not None else "a number"
+        raise HrposeError(f"{where}: expected {what}, got {value!r}")
     if tp is str:
         if isinstance(value, str):
             return value

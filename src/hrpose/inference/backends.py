@@ -108,10 +108,14 @@ class OnnxRunner:
         self.output_shapes = [list(o.shape) for o in self.session.get_outputs()]
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.heatmap_index = _first_4d(path, self.output_shapes) if heatmaps else None
+        self.path = path
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
-        outs = [self.session.run(None, {self.input_name: c}) for c in
-                _chunks(batch, self.fixed_batch)]
+        try:
+            outs = [self.session.run(None, {self.input_name: c}) for c in
+                    _chunks(batch, self.fixed_batch)]
+        except Exception as e:           # a broken graph that loaded
+            raise _run_failure(self.path, e) from None
         return _merge(outs, len(batch))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -151,7 +155,12 @@ class OpenVINORunner:
                 self.fixed_batch = dims[0]
         hint = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[precision]
         config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": _threads(threads)}
-        self.compiled = openvino_core().compile_model(model, "CPU", config)
+        try:
+            self.compiled = openvino_core().compile_model(model, "CPU", config)
+        except Exception as e:           # a graph OpenVINO reads but cannot build
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise HrposeError(f"{path}: cannot compile the OpenVINO model ({first})") from None
+        self.path = path
         self.output_shapes = [[d.get_length() if d.is_static else None
                                for d in o.get_partial_shape()] for o in self.compiled.outputs]
         self.heatmap_index = _first_4d(path, self.output_shapes) if heatmaps else None
@@ -159,13 +168,21 @@ class OpenVINORunner:
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         outs = []
-        for chunk in _chunks(batch, self.fixed_batch):
-            result = self.request.infer({0: np.ascontiguousarray(chunk)})
-            outs.append([np.array(result[o]) for o in self.compiled.outputs])
+        try:
+            for chunk in _chunks(batch, self.fixed_batch):
+                result = self.request.infer({0: np.ascontiguousarray(chunk)})
+                outs.append([np.array(result[o]) for o in self.compiled.outputs])
+        except Exception as e:           # a broken graph that compiled
+            raise _run_failure(self.path, e) from None
         return _merge(outs, len(batch))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.run_all(batch)[self.heatmap_index]
+
+
+def _run_failure(path: str | Path, error: Exception) -> HrposeError:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    return HrposeError(f"{path}: the model failed to run ({first})")
 
 
 def _merge(outs: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
