@@ -56,6 +56,7 @@ def run_case(targets: dict, contexts: dict, name: str, seed: int, workdir: Path)
     from fuzzing import ContractBroken
 
     target = targets[name]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if name not in contexts:
         base = workdir / f"base-{name}"
         base.mkdir(exist_ok=True)
@@ -70,8 +71,9 @@ def run_case(targets: dict, contexts: dict, name: str, seed: int, workdir: Path)
         frame = traceback.extract_tb(e.__traceback__)[-1]
         where = f"{Path(frame.filename).name}:{frame.lineno}"
         outcome, detail = "traceback", f"{type(e).__name__} at {where}: {str(e)[:160]}"
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"outcome": outcome, "detail": detail, "rss": rss}
+    # The worker's peak only grows: a case is charged the peak it raised (0 if it did not).
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"outcome": outcome, "detail": detail, "rss": after if after > before else 0}
 
 
 def worker() -> None:
@@ -141,6 +143,7 @@ def campaign(cases: int, seed: int, workers: int, timeout: float) -> dict:
     tally: dict = collections.defaultdict(collections.Counter)
     peak: dict = collections.defaultdict(int)
     examples: dict = collections.defaultdict(list)
+    biggest: list = []
     bar = tqdm(total=len(plan), unit="case", desc="fuzz")
 
     def drive(chunk: list) -> None:
@@ -151,6 +154,7 @@ def campaign(cases: int, seed: int, workers: int, timeout: float) -> dict:
             result = w.run(name, case_seed, timeout)
             tally[name][result["outcome"]] += 1
             peak[name] = max(peak[name], result["rss"])
+            biggest.append((result["rss"], f"{name}:{case_seed}"))
             if result["outcome"] not in ("error", "accepted") and len(examples[name]) < 8:
                 examples[name].append(f"{name}:{case_seed} {result['outcome']}: "
                                       f"{result['detail']}")
@@ -162,22 +166,23 @@ def campaign(cases: int, seed: int, workers: int, timeout: float) -> dict:
         list(pool.map(drive, chunks))
     bar.close()
     return {"tally": tally, "peak": peak, "examples": examples,
-            "seconds": time.perf_counter() - start, "cases": len(plan)}
+            "seconds": time.perf_counter() - start, "cases": len(plan),
+            "biggest": sorted(biggest, reverse=True)[:3]}
 
 
 OUTCOMES = ("error", "accepted", "wrong", "traceback", "crash", "hang")
 
 
 def table(result: dict) -> str:
-    rows = ["| target | cases | " + " | ".join(OUTCOMES) + " | peak RSS (MiB) |",
+    rows = ["| target | cases | " + " | ".join(OUTCOMES) + " | peak worker RSS (MiB) |",
             "|---" * (len(OUTCOMES) + 3) + "|"]
     total: collections.Counter = collections.Counter()
     for name in SHARES:
         counts = result["tally"][name]
         total.update(counts)
+        peak = f"{result['peak'][name] / 2**20:.0f}" if result["peak"][name] else "-"
         rows.append(f"| {name} | {sum(counts.values())} | "
-                    + " | ".join(str(counts[o]) for o in OUTCOMES)
-                    + f" | {result['peak'][name] / 2**20:.0f} |")
+                    + " | ".join(str(counts[o]) for o in OUTCOMES) + f" | {peak} |")
     rows.append(f"| **all** | {sum(total.values())} | "
                 + " | ".join(str(total[o]) for o in OUTCOMES) + " | |")
     return "\n".join(rows)
@@ -191,6 +196,11 @@ def write_report(result: dict, args: argparse.Namespace) -> None:
             f"`python benchmarks/fuzz_campaign.py --cases {args.cases} --seed {args.seed} "
             f"--workers {args.workers}`: {result['cases']} cases in "
             f"{result['seconds']:.0f} s on {machine()}.\n\n{table(result)}\n\n"
+            "Peak worker RSS: the highest peak a case of the target raised its worker to (the "
+            "worker's own footprint, about 0.4 GiB with torch loaded, included; - : never "
+            "raised it). Largest: "
+            + ", ".join(f"`{case}` {rss / 2**20:.0f} MiB" for rss, case in result["biggest"])
+            + ".\n\n"
             + ("Cases outside the contract (replay with `--replay TARGET:SEED`):\n\n"
                + "\n".join(f"- `{e}`" for e in examples) + "\n" if examples else
                "Every case ended in a clean error or valid data.\n"))
