@@ -190,6 +190,20 @@ def test_an_image_stating_too_many_pixels_is_refused_before_decoding(tmp_path):
     tracemalloc.stop()
 
 
+def test_a_png_chunk_longer_than_the_file_is_refused_before_cv2_allocates_it(tmp_path):
+    """cv2 allocated the claimed length (2 GiB from a 4 KB file) before finding it short."""
+    import struct
+
+    _, png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+    data = bytearray(png.tobytes())
+    idat = data.find(b"IDAT") - 4
+    data[idat : idat + 4] = struct.pack(">I", 0x7FFFFFF0)
+    (tmp_path / "chunk.png").write_bytes(bytes(data))
+    with pytest.raises(HrposeError, match=r"chunk.png: corrupt PNG \(chunk b'IDAT' at byte "
+                                          r"\d+ claims 2,147,483,632 bytes"):
+        read_image(tmp_path / "chunk.png")
+
+
 def test_one_bad_image_does_not_cost_a_folder_its_results(tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -179,6 +179,8 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
         raise HrposeError(f"{name}: the image states {size[0]}x{size[1]} pixels, more than the "
                           f"limit of {MAX_IMAGE_PIXELS:,} (HRPOSE_MAX_IMAGE_PIXELS)")
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        _check_png_chunks(data, name)
     if data[:2] == b"\xff\xd8" and jpeg_orientation(data) == 1:
         try:
             return simplejpeg.decode_jpeg(data, "RGB")
@@ -192,6 +194,20 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     if image is None or image.size == 0:
         raise HrposeError(f"{name}: cannot decode the image (corrupt or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _check_png_chunks(data: bytes, name: str) -> None:
+    """Every PNG chunk fits in the file. cv2's decoder allocates what a chunk's length field
+    claims (up to 2 GiB) before it finds the file shorter: a 4 KB file must not cost that."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if pos + 12 + length > len(data):
+            raise HrposeError(f"{name}: corrupt PNG (chunk {kind!r} at byte {pos} claims "
+                              f"{length:,} bytes; the file has {len(data) - pos - 12:,} left)")
+        if kind == b"IEND":
+            return
+        pos += 12 + length
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
