@@ -91,10 +91,11 @@ def worker() -> None:
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     contexts: dict = {}
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024     # after the imports
     with tempfile.TemporaryDirectory() as tmp:
         for line in sys.stdin:
             name, seed = line.split()
-            result = run_case(TARGETS, contexts, name, int(seed), Path(tmp))
+            result = {**run_case(TARGETS, contexts, name, int(seed), Path(tmp)), "base": base}
             answers.write(json.dumps(result) + "\n")
             answers.flush()
 
@@ -144,6 +145,7 @@ def campaign(cases: int, seed: int, workers: int, timeout: float) -> dict:
     peak: dict = collections.defaultdict(int)
     examples: dict = collections.defaultdict(list)
     biggest: list = []
+    footprint = [0]
     bar = tqdm(total=len(plan), unit="case", desc="fuzz")
 
     def drive(chunk: list) -> None:
@@ -155,6 +157,7 @@ def campaign(cases: int, seed: int, workers: int, timeout: float) -> dict:
             tally[name][result["outcome"]] += 1
             peak[name] = max(peak[name], result["rss"])
             biggest.append((result["rss"], f"{name}:{case_seed}"))
+            footprint[0] = max(footprint[0], result.get("base", 0))
             if result["outcome"] not in ("error", "accepted") and len(examples[name]) < 8:
                 examples[name].append(f"{name}:{case_seed} {result['outcome']}: "
                                       f"{result['detail']}")
@@ -167,7 +170,7 @@ def campaign(cases: int, seed: int, workers: int, timeout: float) -> dict:
     bar.close()
     return {"tally": tally, "peak": peak, "examples": examples,
             "seconds": time.perf_counter() - start, "cases": len(plan),
-            "biggest": sorted(biggest, reverse=True)[:3]}
+            "biggest": sorted(biggest, reverse=True)[:3], "footprint": footprint[0]}
 
 
 OUTCOMES = ("error", "accepted", "wrong", "traceback", "crash", "hang")
@@ -197,8 +200,8 @@ def write_report(result: dict, args: argparse.Namespace) -> None:
             f"--workers {args.workers}`: {result['cases']} cases in "
             f"{result['seconds']:.0f} s on {machine()}.\n\n{table(result)}\n\n"
             "Peak worker RSS: the highest peak a case of the target raised its worker to (the "
-            "worker's own footprint, about 0.4 GiB with torch loaded, included; - : never "
-            "raised it). Largest: "
+            f"worker's own footprint after its imports, {result['footprint'] / 2**20:.0f} MiB, "
+            "included; - : never raised it). Largest: "
             + ", ".join(f"`{case}` {rss / 2**20:.0f} MiB" for rss, case in result["biggest"])
             + ".\n\n"
             + ("Cases outside the contract (replay with `--replay TARGET:SEED`):\n\n"

@@ -7,8 +7,8 @@ the longer sweep (benchmarks/fuzz_campaign.py --crash-sweep).
 POINT: step (after optimiser step N is counted), optimizer (inside step N, right after the
 weights change and before the step is counted: where a Ctrl-C used to land), save (half-way
 through writing the N-th latest.pt), eval (inside the N-th model call of an evaluation).
-SIGNAL: KILL or INT. Without a point the run goes to its end; with --resume semantics chosen
-by what is on disk (latest.pt: resume, else a fresh start).
+SIGNAL: KILL or INT. Without a point the run goes to its end. Either way it resumes when the
+run folder holds a latest.pt, else starts fresh.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,25 +26,23 @@ ROOT = Path(__file__).resolve().parents[1]
 POINTS = ("step", "optimizer", "save", "eval")
 
 
-def _after(n: int, action) -> callable:
+def _on_call(n: int, action: Callable[[], None]) -> Callable[[], None]:
+    """A function that runs `action` on its n-th call."""
     calls = [0]
 
-    def hit() -> bool:
+    def call() -> None:
         calls[0] += 1
         if calls[0] == n:
             action()
-            return True
-        return False
 
-    return hit
+    return call
 
 
-def arm(point: str, sig: int, n: int) -> callable | None:
+def arm(point: str, sig: int, n: int) -> Callable[[int], None] | None:
     """Patches hrpose so that `sig` arrives at the n-th `point`; returns the on_step hook."""
-    from hrpose.engine import train as train_module
     from hrpose.inference import backends
 
-    send = _after(n, lambda: os.kill(os.getpid(), sig))
+    send = _on_call(n, lambda: os.kill(os.getpid(), sig))
     if point == "step":
         return lambda step: send()
     if point == "optimizer":
@@ -69,7 +68,7 @@ def arm(point: str, sig: int, n: int) -> callable | None:
                     os.kill(os.getpid(), sig)
                     real_save(obj, f, *args, **kwargs)   # an interrupt: the write completes
 
-        train_module.torch.save = save
+        torch.save = save
     elif point == "eval":
         real_run = backends.TorchRunner.run_all
 

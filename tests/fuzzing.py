@@ -133,6 +133,20 @@ def dump_json(tree: object) -> bytes:
     return json.dumps(tree, allow_nan=True).encode()
 
 
+def _mutated_file(tree: object, workdir: Path, name: str, rnd: random.Random,
+                  structure: float = 1.0) -> Path:
+    """`tree` written to workdir/name as JSON after structural mutations (with probability
+    `structure`) and, one time in seven, a byte mutation."""
+    if rnd.random() < structure:
+        tree = mutate_tree(tree, rnd)
+    data = dump_json(tree)
+    if rnd.random() < 0.15:
+        data = mutate_bytes(data, rnd)
+    path = workdir / name
+    path.write_bytes(data)
+    return path
+
+
 # ---- the base files -------------------------------------------------------------------------
 
 def _image(w: int, h: int, seed: int) -> np.ndarray:
@@ -252,18 +266,9 @@ def _run_coco(ctx: dict, workdir: Path, rnd: random.Random) -> str:
     from hrpose.data.topdown import ImageCrops, TopDownDataset, ground_truth_boxes
     from hrpose.metrics.coco import KeypointResults, evaluate_keypoints
 
-    tree = ctx["tree"]
-    if rnd.random() < 0.5:
-        tree = _targeted_coco(tree, rnd)
-    if rnd.random() < 0.6:
-        tree = mutate_tree(tree, rnd)
-    data_bytes = dump_json(tree)
-    if rnd.random() < 0.15:
-        data_bytes = mutate_bytes(data_bytes, rnd)
-    path = workdir / "person_keypoints.json"
-    path.write_bytes(data_bytes)
-
-    data = load_keypoints(path)
+    tree = _targeted_coco(ctx["tree"], rnd) if rnd.random() < 0.5 else ctx["tree"]
+    data = load_keypoints(_mutated_file(tree, workdir, "person_keypoints.json", rnd,
+                                        structure=0.6))
     n = len(data)
     for name in ("boxes", "keypoints", "areas"):
         finite(getattr(data, name), f"data.{name}")
@@ -319,13 +324,7 @@ def _run_mpii(ctx: dict, workdir: Path, rnd: random.Random) -> str:
     from hrpose.data.topdown import TopDownDataset
     from hrpose.metrics.pckh import pckh
 
-    tree = mutate_tree(ctx["tree"], rnd)
-    data_bytes = dump_json(tree)
-    if rnd.random() < 0.15:
-        data_bytes = mutate_bytes(data_bytes, rnd)
-    path = workdir / "mpii.json"
-    path.write_bytes(data_bytes)
-    data = load_keypoints(path)
+    data = load_keypoints(_mutated_file(ctx["tree"], workdir, "mpii.json", rnd))
     for name in ("boxes", "keypoints", "head_sizes"):
         finite(getattr(data, name), f"data.{name}")
     dataset = TopDownDataset(data, ctx["images"], ctx["codec"])
@@ -352,13 +351,7 @@ def _setup_boxes(root: Path) -> dict:
             "images": root / "images"}
 
 
-def _mutated_file(base: object, workdir: Path, name: str, rnd: random.Random) -> Path:
-    data_bytes = dump_json(mutate_tree(base, rnd))
-    if rnd.random() < 0.15:
-        data_bytes = mutate_bytes(data_bytes, rnd)
-    path = workdir / name
-    path.write_bytes(data_bytes)
-    return path
+
 
 
 def _run_detections(ctx: dict, workdir: Path, rnd: random.Random) -> str:
@@ -492,11 +485,16 @@ class _Payload:
 def _setup_checkpoints(root: Path) -> dict:
     from hrpose.models.card import ModelCard
     from hrpose.models.checkpoint import save_weights
-    from tests.helpers import official_state, randomize, tiny_hrnet, write_mindspore_ckpt
+    from tests.helpers import (
+        official_state,
+        randomize,
+        tiny_arch,
+        tiny_hrnet,
+        write_mindspore_ckpt,
+    )
 
     model = randomize(tiny_hrnet())
-    card = ModelCard(arch=model.arch.to_dict() if hasattr(model, "arch") else
-                     _tiny_arch(), input_hw=(64, 48), keypoints="coco")
+    card = ModelCard(arch=tiny_arch().to_dict(), input_hw=(64, 48), keypoints="coco")
     files: dict[str, bytes] = {}
     save_weights(root / "w.safetensors", model.state_dict(), card.to_metadata())
     files["hrpose.safetensors"] = (root / "w.safetensors").read_bytes()
@@ -529,13 +527,6 @@ def _named(model: torch.nn.Module, layout: str) -> dict[str, np.ndarray]:
         if name is not None:
             named[("network." if layout == "mindspore" else "") + name] = value.numpy()
     return named
-
-
-def _tiny_arch() -> dict:
-    from hrpose.models.arch import HRNetArch
-
-    return HRNetArch(width=8, num_joints=17, layer1_blocks=2, num_blocks=1,
-                     stage_modules=(1, 2, 2)).to_dict()
 
 
 def _structured_checkpoint(ctx: dict, rnd: random.Random, marker: Path) -> tuple[str, bytes]:

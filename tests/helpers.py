@@ -28,11 +28,15 @@ TINY_TRAIN = [
 ]
 
 
-def tiny_hrnet(width: int = 8, num_joints: int = 17) -> TopDownModel:
+def tiny_arch(width: int = 8, num_joints: int = 17) -> HRNetArch:
     """All four stages, two modules in stages 3 and 4 (so multi-step fuse paths and a
     single-output last module exist), one block per branch: the official tensor names, tiny."""
     return HRNetArch(width=width, num_joints=num_joints, layer1_blocks=2, num_blocks=1,
-                     stage_modules=(1, 2, 2)).create()
+                     stage_modules=(1, 2, 2))
+
+
+def tiny_hrnet(width: int = 8, num_joints: int = 17) -> TopDownModel:
+    return tiny_arch(width, num_joints).create()
 
 
 def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -122,6 +122,8 @@ def test_rle_strings_decode_as_pycocotools_does():
 
 def test_a_box_outside_its_image_is_skipped_with_a_warning_naming_it(coco_root, caplog):
     """It gave a zero-size crop: NaN targets in training, NaN keypoints at evaluation."""
+    from hrpose.data.topdown import person_boxes
+
     root, tree = coco_root
     tree["annotations"][0]["bbox"] = [500.0, 300.0, 20.0, 30.0]       # image 1 is 96x80
     data = load_coco(_write(root, tree))
@@ -133,6 +135,8 @@ def test_a_box_outside_its_image_is_skipped_with_a_warning_naming_it(coco_root, 
         assert torch.isfinite(dataset[i]["heatmaps"]).all()
     boxes = ground_truth_boxes(data)
     assert len(boxes.boxes) == len(dataset) and (boxes.boxes[:, 2:] > 0).any(1).all()
+    assert caplog.text.count("outside their image") == 1       # once per file, not per epoch
+    assert np.array_equal(person_boxes(data)[1], dataset.boxes)
 
 
 def test_two_images_with_one_id_are_refused(coco_root):
@@ -236,7 +240,6 @@ def _nms_reference(kp, scores, areas, sigmas, threshold):
 
 
 def test_nms_keeps_the_same_people_in_memory_linear_in_them():
-    rng = np.random.default_rng(0)
     sigmas = np.asarray(COCO.sigmas)
     for seed in range(5):
         rng = np.random.default_rng(seed)
@@ -253,7 +256,7 @@ def test_nms_keeps_the_same_people_in_memory_linear_in_them():
             if not dropped[i]:
                 dropped[i + 1:] |= iou[a, order[i + 1:]] > 0.5
         assert np.array_equal(nms(boxes, scores, 0.5), order[~dropped])
-    # 4,000 detections in one image: the full N x N x K x 2 array took 4.4 GB.
+    # 4,000 detections in one image: the full N x N x K x 2 float64 array is 4.4 GB.
     n = 4000
     kp = np.concatenate([rng.uniform(0, 4000, (n, 17, 2)), rng.random((n, 17, 1))], -1)
     scores, areas = rng.random(n), np.full(n, 2000.0)
@@ -578,13 +581,18 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_temporary(tmp_pat
     assert not list(run.glob(".*.tmp"))
 
 
-def test_the_error_reason_says_when_the_disk_is_full():
+def test_the_error_says_when_the_disk_is_full(tmp_path):
     import errno
 
-    from hrpose.io import _reason
+    from hrpose.io import write_failure
 
-    assert _reason(OSError(errno.ENOSPC, "No space left on device")) == (
-        "No space left on device: the disk is full")
+    error = write_failure(OSError(errno.ENOSPC, "No space left on device"), tmp_path / "w.pt")
+    assert str(error) == (f"{tmp_path / 'w.pt'}: cannot write (No space left on device: the "
+                          "disk is full); the previous file, if any, is unchanged")
+    # safetensors puts the OS error in its text
+    assert "File too large" in str(write_failure(Exception("I/O error (os error 27)"),
+                                                 tmp_path / "w.safetensors"))
+    assert write_failure(ValueError("a bug"), tmp_path / "w.pt") is None
 
 
 def test_the_campaign_replays_one_case(tmp_path):

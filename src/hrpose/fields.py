@@ -9,6 +9,7 @@ trusted: finite, of the stated length, within range.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -28,6 +29,17 @@ def record(value: object, where: str) -> dict:
     if not isinstance(value, dict):
         raise fail(where, f"must be an object, got {_kind(value)}")
     return value
+
+
+def of_category(entries: list, category_id: int, label: str) -> Iterator[tuple[str, dict]]:
+    """(label + index, record) of the entries of a COCO list (annotations, detections,
+    results) whose category_id is `category_id` (or missing); other categories are skipped, as
+    COCO's API skips them. `label` names the file and the kind: "ann.json: annotation #"."""
+    for i, entry in enumerate(entries):
+        where = f"{label}{i}"
+        entry = record(entry, where)
+        if integer(entry.get("category_id", category_id), where, "category_id") == category_id:
+            yield where, entry
 
 
 def required(entry: dict, name: str, where: str) -> object:

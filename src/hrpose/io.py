@@ -33,7 +33,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     except OSError as e:
-        raise HrposeError(f"{path}: cannot write ({_reason(e)})") from None
+        raise write_failure(e, path) from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -76,28 +76,26 @@ def write_failure(error: Exception, path: Path) -> HrposeError | None:
     error is not a failed write. torch.save reports one as RuntimeError, safetensors and
     OpenVINO as their own errors (the OS error in the text); a full disk is the likely cause,
     and worth saying."""
-    if isinstance(error, OSError) or _io_failure(error) or _full(path.parent):
-        return HrposeError(f"{path}: cannot write ({_reason(error, path.parent)}); the "
-                           "previous file, if any, is unchanged")
-    return None
+    full = _full(path.parent)
+    if not (isinstance(error, OSError) or _io_failure(error) or full):
+        return None
+    code = error.errno if isinstance(error, OSError) else None
+    if code is None and (found := re.search(r"os error (\d+)", str(error))):
+        code = int(found.group(1))              # safetensors: "... (os error 28)"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        reason = f"{os.strerror(code)}: the disk is full"
+    elif code:
+        reason = os.strerror(code)
+    else:
+        reason = "no space left on the disk" if full else str(error).splitlines()[0][:120]
+    return HrposeError(f"{path}: cannot write ({reason}); the previous file, if any, is "
+                       "unchanged")
 
 
 def _io_failure(error: Exception) -> bool:
     text = str(error)
     return not isinstance(error, HrposeError) and ("os error" in text or "I/O error" in text
                                                    or "write failed" in text)
-
-
-def _reason(error: Exception, folder: Path | None = None) -> str:
-    code = error.errno if isinstance(error, OSError) else None
-    if code is None and (found := re.search(r"os error (\d+)", str(error))):
-        code = int(found.group(1))              # safetensors: "... (os error 28)"
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        return f"{os.strerror(code)}: the disk is full"
-    if code:
-        return os.strerror(code)
-    return "no space left on the disk" if folder is not None and _full(folder) else \
-        str(error).splitlines()[0][:120]
 
 
 def _umask() -> int:

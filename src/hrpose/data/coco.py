@@ -22,6 +22,7 @@ from ..fields import (
     integer,
     number,
     numbers,
+    of_category,
     record,
     required,
     string,
@@ -116,12 +117,7 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
     cat_id = category["id"]
     images = parse_images(path, data["images"])
 
-    anns = []
-    for i, ann in enumerate(data["annotations"]):
-        ann = record(ann, f"{path}: annotation #{i}")
-        if integer(ann.get("category_id", cat_id), f"{path}: annotation #{i}",
-                   "category_id") == cat_id:
-            anns.append(ann)
+    anns = [ann for _, ann in of_category(data["annotations"], cat_id, f"{path}: annotation #")]
     m = len(anns)
     ids = np.zeros(m, np.int64)
     image_ids = np.zeros(m, np.int64)
@@ -361,12 +357,7 @@ def parse_boxes(path: Path, entries: list, category_id: int, label: str, *,
     A bad entry is one line naming the file and `label` + its index."""
     image_ids, boxes, scores = [], [], []
     degenerate = []
-    for i, entry in enumerate(entries):
-        where = f"{path}: {label}{i}"
-        entry = record(entry, where)
-        if integer(entry.get("category_id", category_id), where,
-                   "category_id") != category_id:
-            continue
+    for where, entry in of_category(entries, category_id, f"{path}: {label}"):
         image_id = integer(required(entry, "image_id", where), where, "image_id")
         box = numbers(required(entry, "bbox", where), where, "bbox", 4)
         score = (default_score if default_score is not None and entry.get("score") is None
@@ -377,14 +368,14 @@ def parse_boxes(path: Path, entries: list, category_id: int, label: str, *,
         if images is not None and image_id not in images[0]:
             raise fail(where, f"image_id {image_id} is not in {images[1]}")
         if box[2] == 0 and box[3] == 0:          # a point: nothing to crop
-            degenerate.append(i)
+            degenerate.append(where.rsplit(": ", 1)[-1])
             continue
         image_ids.append(image_id)
         boxes.append(box)
         scores.append(score)
     if degenerate:
-        log.warning("%s: skipped %d boxes of zero width and height (%s%s)", path,
-                    len(degenerate), label, ", ".join(map(str, degenerate[:5])))
+        log.warning("%s: skipped %d boxes of zero width and height (%s)", path,
+                    len(degenerate), ", ".join(degenerate[:5]))
     return Detections(np.asarray(image_ids, np.int64),
                       np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64))
 

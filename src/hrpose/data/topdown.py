@@ -36,20 +36,26 @@ def read_sample_image(image_dir: Path, file_name: str, bad: set[str]) -> np.ndar
         return None
 
 
-def person_indices(data: KeypointData) -> np.ndarray:
-    """People used for training and for ground-truth-box evaluation: not crowd, with at least
-    one labelled joint and a box that keeps some extent once clipped to its image. People whose
-    box lies outside their image (or is a point) are skipped with a warning naming them."""
+def person_boxes(data: KeypointData) -> tuple[np.ndarray, np.ndarray]:
+    """People used for training and for ground-truth-box evaluation, and their boxes clipped to
+    their image: not crowd, with at least one labelled joint and a box that keeps some extent
+    once clipped. People whose box lies outside their image (or is a point) are skipped with a
+    warning naming them (once per file: evaluation asks again every epoch)."""
     labelled = (data.keypoints[..., 2] > 0).any(-1)
     candidates = np.flatnonzero(~data.iscrowd & labelled & (data.boxes[:, 2] > 0)
                                 & (data.boxes[:, 3] > 0))
-    extent = (clip_boxes(data, candidates)[:, 2:] > 0).any(1)
-    if not extent.all():
+    boxes = clip_boxes(data, candidates)
+    extent = (boxes[:, 2:] > 0).any(1)
+    if not extent.all() and data.path not in _WARNED:
+        _WARNED.add(data.path)
         bad = data.ids[candidates[~extent]]
         log.warning("%s: skipped %d people whose box lies outside their image or has no "
                     "extent (annotation ids %s%s)", data.path, len(bad),
                     ", ".join(map(str, bad[:5].tolist())), ", ..." if len(bad) > 5 else "")
-    return candidates[extent]
+    return candidates[extent], boxes[extent]
+
+
+_WARNED: set[Path] = set()
 
 
 def clip_boxes(data: KeypointData, index: np.ndarray) -> np.ndarray:
@@ -66,9 +72,9 @@ def clip_boxes(data: KeypointData, index: np.ndarray) -> np.ndarray:
 
 
 def ground_truth_boxes(data: KeypointData) -> Detections:
-    """Evaluation with ground-truth boxes: every person `person_indices` keeps, score 1."""
-    index = person_indices(data)
-    return Detections(data.image_ids[index], clip_boxes(data, index), np.ones(len(index)))
+    """Evaluation with ground-truth boxes: every person `person_boxes` keeps, score 1."""
+    index, boxes = person_boxes(data)
+    return Detections(data.image_ids[index], boxes, np.ones(len(index)))
 
 
 @dataclass(frozen=True)
@@ -96,8 +102,7 @@ class TopDownDataset(Dataset):
         self.data, self.image_dir, self.codec = data, Path(image_dir), codec
         self.augmentation, self.seed, self.padding = augmentation, seed, padding
         self.epoch = 0
-        self.people = person_indices(data)
-        self.boxes = clip_boxes(data, self.people)
+        self.people, self.boxes = person_boxes(data)
         self.flip_index = data.skeleton.flip_index
         upper = np.zeros(data.skeleton.num_joints, bool)
         upper[list(data.skeleton.upper_body)] = True

@@ -31,7 +31,7 @@ from ..data.transforms import normalize_tensor
 from ..errors import HrposeError
 from ..hardware import resolve_precision
 from ..inference.backends import TorchRunner
-from ..io import atomic_path, remove_stale_temporaries
+from ..io import atomic_path, remove_stale_temporaries, write_failure
 from ..models.card import IMAGENET_MEAN, IMAGENET_STD
 from ..models.checkpoint import save_weights
 from ..models.layouts import load_weights
@@ -185,9 +185,8 @@ class Trainer:
         self.main = self.world.is_main
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
-        check_output(self.run_dir, [config.data.root, _local(config.model.init),
-                                    _local(config.distill.teacher),
-                                    _local(config.distill.teacher_weights)])
+        check_output(self.run_dir, [config.data.root, config.model.init,   # files only count
+                                    config.distill.teacher, config.distill.teacher_weights])
         if not resume and (self.run_dir / "latest.pt").exists():
             raise HrposeError(f"{self.run_dir}: already holds a run (latest.pt); continue it "
                               "with --resume, or choose another --out")
@@ -489,8 +488,7 @@ class Trainer:
             with open(self.run_dir / "log.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
         except OSError as e:
-            raise HrposeError(f"{self.run_dir / 'log.jsonl'}: cannot write ({e.strerror})"
-                              ) from None
+            raise write_failure(e, self.run_dir / "log.jsonl") from None
         if self.writer is not None:
             prefix = "train" if record["kind"] == "train" else "val"
             for key, value in record.items():
@@ -502,11 +500,6 @@ class Trainer:
 def _ignore_interrupts(worker: int) -> None:
     """Data workers leave Ctrl-C to the main process, which stops at a consistent step."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _local(source: str) -> str | None:
-    """A config's weights source when it names a file (not none / a zoo name / a URL)."""
-    return source if source and Path(source).suffix and "://" not in source else None
 
 
 def _tensorboard(folder: Path):

@@ -99,9 +99,6 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
     a broken export raises HrposeError and leaves nothing under `out`."""
     start = time.perf_counter()
     precision = _check_options(format, out, fp16, int8, calib, batch, calib_limit)
-    if out is not None:
-        check_output(out, [model, str(Path(model).with_suffix(".bin"))], flag="--out",
-                     folder=False)
 
     def say(message: str) -> None:
         if log:
@@ -127,8 +124,7 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         reference_name = "PyTorch fp32"
     else:
         source = exported_file(model)
-        if out.resolve() == source.resolve():
-            raise HrposeError(f"{out}: the output would overwrite the model being exported")
+        check_output(out, [source, source.with_suffix(".bin")], flag="--out", folder=False)
         reference_name = f"{source.name} fp32"
     crops = person_crops(calib, input_hw, detector, calib_limit) if calib else \
         synthetic_crops(input_hw, VERIFY_CROPS)

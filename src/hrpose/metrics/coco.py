@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data.coco import KeypointData, group_by_image
 from ..errors import HrposeError
-from ..fields import integer, number, numbers, record, required
+from ..fields import integer, number, numbers, of_category, required
 from ..io import read_json, write_json
 
 NMS_METHODS = ("oks", "soft", "none")     # OKS-NMS, soft-OKS-NMS, none
@@ -59,14 +59,8 @@ def load_results(source: str | Path | Sequence[dict], num_joints: int,
     if not isinstance(source, list):
         raise HrposeError(f"{name}: expected a list of results")
     image_ids, keypoints, scores = [], [], []
-    for i, entry in enumerate(source):
-        where = f"{name}: result #{i}"
-        entry = record(entry, where)
-        if integer(entry.get("category_id", category_id), where,
-                   "category_id") != category_id:
-            continue
-        image_ids.append(integer(required(entry, "image_id", where), where,
-                                 "image_id"))
+    for where, entry in of_category(source, category_id, f"{name}: result #"):
+        image_ids.append(integer(required(entry, "image_id", where), where, "image_id"))
         keypoints.append(numbers(required(entry, "keypoints", where), where,
                                  "keypoints", 3 * num_joints))
         scores.append(number(required(entry, "score", where), where, "score"))

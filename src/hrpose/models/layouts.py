@@ -195,7 +195,8 @@ def _names(items: list[str], limit: int = 4) -> str:
 def map_tensors(model: nn.Module, tensors: Tensors, layout: str, source: str = "checkpoint"
                 ) -> dict[str, torch.Tensor]:
     """The model's full state dict filled from `tensors` of `layout`; CheckpointError on any
-    missing, unexpected or mis-shaped tensor."""
+    missing, unexpected, mis-shaped or non-finite tensor. A model on the meta device gets the
+    shape checks alone."""
     expected = model.state_dict()
     bn_layers = {k[: -len(".running_mean")] for k in expected if k.endswith(".running_mean")}
     if layout == "mindspore":
@@ -213,11 +214,15 @@ def map_tensors(model: nn.Module, tensors: Tensors, layout: str, source: str = "
             missing.append(key)
             continue
         claimed.add(name)
+        shape = tuple(np.shape(tensors[name]))
+        if shape != tuple(target.shape):
+            mismatched.append((key, shape, tuple(target.shape)))
+            continue
+        if target.is_meta:                # a shape check only (guess_model, load_model)
+            state[key] = target
+            continue
         value = torch.as_tensor(np.array(tensors[name]) if isinstance(tensors[name], np.ndarray)
                                 else tensors[name])
-        if tuple(value.shape) != tuple(target.shape):
-            mismatched.append((key, tuple(value.shape), tuple(target.shape)))
-            continue
         value = value.to(dtype=target.dtype)
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{source}: tensor {name} holds NaN or infinite values (or "
