@@ -171,12 +171,15 @@ def read_image(path: str | Path) -> np.ndarray:
     return decode_image(data, str(path))
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """`read_image` for bytes in memory; `name` labels errors."""
+def decode_image(data: bytes, name: str = "image", max_pixels: int | None = None) -> np.ndarray:
+    """`read_image` for bytes in memory; `name` labels errors. `max_pixels` (default
+    MAX_IMAGE_PIXELS) is checked against the header's size before anything is decoded."""
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     size = image_size(data)
-    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+    if size is not None and size[0] * size[1] > limit:
         raise HrposeError(f"{name}: the image states {size[0]}x{size[1]} pixels, more than the "
-                          f"limit of {MAX_IMAGE_PIXELS:,} (HRPOSE_MAX_IMAGE_PIXELS)")
+                          f"limit of {limit:,}"
+                          + (" (HRPOSE_MAX_IMAGE_PIXELS)" if max_pixels is None else ""))
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         _check_png_chunks(data, name)
     if data[:2] == b"\xff\xd8" and jpeg_orientation(data) == 1:
@@ -206,6 +209,23 @@ def _check_png_chunks(data: bytes, name: str) -> None:
         if kind == b"IEND":
             return
         pos += 12 + length
+
+
+IMAGE_FORMATS = {b"\xff\xd8": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"BM": "bmp",
+                 b"GIF87a": "gif", b"GIF89a": "gif", b"II*\x00": "tiff", b"MM\x00*": "tiff"}
+
+
+def image_format(data: bytes) -> str | None:
+    """The format an image file's first bytes name (jpeg, png, bmp, gif, webp, tiff); None when
+    they name none of these (text, a video, an empty body)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return next((kind for magic, kind in IMAGE_FORMATS.items() if data.startswith(magic)), None)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """An RGB uint8 image -> JPEG bytes (libjpeg-turbo)."""
+    return simplejpeg.encode_jpeg(np.ascontiguousarray(image), quality, "RGB")
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

@@ -96,6 +96,30 @@ def runtime_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=count(), help="CPU threads for the runtime")
 
 
+def estimator_arguments(p: argparse.ArgumentParser) -> None:
+    """How a pose model is opened and run: the options `infer` and `serve` share (each adds
+    its own --detector, which `infer` pairs with --boxes)."""
+    p.add_argument("--weights", help="weights for a zoo model: file, URL, or 'none' for "
+                   "random initialisation (default: its published weights)")
+    p.add_argument("--box-threshold", type=FRACTION, default=0.5,
+                   help="keep boxes scoring at least this (default 0.5)")
+    p.add_argument("--keypoint-threshold", type=FRACTION, default=0.3,
+                   help="draw joints scoring at least this (default 0.3)")
+    p.add_argument("--person-threshold", type=FRACTION, default=0.1,
+                   help="draw people scoring at least this (default 0.1; results keep all)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
+                   help="flip test (default off: about 2x the model time)")
+    p.add_argument("--decode", choices=("classic", "dark", "udp"),
+                   help="heatmap decoding (default: the model's own)")
+    scales_argument(p)
+    runtime_arguments(p)
+
+
+DETECTOR_HELP = ("person detector: a zoo detector name, an exported detector (.onnx / .xml, "
+                 "PicoDet layout), or 'none' to take the whole image as one person (default: "
+                 "picodet_s_320_pedestrian, downloaded on first use)")
+
+
 def triple(text: str) -> tuple[float, float, float]:
     try:
         values = tuple(float(v) for v in text.split(","))

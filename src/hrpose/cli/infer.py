@@ -8,7 +8,7 @@ import sys
 
 from ..errors import HrposeError
 from ..paths import check_output
-from .common import FRACTION, count, folder, number, runtime_arguments, scales_argument
+from .common import DETECTOR_HELP, count, estimator_arguments, folder, number
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,24 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True,
                    help="a zoo model name (its published weights), a checkpoint file or an "
                    "exported .onnx / .xml file")
-    p.add_argument("--weights", help="weights for a zoo model: file, URL, or 'none' for "
-                   "random initialisation (default: its published weights)")
     boxes = p.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", metavar="FILE",
                        help="person boxes: COCO detection results (image ids = numbered file "
                        "names or video frames) or a COCO annotation file")
-    boxes.add_argument("--detector", metavar="MODEL",
-                       help="person detector: a zoo detector name, an exported detector "
-                       "(.onnx / .xml, PicoDet layout), or 'none' to take the whole image as "
-                       "one person (default: picodet_s_320_pedestrian, downloaded on first "
-                       "use)")
-    p.add_argument("--box-threshold", type=FRACTION, default=0.5,
-                   help="keep boxes scoring at least this (default 0.5)")
-    p.add_argument("--keypoint-threshold", type=FRACTION, default=0.3,
-                   help="draw joints scoring at least this (default 0.3)")
-    p.add_argument("--person-threshold", type=FRACTION, default=0.1,
-                   help="draw people scoring at least this (default 0.1; results.json keeps "
-                   "all)")
+    boxes.add_argument("--detector", metavar="MODEL", help=DETECTOR_HELP)
     p.add_argument("--out", type=folder, required=True,
                    help="folder for results.json and the drawings")
     p.add_argument("--format", choices=("json", "csv"), default="json",
@@ -52,10 +39,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "x, y, score")
     p.add_argument("--draw", action=argparse.BooleanOptionalAction, default=True,
                    help="write drawings (default on)")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
-                   help="flip test (default off: about 2x the model time)")
-    p.add_argument("--decode", choices=("classic", "dark", "udp"),
-                   help="heatmap decoding (default: the model's own)")
     p.add_argument("--smooth", action="store_true",
                    help="video: One-Euro smoothing of each tracked person's keypoints")
     p.add_argument("--min-cutoff", type=number(0, low_open=True),
@@ -67,8 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the frame rate on the drawings and print the throughput")
     p.add_argument("--batch", type=count(),
                    help="crops per model call (default 8 on the CPU, 32 on a GPU)")
-    scales_argument(p)
-    runtime_arguments(p)
+    estimator_arguments(p)
     p.add_argument("--json", action="store_true", help="print a summary object")
     p.set_defaults(func=run)
 

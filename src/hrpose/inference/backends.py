@@ -55,6 +55,8 @@ class TorchRunner:
     """A PyTorch module; bf16 / fp16 run under autocast, outputs come back as float32.
     precision "auto": bf16 where it is native (hardware.resolve_precision), else fp32."""
 
+    backend = "torch"
+
     def __init__(self, model: torch.nn.Module, input_hw: tuple[int, int], device: str = "cpu",
                  precision: str = "auto") -> None:
         device = check_device(device)
@@ -85,6 +87,9 @@ def _threads(threads: int | None) -> int:
 class OnnxRunner:
     """An ONNX file through ONNX Runtime on the CPU. `heatmaps=False` opens a model whose
     outputs are not heatmaps (a detector): use `run_all`."""
+
+    backend = "onnxruntime"
+    precision = "file"             # the graph's own types: ONNX Runtime takes no hint
 
     def __init__(self, path: str | Path, threads: int | None = None,
                  heatmaps: bool = True) -> None:
@@ -129,6 +134,8 @@ class OpenVINORunner:
     "bf16" asks for bf16; "auto" for bf16 where it is native. `heatmaps=False` opens a model
     whose outputs are not heatmaps."""
 
+    backend = "openvino"
+
     def __init__(self, path: str | Path, precision: str = "auto",
                  threads: int | None = None, heatmaps: bool = True) -> None:
         check_precision(precision)
@@ -154,6 +161,7 @@ class OpenVINORunner:
             except Exception:
                 self.fixed_batch = dims[0]
         hint = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[precision]
+        self.precision = precision
         config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": _threads(threads)}
         try:
             self.compiled = openvino_core().compile_model(model, "CPU", config)
@@ -263,6 +271,8 @@ class BGRInput:
 
     def __init__(self, runner: Runner) -> None:
         self.runner, self.input_hw = runner, runner.input_hw
+        self.backend = getattr(runner, "backend", "")
+        self.precision = getattr(runner, "precision", "")
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         return self.runner.run_all(np.ascontiguousarray(batch[:, ::-1]))

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import HrposeError
 from ..skeletons import Skeleton, get_skeleton, skeleton_for
 from .images import to_rgb
+from .person import Person
 
 LEFT, RIGHT, CENTRE = (0, 200, 255), (255, 140, 0), (60, 220, 60)   # RGB
 
@@ -22,6 +23,12 @@ def _side(skeleton: Skeleton, joint: int) -> str:
     if name.startswith(("right", "r_")) or any(joint == b for _, b in skeleton.flip_pairs):
         return "right"
     return "centre"
+
+
+def joint_colours(skeleton: Skeleton) -> list[tuple[int, int, int]]:
+    """A joint is the colour of its body side (left, right, or neither)."""
+    return [LEFT if side == "left" else RIGHT if side == "right" else CENTRE
+            for side in (_side(skeleton, j) for j in range(skeleton.num_joints))]
 
 
 def limb_colours(skeleton: Skeleton) -> list[tuple[int, int, int]]:
@@ -43,7 +50,7 @@ def draw_people(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton,
     out = np.ascontiguousarray(image.copy())
     thick = line_width(out)
     radius = thick + 1
-    colours = limb_colours(skeleton)
+    colours, joints = limb_colours(skeleton), joint_colours(skeleton)
     for p, person in enumerate(np.asarray(keypoints, np.float64)):
         seen = person[:, 2] >= threshold
         if boxes is not None:
@@ -58,11 +65,23 @@ def draw_people(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton,
             if seen[a] and seen[b]:
                 cv2.line(out, _pt(person[a]), _pt(person[b]), colour, thick + 1, cv2.LINE_AA)
         for j in np.flatnonzero(seen):
-            side = _side(skeleton, int(j))
-            colour = LEFT if side == "left" else RIGHT if side == "right" else CENTRE
             cv2.circle(out, _pt(person[j]), radius, (255, 255, 255), -1, cv2.LINE_AA)
-            cv2.circle(out, _pt(person[j]), max(1, radius - 1), colour, -1, cv2.LINE_AA)
+            cv2.circle(out, _pt(person[j]), max(1, radius - 1), joints[j], -1, cv2.LINE_AA)
     return out
+
+
+def draw_found(image: np.ndarray, people: Sequence[Person], skeleton: Skeleton,
+               keypoint_threshold: float = 0.3, person_threshold: float = 0.1) -> np.ndarray:
+    """A copy of the RGB `image` with the people an estimator found: boxes labelled with score
+    and track id, joints at or above `keypoint_threshold`. People scoring under
+    `person_threshold` are left out: bottom-up grouping leaves low-scoring fragments, which
+    results keep (COCO scoring ranks by score) and drawings do not."""
+    people = [p for p in people if p.score >= person_threshold]
+    if not people:
+        return image.copy()
+    return draw_people(image, np.stack([p.keypoints for p in people]), skeleton,
+                       keypoint_threshold, np.stack([p.box for p in people]),
+                       [p.score for p in people], [p.track_id for p in people])
 
 
 def line_width(image: np.ndarray) -> int:

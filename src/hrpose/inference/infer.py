@@ -21,10 +21,10 @@ from ..errors import HrposeError
 from ..io import atomic_path, remove_stale_temporaries, write_image, write_json
 from ..paths import check_output
 from .boxes import load_box_file
-from .draw import draw_people, draw_text
+from .draw import draw_found, draw_text
 from .estimator import PoseEstimator
 from .images import is_video, prefetch
-from .person import Person
+from .person import Person, coco_result
 from .video import PoseTracker, SmoothingSettings, VideoReader, VideoWriter
 
 
@@ -202,29 +202,15 @@ class _Job:
         self.frames += index
 
     def _draw(self, image: np.ndarray, people: list[Person], fps: float | None) -> np.ndarray:
-        skeleton = self.est.skeleton
-        # Bottom-up grouping leaves fragments with low scores; results.json keeps them (COCO
-        # scoring ranks by score), the drawing does not.
-        people = [p for p in people if p.score >= self.settings.person_threshold]
-        if people:
-            drawn = draw_people(image, np.stack([p.keypoints for p in people]), skeleton,
-                                self.settings.keypoint_threshold,
-                                np.stack([p.box for p in people]), [p.score for p in people],
-                                [p.track_id for p in people])
-        else:
-            drawn = image.copy()
+        drawn = draw_found(image, people, self.est.skeleton, self.settings.keypoint_threshold,
+                           self.settings.person_threshold)
         if self.settings.show_fps and fps is not None:
             draw_text(drawn, f"{fps:.1f} FPS", (4, 0))
         return drawn
 
     def _record(self, source: _Source, people: list[Person]) -> None:
         for person in people:
-            entry = {"image_id": source.image_id, "category_id": 1,
-                     "keypoints": np.round(person.keypoints.astype(np.float64), 2).ravel().tolist(),
-                     "score": round(person.score, 5),
-                     "bbox": np.round(person.box.astype(np.float64), 2).tolist(),
-                     "box_score": round(person.box_score, 5),
-                     "file_name": source.file.name}
+            entry = {**coco_result(person, source.image_id), "file_name": source.file.name}
             if source.frame is not None:
                 entry["frame"] = source.frame
                 entry["track_id"] = person.track_id

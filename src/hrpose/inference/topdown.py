@@ -59,6 +59,14 @@ class Crops:
     counts: list[int]          # crops per image
     whole: np.ndarray          # (n,) the box is the whole image (no boxes, no detector)
 
+    @staticmethod
+    def concat(parts: Sequence[Crops]) -> Crops:
+        """The crops of several batches as one (the service's batcher merges requests)."""
+        return Crops(*(np.concatenate([getattr(c, f) for c in parts])
+                       for f in ("images", "matrices", "boxes")),
+                     [n for c in parts for n in c.counts],
+                     np.concatenate([c.whole for c in parts]))
+
 
 class TopDownEstimator:
     """Boxes, then keypoints in each box. `detector`: "default" (the zoo's, loaded when an image
@@ -132,9 +140,8 @@ class TopDownEstimator:
         """(N, 5) boxes per image: checked given boxes, else detected, else the whole image."""
         given = list(boxes) if boxes is not None else [None] * len(images)
         missing = [i for i, b in enumerate(given) if b is None]
-        if missing and self.detector is None and self._lazy_detector is not None:
-            self.detector = self._open_detector(self._lazy_detector)
-            self._lazy_detector = None
+        if missing:
+            self.load_detector()
         if missing and self.detector is not None:
             for i, found in zip(missing, self.detector([images[i] for i in missing])):
                 given[i] = found
@@ -146,6 +153,13 @@ class TopDownEstimator:
             else:
                 out.append(check_boxes(b, (width, height), name))
         return out
+
+    def load_detector(self) -> Detector | None:
+        """The detector, the zoo's default loaded (downloaded) now if it has not been yet."""
+        if self.detector is None and self._lazy_detector is not None:
+            self.detector = self._open_detector(self._lazy_detector)
+            self._lazy_detector = None
+        return self.detector
 
     def _open_detector(self, detector: str | Path) -> Detector:
         return ExportedDetector(detector, precision="fp32", threads=self._threads,

@@ -106,20 +106,23 @@ class OneEuroFilter:
         self.value: np.ndarray | None = None
         self.speed: np.ndarray | None = None
 
-    def _alpha(self, cutoff: np.ndarray | float) -> np.ndarray | float:
+    @staticmethod
+    def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
         tau = 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau / self.dt)
+        return 1.0 / (1.0 + tau / dt)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, dt: float | None = None) -> np.ndarray:
+        """The filtered value of sample `x`, taken `dt` seconds after the last one (default:
+        one frame at the filter's fps; a live stream passes its frames' real spacing)."""
         x = np.asarray(x, np.float64)
         if self.value is None:
             self.value, self.speed = x.copy(), np.zeros_like(x)
             return x.copy()
-        s = self.settings
-        speed = (x - self.value) / self.dt / self.scale
-        self.speed = self.speed + self._alpha(s.d_cutoff) * (speed - self.speed)
+        s, dt = self.settings, self.dt if dt is None else dt
+        speed = (x - self.value) / dt / self.scale
+        self.speed = self.speed + self._alpha(s.d_cutoff, dt) * (speed - self.speed)
         cutoff = s.min_cutoff + s.beta * np.abs(self.speed)
-        self.value = self.value + self._alpha(cutoff) * (x - self.value)
+        self.value = self.value + self._alpha(cutoff, dt) * (x - self.value)
         return self.value.copy()
 
 
@@ -142,9 +145,15 @@ class PoseTracker:
         self.iou_threshold, self.max_missed = iou_threshold, max_missed
         self.tracks: list[_Track] = []
         self.next_id = 0
+        self.last_time: float | None = None
 
-    def update(self, people: list[Person]) -> list[Person]:
-        """The frame's people with `track_id` set (and keypoints smoothed), as new objects."""
+    def update(self, people: list[Person], time: float | None = None) -> list[Person]:
+        """The frame's people with `track_id` set (and keypoints smoothed), as new objects.
+        `time`: the frame's time in seconds, for frames that do not come at a steady rate (a
+        live stream); None: one frame after the last at `fps`."""
+        dt = None if time is None or self.last_time is None else max(time - self.last_time,
+                                                                     1e-3)
+        self.last_time = time
         matched = self._match(people)
         out = []
         for i, person in enumerate(people):
@@ -160,7 +169,7 @@ class PoseTracker:
             keypoints = person.keypoints
             if track.filter is not None:
                 keypoints = keypoints.copy()
-                keypoints[:, :2] = track.filter(keypoints[:, :2])
+                keypoints[:, :2] = track.filter(keypoints[:, :2], dt)
             out.append(replace(person, keypoints=keypoints, track_id=track.track_id))
         for track in self.tracks:
             track.missed += 1
