@@ -12,9 +12,9 @@ from typing import NoReturn
 
 from ..errors import HrposeError
 from ..version import __version__
-from . import bench, convert, data, evaluate, export, infer, info, train
+from . import bench, convert, data, evaluate, export, infer, info, serve, train
 
-COMMANDS = (info, convert, evaluate, train, infer, export, bench, data)   # in --help order
+COMMANDS = (info, convert, evaluate, train, infer, export, bench, serve, data)   # in --help order
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,400 @@
+"""The FastAPI application of `hrpose serve`.
+
+Routes: POST /v1/pose (JSON, or COCO results rows with ?format=coco), POST /v1/pose/draw
+(JPEG), GET /v1/model (the model card), WS /v1/stream (frames in, tracked people out),
+GET /healthz, /readyz, /metrics, the web page at / and the OpenAPI document at /docs.
+
+Errors are JSON {"error": {"status", "message"}} with the status that says what went wrong;
+nothing a request sends is written to disk. The model loads (when not given) and warms up in
+a thread after start-up: /healthz answers at once, /readyz and the pose routes say 503 until
+the model is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.websockets import WebSocketDisconnect
+
+from ..errors import HrposeError
+from ..inference.draw import draw_found
+from ..inference.estimator import PoseEstimator
+from ..inference.person import coco_result
+from ..inference.video import PoseTracker, SmoothingSettings
+from ..io import encode_jpeg
+from ..version import __version__
+from .metrics import Metrics, route_label
+from .schema import ERRORS, UPLOAD, CocoRow, PoseOut
+from .service import PoseService, people_json
+from .settings import ServeSettings, open_estimator
+from .uploads import ServeError, check_image, parse_boxes, parse_upload, read_body
+
+STATIC = Path(__file__).parent / "static"
+# Answered without the API key: no data, no model. The web page and the API document must
+# load in a browser, which cannot send a key with a page load; both then ask for it.
+PUBLIC = ("/healthz", "/", "/docs", "/openapi.json")
+PUBLIC_FOLDERS = ("/static/", "/docs/assets/")
+SUBPROTOCOL = "hrpose"                      # the WebSocket protocol the page speaks
+log = logging.getLogger("uvicorn.error")    # uvicorn's own log: one stream, one format
+
+
+class ServiceState:
+    """Everything the routes share: the settings, the metrics, and the model once ready."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings, self.metrics = settings, Metrics()
+        self.service: PoseService | None = None
+        self.ready = False
+        self.failure: str | None = None
+        self.in_flight = 0
+        self.metrics.in_flight.set_function(lambda: self.in_flight)
+
+    async def start(self, estimator: PoseEstimator | None) -> None:
+        """Open the model (unless given) and warm it up, off the event loop."""
+        try:
+            if estimator is None:
+                estimator = await asyncio.to_thread(open_estimator, self.settings)
+            service = PoseService(estimator, self.settings, self.metrics)
+            await asyncio.to_thread(service.warm_up)
+        except HrposeError as e:
+            self.failure = str(e)
+            log.error("hrpose: error: %s", e)
+            return
+        service.start()
+        self.service, self.ready = service, True
+        log.info("hrpose: %s ready (%s, %s)", service.card["name"], service.card["backend"],
+                 service.card["precision"])
+
+    def stop(self) -> None:
+        self.ready = False
+        if self.service is not None:
+            self.service.stop()
+
+    def check_ready(self) -> PoseService:
+        if self.service is None:
+            why = f"the model failed to load: {self.failure}" if self.failure else \
+                "the model is loading"
+            raise ServeError(503, why, {"Retry-After": "5"})
+        return self.service
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """One request (or stream frame) being answered; past --max-queue: 503."""
+        if self.in_flight >= self.settings.max_queue:
+            raise ServeError(503, f"busy: {self.in_flight} requests are being answered "
+                             "(--max-queue); retry shortly", {"Retry-After": "1"})
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+
+def create_app(settings: ServeSettings, estimator: PoseEstimator | None = None) -> FastAPI:
+    """The service for `settings`; `estimator`: an already opened model (else it is opened
+    from the settings after start-up)."""
+    state = ServiceState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        starting = asyncio.create_task(state.start(estimator))
+        yield
+        starting.cancel()
+        await asyncio.to_thread(state.stop)
+
+    app = FastAPI(title="hrpose", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None, description="HRNet human pose estimation: people and their "
+                  "keypoints in images and video frames.")
+    app.state.hrpose = state
+    _add_error_handlers(app)
+    app.add_middleware(AccessMiddleware, state=state)
+    if settings.cors_origins:          # outermost: preflight requests carry no API key
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"],
+                           expose_headers=["Server-Timing", "X-People"])
+    _add_status_routes(app, state)
+    _add_pose_routes(app, state)
+    app.add_api_websocket_route("/v1/stream", _stream_route(state))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_docs(app, settings)
+    return app
+
+
+def _add_docs(app: FastAPI, settings: ServeSettings) -> None:
+    """Swagger UI at /docs from files installed with the package (fastapi-offline's copy of
+    swagger-ui), so the document works without internet; with an API key the document says
+    so and its Authorize button takes the key."""
+    import fastapi_offline
+    from fastapi.openapi.utils import get_openapi
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="hrpose API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon.png")
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            if settings.api_key:
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "bearer": {"type": "http", "scheme": "bearer"}}
+                schema["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def app_from_environment() -> FastAPI:
+    """The factory each `--workers N` process calls: the settings come as JSON through the
+    environment, and each worker opens its own model."""
+    return create_app(ServeSettings.from_environment())
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None
+                   ) -> Response:
+    return Response(orjson.dumps({"error": {"status": status, "message": message}}), status,
+                    headers, media_type="application/json")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServeError)
+    async def serve_error(request: Request, e: ServeError) -> Response:
+        return error_response(e.status, e.message, e.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException) -> Response:
+        return error_response(e.status_code, str(e.detail), getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, e: RequestValidationError) -> Response:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_response(422, f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(HrposeError)
+    async def model_error(request: Request, e: HrposeError) -> Response:
+        return error_response(500, str(e))
+
+
+class AccessMiddleware:
+    """The API key (every route but /healthz and the page's own files) and the request
+    metrics, as plain ASGI so that streamed bodies and WebSockets pass untouched."""
+
+    def __init__(self, app: object, state: ServiceState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        path, key = scope["path"], self.state.settings.api_key
+        public = path in PUBLIC or path.startswith(PUBLIC_FOLDERS)
+        if key and not public and not _authorised(scope, key):
+            if scope["type"] == "websocket":     # refused before the handshake: HTTP 403
+                return await send({"type": "websocket.close", "code": 1008})
+            response = error_response(401, "missing or wrong API key: send Authorization: "
+                                      "Bearer KEY", {"WWW-Authenticate": "Bearer"})
+            return await response(scope, receive, send)
+        if scope["type"] == "websocket":         # counted per frame by the stream itself
+            return await self.app(scope, receive, send)
+        status, start = 500, time.perf_counter()
+
+        async def send_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = route_label(path)
+            self.state.metrics.requests.labels(route, str(status)).inc()
+            self.state.metrics.latency.labels(route).observe(time.perf_counter() - start)
+
+
+def _authorised(scope: dict, key: str) -> bool:
+    """Authorization: Bearer KEY, or (a browser's WebSocket, which cannot set headers) the
+    subprotocol "bearer.KEY"."""
+    headers = dict(scope.get("headers") or [])
+    given = headers.get(b"authorization", b"").decode("latin-1")
+    if given.startswith("Bearer ") and secrets.compare_digest(given[7:].strip(), key):
+        return True
+    return any(p.startswith("bearer.") and secrets.compare_digest(p[7:], key)
+               for p in scope.get("subprotocols") or [])
+
+
+def _add_status_routes(app: FastAPI, state: ServiceState) -> None:
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The model is loaded and warmed up",
+             responses={503: ERRORS[503]})
+    async def readyz() -> Response:
+        if state.ready:
+            return Response(orjson.dumps({"status": "ready"}), media_type="application/json")
+        state.check_ready()
+        raise ServeError(503, "stopping")
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(state.metrics.text(),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/model", summary="The model card: what a client needs to draw",
+             responses={503: ERRORS[503]})
+    async def model() -> Response:
+        return Response(orjson.dumps(state.check_ready().card), media_type="application/json")
+
+
+async def _people(state: ServiceState, request: Request, boxes: str | None) -> tuple:
+    """Read, check and run one request: (image, people, timing)."""
+    service = state.check_ready()
+    settings = state.settings
+    body = await read_body(request.stream(), request.headers.get("content-length"),
+                           int(settings.max_upload_mb * 2**20))
+    upload = parse_upload(body, request.headers.get("content-type", ""), boxes)
+    size = check_image(upload.image, settings.max_pixels)
+    given = parse_boxes(upload.boxes, size)
+    if given is not None and not service.topdown:
+        raise ServeError(422, "boxes: a bottom-up model finds people itself; send no boxes")
+    image, people, timing = await service.estimate(upload.image, given)
+    state.metrics.people.observe(len(people))
+    return image, people, timing
+
+
+async def _within_limits(state: ServiceState, work: Callable[[], Awaitable[Any]]) -> Any:
+    """`work()` admitted under --max-queue and cut off after --timeout-s."""
+    async with state.admit():
+        try:
+            return await asyncio.wait_for(work(), state.settings.timeout_s)
+        except asyncio.TimeoutError:
+            raise ServeError(504, f"no answer within {state.settings.timeout_s:g} s "
+                             "(--timeout-s)") from None
+
+
+def _server_timing(timing: dict[str, float]) -> dict[str, str]:
+    return {"Server-Timing": ", ".join(f"{k};dur={v}" for k, v in timing.items())}
+
+
+BOXES = Query(None, description="JSON [[x, y, w, h(, score)], ...] for a raw image body: "
+              "skip the detector")
+
+
+def _add_pose_routes(app: FastAPI, state: ServiceState) -> None:
+    responses = {k: v for k, v in ERRORS.items() if k != 401 or state.settings.api_key}
+
+    @app.post("/v1/pose", summary="People and their keypoints in one image",
+              response_model=PoseOut | list[CocoRow], responses=responses,
+              openapi_extra=UPLOAD)
+    async def pose(request: Request, boxes: str | None = BOXES,
+                   format: str = Query("json", pattern="^(json|coco)$",
+                                       description="json, or coco: COCO results rows"),
+                   image_id: int = Query(0, description="?format=coco: the rows' image_id")
+                   ) -> Response:
+        image, people, timing = await _within_limits(state, lambda: _people(state, request, boxes))
+        if format == "coco":
+            body: object = [coco_result(p, image_id) for p in people]
+        else:
+            body = {"people": people_json(people), "model": state.service.card["name"],
+                    "image": {"width": image.shape[1], "height": image.shape[0]},
+                    "timing_ms": timing}
+        return Response(orjson.dumps(body), media_type="application/json",
+                        headers=_server_timing(timing))
+
+    @app.post("/v1/pose/draw", summary="The image with its people drawn, as JPEG",
+              response_class=Response, responses=responses, openapi_extra=UPLOAD)
+    async def pose_draw(request: Request, boxes: str | None = BOXES,
+                        keypoint_threshold: float = Query(None, ge=0, le=1),
+                        person_threshold: float = Query(None, ge=0, le=1)) -> Response:
+        image, people, timing = await _within_limits(state, lambda: _people(state, request, boxes))
+        s = state.settings
+        drawn = await asyncio.to_thread(
+            draw_found, image, people, state.service.estimator.skeleton,
+            s.keypoint_threshold if keypoint_threshold is None else keypoint_threshold,
+            s.person_threshold if person_threshold is None else person_threshold)
+        jpeg = await asyncio.to_thread(encode_jpeg, drawn)
+        return Response(jpeg, media_type="image/jpeg",
+                        headers={**_server_timing(timing), "X-People": str(len(people))})
+
+
+def _stream_route(state: ServiceState) -> object:
+    async def stream(websocket: WebSocket, smooth: bool = True,
+                     fps: float = Query(30.0, gt=0, le=1000),
+                     min_cutoff: float = Query(SmoothingSettings.min_cutoff, gt=0),
+                     beta: float = Query(SmoothingSettings.beta, ge=0)) -> None:
+        """Binary JPEG (or PNG) frames in; per frame one JSON text message out: {frame,
+        people (with track_id), image, timing_ms}, or {frame, error}. People are tracked by
+        box IoU and, with `smooth`, their keypoints One-Euro filtered, per connection."""
+        if state.service is None:
+            await websocket.close(1013, "the model is not ready")
+            return
+        offered = websocket.scope.get("subprotocols") or []
+        await websocket.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        tracker = PoseTracker(fps, SmoothingSettings(min_cutoff, beta) if smooth else None)
+        frame = 0
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                reply = await _stream_frame(state, tracker, frame, message.get("bytes"))
+                await websocket.send_text(orjson.dumps(reply).decode())
+                frame += 1
+        except WebSocketDisconnect:
+            pass
+    return stream
+
+
+async def _stream_frame(state: ServiceState, tracker: PoseTracker, frame: int,
+                        data: bytes | None) -> dict:
+    start, status = time.perf_counter(), 200
+    try:
+        if data is None:
+            raise ServeError(415, "send frames as binary messages (JPEG or PNG bytes)")
+        limit = int(state.settings.max_upload_mb * 2**20)
+        if len(data) > limit:
+            raise ServeError(413, f"the frame is {len(data):,} bytes; the limit is {limit:,}")
+        check_image(data, state.settings.max_pixels)
+        service = state.check_ready()
+        image, people, timing = await _within_limits(state, lambda: service.estimate(data, None))
+        people = tracker.update(people, time.monotonic())
+        state.metrics.people.observe(len(people))
+        reply = {"frame": frame, "people": people_json(people),
+                 "image": {"width": image.shape[1], "height": image.shape[0]},
+                 "timing_ms": timing}
+    except ServeError as e:
+        status, reply = e.status, {"frame": frame, "error": {"status": e.status,
+                                                             "message": e.message}}
+    except HrposeError as e:
+        status, reply = 500, {"frame": frame, "error": {"status": 500, "message": str(e)}}
+    state.metrics.requests.labels("/v1/stream", str(status)).inc()
+    state.metrics.latency.labels("/v1/stream").observe(time.perf_counter() - start)
+    return reply

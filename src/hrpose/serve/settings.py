@@ -1,0 +1,88 @@
+"""What `hrpose serve` is told, as one typed value, and the estimator it opens.
+
+Worker processes (`--workers N`) are started by uvicorn and get the settings through the
+environment as JSON (`SETTINGS_VARIABLE`), so each opens the same model the same way."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+
+from ..errors import HrposeError
+from ..inference.estimator import PoseEstimator
+
+SETTINGS_VARIABLE = "HRPOSE_SERVE_SETTINGS"
+API_KEY_VARIABLE = "HRPOSE_API_KEY"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    # The model, as `hrpose infer` takes it.
+    model: str = "hrnet_w32_256x192"
+    weights: str | None = None
+    detector: str | None = "default"   # zoo name or file; None: the whole image is one person
+    backend: str | None = None
+    device: str = "cpu"
+    precision: str = "auto"
+    threads: int | None = None
+    decode: str | None = None
+    flip: bool = False
+    box_threshold: float = 0.5
+    keypoint_threshold: float = 0.3      # drawings: joints at or above this
+    person_threshold: float = 0.1        # drawings: people at or above this
+    scales: tuple[float, ...] = (1.0,)
+    # Batching: a model call takes up to max_batch crops (bottom-up: images), waiting at most
+    # max_wait_ms after the oldest job for more to arrive.
+    max_batch: int = 8
+    max_wait_ms: float = 5.0
+    # Limits.
+    max_queue: int = 64                  # requests being answered at once; more get 503
+    max_upload_mb: float = 16.0
+    max_pixels: int = 40_000_000         # stated in the image header, checked before decoding
+    timeout_s: float = 30.0              # per request (upload, queue, model); then 504
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        checks = [("max_batch", self.max_batch >= 1), ("max_queue", self.max_queue >= 1),
+                  ("max_wait_ms", 0 <= self.max_wait_ms <= 10_000),
+                  ("max_upload_mb", self.max_upload_mb > 0), ("max_pixels", self.max_pixels >= 1),
+                  ("timeout_s", self.timeout_s > 0)]
+        for name, ok in checks:
+            if not ok:
+                raise HrposeError(f"serve setting {name}={getattr(self, name)!r} is out of range")
+        if self.api_key is not None and (len(self.api_key) < 16 or not all(
+                c.isalnum() or c in "-._~+" for c in self.api_key)):
+            # The web page sends the key as a WebSocket subprotocol: it must be a token.
+            raise HrposeError("the API key must be at least 16 characters of letters, digits "
+                              "and - . _ ~ + (e.g. python -c 'import secrets; "
+                              "print(secrets.token_urlsafe(24))')")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        values = json.loads(text)
+        for name in ("scales", "cors_origins"):
+            values[name] = tuple(values[name])
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    @classmethod
+    def from_environment(cls) -> ServeSettings:
+        text = os.environ.get(SETTINGS_VARIABLE)
+        if not text:
+            raise HrposeError(f"{SETTINGS_VARIABLE} is not set: start the service with "
+                              "`hrpose serve`")
+        return cls.from_json(text)
+
+
+def open_estimator(settings: ServeSettings) -> PoseEstimator:
+    """The service's model: a `PoseEstimator` as `hrpose infer` opens it, with the model
+    batch the service's `max_batch`."""
+    return PoseEstimator(settings.model, settings.backend, settings.device, settings.precision,
+                         weights=settings.weights, detector=settings.detector,
+                         box_threshold=settings.box_threshold, flip=settings.flip,
+                         decode=settings.decode, batch=settings.max_batch,
+                         threads=settings.threads, scales=settings.scales)

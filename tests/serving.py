@@ -1,0 +1,61 @@
+"""A real uvicorn server in a thread, on a free port of 127.0.0.1, for the service's tests (and
+the models they serve)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import uvicorn
+
+from hrpose.inference.estimator import PoseEstimator
+from hrpose.serve.app import create_app
+from hrpose.serve.settings import ServeSettings
+
+from .helpers import shared_data
+
+
+def tinypose_settings(**changes: object) -> ServeSettings:
+    """PP-TinyPose 256x192 with the PicoDet person detector (both real, OpenVINO), in fp32 so
+    that results do not depend on how requests were batched."""
+    return ServeSettings(model=str(shared_data("models", "tinypose_256x192", "model.xml")),
+                         detector=str(shared_data("models", "picodet_s_320_pedestrian")),
+                         precision="fp32", **changes)
+
+
+def free_port() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serving(settings: ServeSettings, estimator: PoseEstimator | None = None,
+            ready: bool = True) -> Iterator[str]:
+    """The service's base URL while it runs (ready, unless `ready=False`)."""
+    sock = free_port()
+    config = uvicorn.Config(create_app(settings, estimator), log_level="warning",
+                            ws_max_size=int(settings.max_upload_mb * 2**20))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        auth = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        while ready and httpx.get(url + "/readyz", headers=auth).status_code != 200:
+            assert time.monotonic() < deadline, "the model did not get ready"
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
