@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -245,21 +246,41 @@ def _post_all(url: str, bodies: list[bytes], **params: str) -> list[httpx.Respon
     return asyncio.run(run())
 
 
+def slow_body(data: bytes, seconds: float, pieces: int = 10) -> Iterator[bytes]:
+    """`data` sent in pieces over `seconds` (chunked): a request that stays in flight."""
+    step = -(-len(data) // pieces)
+    for i in range(0, len(data), step):
+        time.sleep(seconds / pieces)
+        yield data[i : i + step]
+
+
+def _post_in_threads(url: str, bodies: list[object]) -> tuple[list[threading.Thread], list]:
+    answers: list[httpx.Response] = []
+    threads = [threading.Thread(target=lambda b=b: answers.append(httpx.post(
+        url + "/v1/pose", content=b, headers=JPEG, timeout=30))) for b in bodies]
+    for t in threads:
+        t.start()
+    return threads, answers
+
+
 def test_a_full_queue_is_503_with_retry_after_and_a_slow_answer_504(estimator, demo):
-    # A long batch wait keeps the first requests in the queue while the others arrive.
-    settings = tinypose_settings(max_queue=2, max_wait_ms=1500)
-    with serving(settings, estimator) as url:
-        answers = _post_all(url, [demo.read_bytes()] * 5)
-    statuses = sorted(r.status_code for r in answers)
-    assert statuses == [200, 200, 503, 503, 503], statuses
-    busy = next(r for r in answers if r.status_code == 503)
-    assert busy.headers["retry-after"] == "1" and "--max-queue" in busy.json()["error"]["message"]
-    with serving(tinypose_settings(timeout_s=0.3, max_wait_ms=2000), estimator) as url:
-        r = httpx.post(url + "/v1/pose", content=demo.read_bytes(), headers=JPEG)
+    data = demo.read_bytes()
+    with serving(tinypose_settings(max_queue=2), estimator) as url:
+        # Two requests still uploading hold both places; the next three are turned away.
+        threads, slow = _post_in_threads(url, [slow_body(data, 1.5), slow_body(data, 1.5)])
+        time.sleep(0.3)
+        busy = _post_all(url, [data] * 3)
+        for t in threads:
+            t.join(30)
+        assert [r.status_code for r in busy] == [503] * 3
+        assert [r.status_code for r in slow] == [200, 200]
+        assert busy[0].headers["retry-after"] == "1"
+        assert "--max-queue" in busy[0].json()["error"]["message"]
+        assert httpx.post(url + "/v1/pose", content=data, headers=JPEG).status_code == 200
+    with serving(tinypose_settings(timeout_s=0.5), estimator) as url:
+        r = httpx.post(url + "/v1/pose", content=slow_body(data, 2.0), headers=JPEG)
         assert r.status_code == 504 and "--timeout-s" in r.json()["error"]["message"]
-        # The timed-out job left the queue: the next request is answered normally.
-        assert httpx.post(url + "/v1/pose", content=demo.read_bytes(), headers=JPEG,
-                          timeout=10).status_code in (200, 504)
+        assert httpx.post(url + "/v1/pose", content=data, headers=JPEG).status_code == 200
 
 
 def test_the_api_key_guards_every_route_but_health_and_the_page(estimator, demo):
@@ -412,21 +433,20 @@ def test_sigterm_answers_every_request_in_flight_then_exits(demo):
     port = sock.getsockname()[1]
     sock.close()
     url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(_serve_command(port, "--max-wait-ms", "1500"),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(_serve_command(port), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     try:
         _wait_ready(url, process)
-        answers: list[int] = []
-        threads = [threading.Thread(target=lambda: answers.append(httpx.post(
-            url + "/v1/pose", content=demo.read_bytes(), headers=JPEG, timeout=30).status_code))
-            for _ in range(6)]
-        for t in threads:
-            t.start()
-        time.sleep(0.5)                      # all six wait in the batcher (1.5 s)
+        # Six requests whose bodies take 1.5 s to arrive: all in flight when the signal comes.
+        threads, answers = _post_in_threads(url, [slow_body(demo.read_bytes(), 1.5)
+                                                  for _ in range(6)])
+        time.sleep(0.5)
+        assert not answers
         process.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(30)
-        assert answers == [200] * 6
+        assert [r.status_code for r in answers] == [200] * 6
+        assert all(len(r.json()["people"]) == 1 for r in answers)
         # uvicorn drains, shuts the application down, then dies of the signal it was sent
         assert process.wait(30) in (0, -signal.SIGTERM)
         log = process.communicate()[0]
@@ -547,7 +567,9 @@ def test_the_batcher_fills_batches_in_order_and_one_bad_job_fails_alone():
     batcher.start()
 
     async def submit_all(jobs: list[tuple[str, int]]) -> list[object]:
-        return await asyncio.gather(*(batcher.submit(p, cost) for p, cost in jobs),
+        tickets = [batcher.ticket() for _ in jobs]      # as requests take them on arrival
+        return await asyncio.gather(*(batcher.submit(p, cost, t)
+                                      for (p, cost), t in zip(jobs, tickets)),
                                     return_exceptions=True)
 
     assert asyncio.run(submit_all([("a", 1), ("b", 2), ("c", 2)])) == ["aa", "bb", "cc"]
@@ -558,5 +580,11 @@ def test_the_batcher_fills_batches_in_order_and_one_bad_job_fails_alone():
     assert calls == [["bad", "x"], ["bad"], ["x"]]
     assert batcher.calls == 3
     batcher.stop()
+    # Alone, a job does not wait for company: no ticket is out.
+    alone = Batcher("alone", run, max_batch=4, max_wait_ms=5000)
+    alone.start()
+    start = time.monotonic()
+    assert asyncio.run(alone.submit("z")) == "zz" and time.monotonic() - start < 1
+    alone.stop()
     late = asyncio.run(submit_all([("late", 1)]))[0]
     assert isinstance(late, HrposeError) and "not running" in str(late)

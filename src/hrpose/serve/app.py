@@ -105,14 +105,21 @@ class ServiceState:
             self.in_flight -= 1
 
 
-def create_app(settings: ServeSettings, estimator: PoseEstimator | None = None) -> FastAPI:
+def create_app(settings: ServeSettings, estimator: PoseEstimator | None = None,
+               ready_first: bool = False) -> FastAPI:
     """The service for `settings`; `estimator`: an already opened model (else it is opened
-    from the settings after start-up)."""
+    from the settings after start-up). The model warms up in the background while /healthz
+    and /readyz answer; with `ready_first`, start-up waits for it (a worker process that takes
+    no connections until it can answer them)."""
     state = ServiceState(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         starting = asyncio.create_task(state.start(estimator))
+        if ready_first:
+            await starting
+            if state.failure:
+                raise HrposeError(state.failure)
         yield
         starting.cancel()
         await asyncio.to_thread(state.stop)
@@ -169,8 +176,9 @@ def _add_docs(app: FastAPI, settings: ServeSettings) -> None:
 
 def app_from_environment() -> FastAPI:
     """The factory each `--workers N` process calls: the settings come as JSON through the
-    environment, and each worker opens its own model."""
-    return create_app(ServeSettings.from_environment())
+    environment, and each worker opens its own model and takes connections once it is ready
+    (the others, not a loading worker, answer meanwhile)."""
+    return create_app(ServeSettings.from_environment(), ready_first=True)
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None

@@ -3,7 +3,9 @@
 Requests `await submit(payload, cost)`; the model thread takes the oldest job, then more until
 their cost (crops, or images) reaches `max_batch` or the oldest job has waited `max_wait_ms`,
 runs them in one call and hands each job its own result. Under load the queue fills while a
-batch runs, so the next batch is full at once; alone, a request waits at most `max_wait_ms`.
+batch runs, so the next batch is full at once. A request on its way to a batcher holds a
+`Ticket` until it submits; the thread waits for more jobs only while some ticket is out, so a
+request alone is never kept waiting for company that is not coming.
 
 The model is only ever called from this thread: runners (an OpenVINO infer request, a torch
 module) are not safe to share between threads, and the event loop never blocks on them.
@@ -21,6 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import HrposeError
+
+
+class Ticket:
+    """A request that will (probably) submit a job: counted until it does, or gives up."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher, self.out = batcher, True
+        batcher.coming += 1
+
+    def release(self) -> None:
+        if self.out:
+            self.out = False
+            self.batcher.coming -= 1
 
 
 @dataclass
@@ -52,6 +67,7 @@ class Batcher:
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.on_batch = on_batch
         self.calls = 0                  # batches run (a test reads it)
+        self.coming = 0                 # tickets out: requests on their way here
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._carry: _Job | None = None
         self._thread = threading.Thread(target=self._loop, name=f"hrpose-{name}", daemon=True)
@@ -69,12 +85,19 @@ class Batcher:
         """Jobs waiting for the model."""
         return self._queue.qsize() + (self._carry is not None)
 
-    async def submit(self, payload: Any, cost: int = 1) -> Any:
+    def ticket(self) -> Ticket:
+        """Say that a job is coming (release it when none will)."""
+        return Ticket(self)
+
+    async def submit(self, payload: Any, cost: int = 1, ticket: Ticket | None = None) -> Any:
+        """The job's result; `ticket` (the request's) is released once the job is queued."""
         if not self._thread.is_alive():
             raise HrposeError(f"the {self.name} model is not running (the server is stopping)")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put(_Job(payload, max(1, cost), future, loop))
+        if ticket is not None:
+            ticket.release()
         return await future
 
     def _loop(self) -> None:
@@ -93,6 +116,8 @@ class Batcher:
             return None
         jobs, cost = [first], first.cost
         while cost < self.max_batch:
+            if self.coming <= 0 and self._queue.empty():
+                break                       # nobody else is on the way
             wait = first.queued + self.max_wait - time.monotonic()
             try:
                 job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()

@@ -22,7 +22,7 @@ from ..inference.person import Person
 from ..inference.topdown import Crops, TopDownEstimator
 from ..io import decode_image
 from ..version import __version__
-from .batcher import Batcher
+from .batcher import Batcher, Ticket
 from .metrics import Metrics
 from .settings import ServeSettings
 from .uploads import ServeError
@@ -98,6 +98,17 @@ class PoseService:
     async def estimate(self, data: bytes, boxes: np.ndarray | None, name: str = "image"
                        ) -> tuple[np.ndarray, list[Person], dict[str, float]]:
         """The decoded RGB image, the people in it and the time each stage took (ms)."""
+        detecting = boxes is None and self.detect is not None
+        tickets = [self.pose.ticket(), *([self.detect.ticket()] if detecting else [])]
+        try:
+            return await self._estimate(data, boxes, name, *tickets)
+        finally:
+            for ticket in tickets:
+                ticket.release()
+
+    async def _estimate(self, data: bytes, boxes: np.ndarray | None, name: str,
+                        pose: Ticket, detect: Ticket | None = None
+                        ) -> tuple[np.ndarray, list[Person], dict[str, float]]:
         start = time.perf_counter()
         try:
             image = await asyncio.to_thread(decode_image, data, name, self.settings.max_pixels)
@@ -105,15 +116,15 @@ class PoseService:
             raise ServeError(422, str(e)) from None
         decoded = time.perf_counter()
         if not self.topdown:
-            people = await self.pose.submit(image)
+            people = await self.pose.submit(image, 1, pose)
             return image, people, _timing(start, decoded, decoded, time.perf_counter())
-        if boxes is None and self.detect is not None:
-            boxes = await self.detect.submit(image)
+        if detect is not None:
+            boxes = await self.detect.submit(image, 1, detect)
         detected = time.perf_counter()
         crops = await asyncio.to_thread(self.pipeline.preprocess, [image], [boxes], [name])
         if not len(crops.boxes):
             return image, [], _timing(start, decoded, detected, time.perf_counter())
-        keypoints = await self.pose.submit(crops, len(crops.boxes))
+        keypoints = await self.pose.submit(crops, len(crops.boxes), pose)
         people = self.pipeline.postprocess(keypoints, crops, [name])[0]
         return image, people, _timing(start, decoded, detected, time.perf_counter())
 
