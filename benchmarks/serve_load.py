@@ -63,11 +63,18 @@ def workload(total: int, boxes: bool = False) -> list[tuple[bytes, bool, str | N
             for i in range(total)]
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory (VmRSS), or its peak so far (VmHWM), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def idle_rss_mb(pid: int) -> float:
+    """RSS once the server has been idle for 2 s (it hands freed memory back after 1 s)."""
+    time.sleep(2)
+    return rss_mb(pid)
 
 
 def start_server(kind: str, port: int) -> subprocess.Popen:
@@ -146,8 +153,8 @@ def one_at_a_time(url: str, requests: list[tuple[bytes, bool, str | None]],
 def measure(kind: str, port: int, requests: list[tuple[bytes, bool, str | None]],
             clients: int) -> dict:
     """One server's figures: the load run, one-at-a-time latency, and its RSS at start,
-    after warm-up, after the run, and after the same run once more (a leak grows there; the
-    first run's growth is the working set of the requests in flight)."""
+    after warm-up, after the run, after the same run once more (a leak grows run by run), and
+    its peak (the working set of the requests in flight)."""
     url = f"http://127.0.0.1:{port}"
     process = start_server(kind, port)
     try:
@@ -156,9 +163,10 @@ def measure(kind: str, port: int, requests: list[tuple[bytes, bool, str | None]]
         wait_for(url, process, "/readyz")
         warm_rss = rss_mb(process.pid)
         figures = asyncio.run(load(url, requests, clients))
-        figures.update(rss_start=start_rss, rss_warm=warm_rss, rss_run=rss_mb(process.pid))
+        figures.update(rss_start=start_rss, rss_warm=warm_rss, rss_run=idle_rss_mb(process.pid))
         asyncio.run(load(url, requests, clients))
-        figures["rss_again"] = rss_mb(process.pid)
+        figures["rss_again"] = idle_rss_mb(process.pid)
+        figures["rss_peak"] = rss_mb(process.pid, "VmHWM")
         figures["single_ms"] = one_at_a_time(url, requests)
     finally:
         process.terminate()
@@ -274,7 +282,8 @@ def _table(runs: dict[str, list[dict]], args: argparse.Namespace) -> list[str]:
              "256x192 + PicoDet (OpenVINO, default precision), COCO photos "
              f"(coco-mini-train), {people}, every tenth request bad; medians of "
              f"{args.repeats} interleaved runs per server. RSS: at start, after warm-up, after "
-             "the run, after the same run again.", "",
+             "the run and after the same run again (each 2 s after its last answer), and the "
+             "peak under load.", "",
              "| server | good → 200 | bad → 4xx | 5xx or dropped | requests/s | people/s | "
              "vs batch 1 | p50 / p95 / p99 ms | one at a time ms | RSS MB |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -290,7 +299,7 @@ def _table(runs: dict[str, list[dict]], args: argparse.Namespace) -> list[str]:
             f"{m(kind, 'rps') / base:.2f}x | {m(kind, 'p50'):.0f} / {m(kind, 'p95'):.0f} / "
             f"{m(kind, 'p99'):.0f} | {m(kind, 'single_ms'):.1f} | {m(kind, 'rss_start'):.0f} / "
             f"{m(kind, 'rss_warm'):.0f} / {m(kind, 'rss_run'):.0f} / "
-            f"{m(kind, 'rss_again'):.0f} |")
+            f"{m(kind, 'rss_again'):.0f}, peak {m(kind, 'rss_peak'):.0f} |")
     return lines
 
 

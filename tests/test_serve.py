@@ -385,6 +385,33 @@ def test_readiness_waits_for_the_warm_up(estimator, demo, monkeypatch):
                           ).status_code == 200
 
 
+def test_a_model_that_fails_to_load_says_why_on_readyz(tmp_path, demo):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    with serving(ServeSettings(model=str(broken), detector="none"), ready=False) as url:
+        deadline = time.monotonic() + 30
+        while "failed" not in httpx.get(url + "/readyz").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        r = httpx.get(url + "/readyz")
+        assert r.status_code == 503 and "broken.onnx" in r.json()["error"]["message"]
+        r = httpx.post(url + "/v1/pose", content=demo.read_bytes(), headers=JPEG)
+        assert r.status_code == 503 and "failed to load" in r.json()["error"]["message"]
+        assert httpx.get(url + "/healthz").status_code == 200
+
+
+def test_freed_memory_goes_back_a_second_after_the_last_request(server, demo, monkeypatch):
+    from hrpose.serve import app
+
+    trims: list[float] = []
+    monkeypatch.setattr(app, "release_freed_memory", lambda: trims.append(time.monotonic()))
+    for _ in range(3):
+        httpx.post(server + "/v1/pose", content=demo.read_bytes(), headers=JPEG)
+    done = time.monotonic()
+    time.sleep(1.6)
+    assert len(trims) == 1 and trims[0] - done > 0.9       # once, after the last one
+
+
 def test_metrics_move_with_requests(server, demo):
     before = httpx.get(server + "/metrics").text
     for _ in range(3):

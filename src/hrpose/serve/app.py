@@ -13,6 +13,8 @@ the model is ready.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import secrets
 import time
@@ -63,6 +65,7 @@ class ServiceState:
         self.failure: str | None = None
         self.in_flight = 0
         self.metrics.in_flight.set_function(lambda: self.in_flight)
+        self._trim: asyncio.TimerHandle | None = None
 
     async def start(self, estimator: PoseEstimator | None) -> None:
         """Open the model (unless given) and warm it up, off the event loop."""
@@ -71,9 +74,10 @@ class ServiceState:
                 estimator = await asyncio.to_thread(open_estimator, self.settings)
             service = PoseService(estimator, self.settings, self.metrics)
             await asyncio.to_thread(service.warm_up)
-        except HrposeError as e:
-            self.failure = str(e)
-            log.error("hrpose: error: %s", e)
+            await asyncio.to_thread(release_freed_memory)       # what warming up left
+        except Exception as e:            # any failure is one line on /readyz and in the log
+            self.failure = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            log.error("hrpose: error: %s", self.failure)
             return
         service.start()
         self.service, self.ready = service, True
@@ -103,6 +107,27 @@ class ServiceState:
             yield
         finally:
             self.in_flight -= 1
+            if self.in_flight == 0:
+                self._release_memory_when_idle()
+
+    def _release_memory_when_idle(self) -> None:
+        """A second after the last request, if none came since, hand the memory the requests
+        freed back to the system (glibc keeps it in its arenas: under 32 clients the process
+        held 100 MB more after a run than before it, all of it free)."""
+        loop = asyncio.get_running_loop()
+        if self._trim is not None:
+            self._trim.cancel()
+
+        def trim() -> None:
+            if self.in_flight == 0:
+                loop.run_in_executor(None, release_freed_memory)
+        self._trim = loop.call_later(1.0, trim)
+
+
+def release_freed_memory() -> None:
+    """glibc's malloc_trim: free heap pages back to the system (nothing elsewhere)."""
+    with contextlib.suppress(OSError, AttributeError):     # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def create_app(settings: ServeSettings, estimator: PoseEstimator | None = None,
