@@ -61,7 +61,7 @@ def browser(chromium: Path, *flags: str) -> Iterator[object]:
 
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=str(chromium),
-                                     args=["--no-sandbox", *flags])
+                                     args=["--no-sandbox", "--disable-dev-shm-usage", *flags])
         try:
             yield launched
         finally:
