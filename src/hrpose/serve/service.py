@@ -65,16 +65,17 @@ class PoseService:
             self._run_images([image])
             return
         h, w = WARM_UP_HW
-        for size in range(1, self.settings.max_batch + 1):
+        batch = self.settings.max_batch
+        for size in range(1, batch + 1):
             if self.detect is not None:
                 self.detect.run([image] * size)
             boxes = np.tile([[0.0, 0.0, w, h, 1.0]], (size, 1))
-            crops = self.pipeline.preprocess([image], [boxes], ["warm-up"])
+            crops = self.pipeline.preprocess([image], [boxes], ["warm-up"])   # size crops
             self._run_crops([crops])
         if self.detect is not None:
             # Under load both models run at once, and the runtime takes scratch memory for
             # that (up to 37 MB for PicoDet beside PP-TinyPose): most of it now, not later.
-            both = threading.Thread(target=self.detect.run, args=([image] * size,))
+            both = threading.Thread(target=self.detect.run, args=([image] * batch,))
             both.start()
             self._run_crops([crops])
             both.join()
@@ -88,11 +89,6 @@ class PoseService:
         for batcher in (self.detect, self.pose):
             if batcher is not None:
                 batcher.stop()
-
-    @property
-    def model_calls(self) -> int:
-        """Batched pose model calls made so far."""
-        return self.pose.calls
 
     def _run_crops(self, parts: list[Crops]) -> list[np.ndarray]:
         """The keypoints of several requests' crops, merged into model batches."""

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -38,7 +38,6 @@ class ServeError(Exception):
 class Upload:
     image: bytes
     boxes: str | None = None             # the JSON text, as sent
-    fields: dict[str, bytes] = field(default_factory=dict)
 
 
 async def read_body(chunks: AsyncIterator[bytes], content_length: str | None,
@@ -73,7 +72,7 @@ def parse_upload(body: bytes, content_type: str, boxes_query: str | None) -> Upl
                              f"{', '.join(sorted(parts)) or 'none'})")
         boxes = parts.get("boxes")
         text = boxes.decode("utf-8", "replace") if boxes is not None else boxes_query
-        return Upload(parts["image"], text, parts)
+        return Upload(parts["image"], text)
     if kind and kind not in IMAGE_TYPES:
         raise ServeError(415, f"Content-Type {kind!r} is not an image: send the image as the "
                          "body (image/jpeg, image/png, ...) or as the 'image' field of a "
