@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "rate and frame count). OUT may not hold an input. A file that cannot be read is "
         "reported and skipped; the exit status is then 1.")
     p.add_argument("input", metavar="INPUT",
-                   help="an image, a folder of images, a quoted glob ('shots/*.jpg') or a video")
+                   help="an image, a folder of images, a quoted glob ('shots/*.jpg'), a video, "
+                   "a camera index (0) or a stream URL (rtsp://..., http://...)")
     p.add_argument("--model", required=True,
                    help="a zoo model name (its published weights), a checkpoint file or an "
                    "exported .onnx / .xml file")
@@ -46,6 +47,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beta", type=number(0),
                    help="One-Euro cutoff Hz added per person height per second of speed "
                    "(higher: less lag on fast moves; default 10)")
+    p.add_argument("--detect-every", type=count(), default=1, metavar="K",
+                   help="video: run the person detector on every K-th frame while tracking "
+                   "holds, following people from their keypoints in between; it runs again at "
+                   "once when a person's joints are lost (default 1: every frame)")
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                   help="video: frames come at the source's pace (a file: its frame rate) and "
+                   "frames the models cannot take in time are dropped rather than queued "
+                   "(default: on for cameras and live streams, off for files)")
+    p.add_argument("--max-frames", type=count(), metavar="N",
+                   help="video: stop after N frames (a camera: record N frames)")
     p.add_argument("--show-fps", action="store_true",
                    help="write the frame rate on the drawings and print the throughput")
     p.add_argument("--batch", type=count(),
@@ -59,12 +70,14 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.estimator import PoseEstimator
     from ..inference.images import find_inputs
     from ..inference.infer import InferSettings, infer
-    from ..inference.video import SmoothingSettings
+    from ..inference.video import SmoothingSettings, Stream
 
     if args.boxes and args.detector:
         raise HrposeError("give --boxes FILE or --detector MODEL, not both")
-    inputs = find_inputs(args.input)
-    check_output(args.out, [*inputs, args.boxes, args.model, args.weights, args.detector])
+    stream = Stream.parse(args.input)
+    inputs = [stream] if stream is not None else find_inputs(args.input)
+    check_output(args.out, [*(() if stream else inputs), args.boxes, args.model, args.weights,
+                            args.detector])
     # No --detector: the zoo's default one, loaded when an image needs it (never for a
     # bottom-up model, or with --boxes); "none": the whole image is one person.
     detector = None if args.boxes else args.detector or "default"
@@ -79,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         draw=args.draw, smooth=args.smooth,
         smoothing=SmoothingSettings(**{k: v for k, v in (("min_cutoff", args.min_cutoff),
                                                          ("beta", args.beta)) if v is not None}),
-        show_fps=args.show_fps, csv=args.format == "csv",
+        show_fps=args.show_fps, csv=args.format == "csv", detect_every=args.detect_every,
+        realtime=args.realtime, max_frames=args.max_frames,
         progress=not args.json)
     summary = infer(inputs, estimator, args.out, settings)
     if args.json:
@@ -93,6 +107,11 @@ def run(args: argparse.Namespace) -> int:
         if args.show_fps:
             print(f"{done / summary['seconds']:.1f} images/s end to end ({summary['seconds']:.1f}"
                   " s, decoding, detection, pose and drawing)")
+        for video in summary["videos"]:
+            late = video["latency_ms"]
+            print(f"{video['input']}: {video['frames']} frames at {video['fps']} frames/s, "
+                  f"latency p50 {late['p50']} ms, p95 {late['p95']} ms; "
+                  f"{video['dropped']} dropped; detector on {video['detector_runs']} frames")
         for failure in summary["failed"]:
             print(f"failed: {failure['error']}", file=sys.stderr)
     return 1 if summary["failed"] else 0

@@ -121,6 +121,19 @@ class PoseEstimator:
         rgb = [to_rgb(im, color, name) for im, name in zip(images, names)]
         return self.predict_rgb(rgb, boxes, names)
 
+    def warm_up(self, people: int = 4) -> None:
+        """Runs the model once at each batch size a frame of up to `people` people gives (and
+        the detector once), so that none pays for a first call later (OpenVINO compiles each
+        batch size of a light model): a live video must not stall on its first crowd."""
+        h, w = self.input_hw
+        if self.kind == "topdown":
+            sizes = range(1, min(people, self.pipeline.batch) + 1)
+            for n in sorted({n * (2 if self.pipeline.flip else 1) for n in sizes}):
+                self.runner(np.zeros((n, 3, h, w), np.float32))
+            detector = self.pipeline.load_detector()
+            if detector is not None:
+                detector([np.zeros((h, w, 3), np.uint8)])
+
     def predict_rgb(self, images: Sequence[np.ndarray], boxes: Sequence[object] | None,
                     names: Sequence[str]) -> list[list[Person]]:
         """`predict_batch` for images already RGB uint8 (H, W, 3)."""

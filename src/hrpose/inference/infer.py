@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from .draw import draw_found, draw_text
 from .estimator import PoseEstimator
 from .images import is_video, prefetch
 from .person import Person, coco_result
-from .video import PoseTracker, SmoothingSettings, VideoReader, VideoWriter
+from .pipeline import Frame, FramePoses, run_pipeline
+from .video import SmoothingSettings, Stream, VideoReader, VideoWriter
 
 
 @dataclass
@@ -39,6 +41,9 @@ class InferSettings:
     smooth: bool = False               # One-Euro smoothing of video keypoints
     smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
     show_fps: bool = False
+    detect_every: int = 1              # video: the detector every k-th frame while tracking holds
+    realtime: bool | None = None       # video: drop frames rather than fall behind (None: live)
+    max_frames: int | None = None      # video: stop after this many frames
     progress: bool = True
     csv: bool = False                  # also OUT/results.csv: one row per joint
 
@@ -52,19 +57,19 @@ class _Source:
     frame: int | None = None
 
 
-def infer(inputs: Sequence[Path], estimator: PoseEstimator, out_dir: str | Path,
+def infer(inputs: Sequence[Path | Stream], estimator: PoseEstimator, out_dir: str | Path,
           settings: InferSettings = InferSettings()) -> dict:
     """Runs every input; writes OUT/results.json and the drawings. Returns the summary."""
     out = Path(out_dir)
-    check_output(out, [*inputs, settings.boxes])
+    check_output(out, [*(p for p in inputs if isinstance(p, Path)), settings.boxes])
     job = _Job(estimator, out, settings, inputs)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)          # what a killed earlier run left
     start = time.perf_counter()
-    images = [p for p in inputs if not is_video(p)]
+    images = [p for p in inputs if not _is_video(p)]
     if images:
         job.run_images(images)
-    for video in (p for p in inputs if is_video(p)):
+    for video in (p for p in inputs if _is_video(p)):
         try:
             job.run_video(video)
         except HrposeError as e:
@@ -81,25 +86,27 @@ def infer(inputs: Sequence[Path], estimator: PoseEstimator, out_dir: str | Path,
         write_csv(out / "results.csv", job.results, estimator.skeleton.joints)
     return {"inputs": len(inputs), "images": job.images, "frames": job.frames,
             "people": len(job.results), "failed": job.failed, "drawings": job.drawings,
-            "results": str(out / "results.json"), "seconds": round(seconds, 3),
+            "results": str(out / "results.json"), "videos": job.videos,
+            "seconds": round(seconds, 3),
             "fps": round(frames / seconds, 2) if seconds > 0 else None}
 
 
 class _Job:
     def __init__(self, estimator: PoseEstimator, out: Path, settings: InferSettings,
-                 inputs: Sequence[Path]) -> None:
+                 inputs: Sequence[Path | Stream]) -> None:
         self.est, self.out, self.settings = estimator, out, settings
         self.results: list[dict] = []
         self.failed: list[dict] = []
         self.drawings: list[str] = []
+        self.videos: list[dict] = []           # per video: frames, dropped, fps, latency
         self.images = self.frames = 0
-        self.many = len(inputs) > 1 or (not is_video(inputs[0]) and inputs[0].is_dir())
+        self.many = len(inputs) > 1 or (not _is_video(inputs[0]) and inputs[0].is_dir())
         self.targets = output_names(inputs, out)
         self.box_file: dict[int, np.ndarray] | None = None
         self.box_names: dict[str, int] = {}
         if settings.boxes:
             self.box_file, self.box_names = load_box_file(settings.boxes)
-        self.ids = _image_ids([p for p in inputs if not is_video(p)], self.box_names)
+        self.ids = _image_ids([p for p in inputs if not _is_video(p)], self.box_names)
         if self.box_file is not None and self.ids and not set(self.ids.values()) & set(
                 self.box_file):
             raise HrposeError(f"{settings.boxes}: none of its image ids "
@@ -160,33 +167,42 @@ class _Job:
                 self.drawings.append(str(target))
             self.images += 1
 
-    def run_video(self, path: Path) -> None:
+    def run_video(self, path: Path | Stream) -> None:
+        """One video, file or live stream, through the threaded pipeline (pipeline.py)."""
         reader = VideoReader(path)
-        tracker = PoseTracker(reader.fps, self.settings.smoothing if self.settings.smooth
-                              else None)
+        name = str(path)
+        if isinstance(path, Stream):
+            name = path.name.removesuffix(".mp4")
+        poses = FramePoses(self.est, name, reader.fps,
+                           self.settings.smoothing if self.settings.smooth else None,
+                           self.settings.detect_every, self.settings.keypoint_threshold,
+                           self._boxes if self.box_file is not None else None)
         target = self.targets[path]
-        writer = None
-        bar = tqdm(total=reader.frame_count or None, desc=path.name, unit="frame",
+        writer: VideoWriter | None = None
+        recent: deque[float] = deque(maxlen=30)      # write times, for the drawn rate
+        bar = tqdm(total=reader.frame_count or None, desc=name, unit="frame",
                    disable=not self.settings.progress)
-        index, fps, recorded = 0, None, len(self.results)
+        recorded = len(self.results)
+        source = Path(str(path)) if isinstance(path, Stream) else path
+
+        def write(frame: Frame, found: list[Person]) -> None:
+            nonlocal writer
+            self._record(_Source(source, frame.index, frame.index), found)
+            if not self.settings.draw:
+                return
+            recent.append(time.perf_counter())
+            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else None
+            if writer is None:
+                writer = VideoWriter(target, reader.fps, (frame.image.shape[1],
+                                                          frame.image.shape[0]))
+            writer.write(self._draw(frame.image, found, fps))
+
+        realtime = reader.live if self.settings.realtime is None else self.settings.realtime
+        if realtime:
+            self.est.warm_up()             # no first-call stall may drop frames
         try:
-            for frames in _chunks(iter(reader), self.settings.images_per_call):
-                start = time.perf_counter()
-                boxes = [self._boxes(index + i) for i in range(len(frames))] \
-                    if self.box_file is not None else None
-                names = [f"{path} frame {index + i}" for i in range(len(frames))]
-                people = self.est.predict_rgb(frames, boxes, names)
-                fps = len(frames) / max(time.perf_counter() - start, 1e-9)
-                for frame, found in zip(frames, people):
-                    found = tracker.update(found)
-                    self._record(_Source(path, index, index), found)
-                    if self.settings.draw:
-                        if writer is None:
-                            writer = VideoWriter(target, reader.fps,
-                                                 (frame.shape[1], frame.shape[0]))
-                        writer.write(self._draw(frame, found, fps))
-                    index += 1
-                bar.update(len(frames))
+            stats = run_pipeline(reader, poses, write, realtime=realtime,
+                                 max_frames=self.settings.max_frames, progress=bar.update)
         except BaseException:
             del self.results[recorded:]        # a failed video leaves no partial results
             if writer is not None:
@@ -194,12 +210,15 @@ class _Job:
             raise
         finally:
             bar.close()
-        if index == 0:
+        if stats.frames == 0:
             raise HrposeError(f"{path}: the video has no readable frames")
         if writer is not None:
             writer.close()
             self.drawings.append(str(target))
-        self.frames += index
+        stats.detections = poses.detections
+        self.frames += stats.frames
+        self.videos.append({"input": str(path), "realtime": realtime,
+                            "detect_every": self.settings.detect_every, **stats.summary()})
 
     def _draw(self, image: np.ndarray, people: list[Person], fps: float | None) -> np.ndarray:
         drawn = draw_found(image, people, self.est.skeleton, self.settings.keypoint_threshold,
@@ -217,16 +236,28 @@ class _Job:
             self.results.append(entry)
 
 
-def output_names(inputs: Sequence[Path], out: Path) -> dict[Path, Path]:
+def _is_video(source: Path | Stream) -> bool:
+    return isinstance(source, Stream) or is_video(source)
+
+
+def output_names(inputs: Sequence[Path | Stream], out: Path) -> dict[Path | Stream, Path]:
     """Each input's drawing: the input tree mirrored under `out` (from the inputs' common
     folder), the input's own name kept whole, ".jpg" (".mp4" for videos) added unless it is
     already a format the drawing is written in: p.jpg -> p.jpg, p.bmp -> p.bmp.jpg,
     clip.avi -> clip.avi.mp4. Names are unique because input paths are; a name that still
-    meets another (p.bmp beside a real p.bmp.jpg) is refused."""
-    root = Path(os.path.commonpath([p.resolve().parent for p in inputs]))
-    names: dict[Path, Path] = {}
-    taken: dict[Path, Path] = {}
+    meets another (p.bmp beside a real p.bmp.jpg) is refused. A camera or stream is drawn to
+    OUT/camera0.mp4 or OUT/<the URL's last part>.mp4."""
+    files = [p for p in inputs if isinstance(p, Path)]
+    root = Path(os.path.commonpath([p.resolve().parent for p in files])) if files else out
+    names: dict[Path | Stream, Path] = {}
+    taken: dict[Path, Path | Stream] = {}
     for path in inputs:
+        if isinstance(path, Stream):
+            target = out / path.name
+            if target in taken:
+                raise HrposeError(f"{path} and {taken[target]} would both be drawn to {target}")
+            names[path], taken[target] = target, path
+            continue
         target = out / path.resolve().relative_to(root)
         kept = (".mp4",) if is_video(path) else (".jpg", ".jpeg", ".png")
         if target.suffix.lower() not in kept:
@@ -271,14 +302,3 @@ def _image_ids(paths: Sequence[Path], names: dict[str, int]) -> dict[Path, int]:
     if all(p.stem.isdigit() for p in paths) and len({int(p.stem) for p in paths}) == len(paths):
         return {p: int(p.stem) for p in paths}
     return {p: i + 1 for i, p in enumerate(paths)}
-
-
-def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    chunk: list[np.ndarray] = []
-    for frame in frames:
-        chunk.append(frame)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -20,28 +20,82 @@ from ..io import MAX_IMAGE_PIXELS
 from .boxes import box_iou
 from .person import Person
 
+# Network streams that run live (frames come at the sender's pace); http(s) may be a file
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
+STREAM_SCHEMES = (*LIVE_SCHEMES, "http", "https")
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A camera (its index: "0") or a network stream (its URL), read through OpenCV."""
+
+    source: int | str
+
+    @staticmethod
+    def parse(text: str) -> Stream | None:
+        """The stream an `hrpose infer` INPUT names, or None for a path (an existing file
+        named "0" stays a file)."""
+        if text.isdigit() and not Path(text).exists():
+            return Stream(int(text))
+        if "://" in text and text.split("://", 1)[0].lower() in STREAM_SCHEMES:
+            return Stream(text)
+        return None
+
+    @property
+    def live(self) -> bool:
+        """Frames come at their own pace (a camera, RTSP, ...): what is not taken in time is
+        dropped rather than queued."""
+        return isinstance(self.source, int) or \
+            str(self.source).split("://", 1)[0].lower() in LIVE_SCHEMES
+
+    @property
+    def name(self) -> str:
+        """The drawing's file name: camera0.mp4, or the URL's last path part + .mp4."""
+        if isinstance(self.source, int):
+            return f"camera{self.source}.mp4"
+        tail = self.source.split("://", 1)[1].split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in tail) or "stream"
+        return stem if stem.lower().endswith(".mp4") else f"{stem}.mp4"
+
+    def __str__(self) -> str:
+        return f"camera {self.source}" if isinstance(self.source, int) else str(self.source)
+
 
 class VideoReader:
-    """RGB frames of a video file; `fps` and `frame_count` (the container's estimate) known on
-    opening. A file that cannot be opened is a one-line error naming it."""
+    """RGB frames of a video file, a camera or a network stream; `fps` and `frame_count` (the
+    container's estimate; 0 for a live source) known on opening. A source that cannot be
+    opened is a one-line error naming it."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise HrposeError(f"{path}: no such video file")
-        self.capture = cv2.VideoCapture(str(path))
+    def __init__(self, source: str | Path | Stream) -> None:
+        self.live = isinstance(source, Stream) and source.live
+        self.path = source if isinstance(source, Stream) else Path(source)
+        if isinstance(source, Stream):
+            # OpenCV warns on stderr for each backend it tries; the one-line error below says it
+            level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+            try:
+                self.capture = cv2.VideoCapture(source.source)
+            finally:
+                cv2.utils.logging.setLogLevel(level)
+        elif not self.path.is_file():
+            raise HrposeError(f"{source}: no such video file")
+        else:
+            self.capture = cv2.VideoCapture(str(source))
         if not self.capture.isOpened():
-            raise HrposeError(f"{path}: cannot open the video (unknown format or corrupt)")
+            reason = "no camera there, or it is in use" if isinstance(
+                getattr(source, "source", None), int) else "unknown format, corrupt or unreachable"
+            raise HrposeError(f"{source}: cannot open the video ({reason})")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if math.isfinite(fps) and fps > 0 else 25.0
+        self.fps = fps if math.isfinite(fps) and 0 < fps <= 1000 else 25.0
         count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        self.frame_count = int(count) if math.isfinite(count) and 0 < count < 2**31 else 0
+        self.frame_count = int(count) if math.isfinite(count) and 0 < count < 2**31 \
+            and not self.live else 0
         w, h = (self.capture.get(p) for p in (cv2.CAP_PROP_FRAME_WIDTH,
                                               cv2.CAP_PROP_FRAME_HEIGHT))
         if not (math.isfinite(w * h) and w * h <= MAX_IMAGE_PIXELS):
             self.capture.release()
-            raise HrposeError(f"{path}: the video states {w:.0f}x{h:.0f} frames, more than the "
-                              f"limit of {MAX_IMAGE_PIXELS:,} pixels")
+            raise HrposeError(f"{source}: the video states {w:.0f}x{h:.0f} frames, more than "
+                              f"the limit of {MAX_IMAGE_PIXELS:,} pixels")
 
     def __iter__(self) -> Iterator[np.ndarray]:
         try:
@@ -186,3 +240,29 @@ class PoseTracker:
             matched[int(i)] = self.tracks[int(j)]
             iou[i, :], iou[:, j] = -1, -1
         return matched
+
+
+def boxes_from_keypoints(people: list[Person], size_wh: tuple[int, int], threshold: float,
+                         min_joints: int = 4, grow: float = 1.2) -> np.ndarray | None:
+    """Each person's box for the next frame from this frame's keypoints: the extent of the
+    joints scoring `threshold` or more, grown by `grow` (joints stop short of the head's top and
+    the feet's soles, which a detector's box includes), clipped to the frame, with the person's
+    detector score. None when tracking does not hold (no people, or one with fewer than
+    `min_joints` sure joints): the detector must look again."""
+    if not people:
+        return None
+    rows = []
+    for person in people:
+        sure = person.keypoints[:, 2] >= threshold
+        if sure.sum() < min_joints:
+            return None
+        xy = person.keypoints[sure, :2].astype(np.float64)
+        (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
+        cx, cy, half_w, half_h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * grow / 2, \
+            (y1 - y0) * grow / 2
+        x0, x1 = max(cx - half_w, 0.0), min(cx + half_w, size_wh[0])
+        y0, y1 = max(cy - half_h, 0.0), min(cy + half_h, size_wh[1])
+        if x1 - x0 <= 1 or y1 - y0 <= 1:
+            return None
+        rows.append([x0, y0, x1 - x0, y1 - y0, person.box_score])
+    return np.array(rows)
