@@ -26,16 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT))
-from common import median, report
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # tests.clips
+from common import ROOT, median, report
+from tests.clips import write_clip
 
 from hrpose.inference.draw import draw_found
 from hrpose.inference.estimator import PoseEstimator
 from hrpose.inference.infer import InferSettings, infer
 from hrpose.inference.video import VideoReader, VideoWriter
-from tests.clips import write_clip
 
 SHARED = Path(os.environ.get("HRPOSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TINYPOSE = SHARED / "models/tinypose_256x192/model.xml"

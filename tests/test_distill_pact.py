@@ -174,8 +174,20 @@ def test_pact_training_exports_an_int8_onnx_equal_to_the_fake_quantised_model(
         result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert result["precision"] == "int8"
         np.testing.assert_allclose(open_exported(out)(x), expected, atol=1e-4 if vnni else 5e-4)
-    ops = {n.op_type for n in onnx.load(str(tmp_path / "pact.onnx")).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    proto = onnx.load(str(tmp_path / "pact.onnx"))
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in proto.graph.node}
+    # Weights are stored as int8: no QuantizeLinear is left on a constant, every conv weight
+    # is an int8 tensor, and the file is smaller than the float student's
+    constants = {t.name: t for t in proto.graph.initializer}
+    assert not [n for n in proto.graph.node if n.op_type == "QuantizeLinear"
+                and n.input[0] in constants]
+    dequantized = [constants[n.input[0]] for n in proto.graph.node
+                   if n.op_type == "DequantizeLinear" and n.input[0] in constants]
+    assert dequantized and all(t.data_type == onnx.TensorProto.INT8 for t in dequantized)
+    assert main(["export", str(tmp_path / "float" / "best.safetensors"), "--out",
+                 str(tmp_path / "float.onnx")]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "pact.onnx").stat().st_size < (tmp_path / "float.onnx").stat().st_size
     assert main(["eval", str(tmp_path / "pact.onnx"), "--data", str(synthetic), "--out",
                  str(tmp_path / "eval"), "--no-flip", "--json"]) == 0
     assert "AP" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])

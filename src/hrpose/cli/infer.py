@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                               weights=args.weights, detector=detector,
                               box_threshold=args.box_threshold, flip=args.flip,
                               decode=args.decode, batch=args.batch, threads=args.threads,
+                              streams=args.streams,
                               scales=args.scales)
     settings = InferSettings(
         boxes=args.boxes, box_threshold=args.box_threshold,

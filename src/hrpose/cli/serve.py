@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         model=args.model, weights=args.weights, detector=args.detector or "default",
         backend=args.backend, device=args.device, precision=args.precision,
-        threads=args.threads, decode=args.decode, flip=args.flip,
+        threads=args.threads, streams=args.streams, decode=args.decode, flip=args.flip,
         box_threshold=args.box_threshold, keypoint_threshold=args.keypoint_threshold,
         person_threshold=args.person_threshold, scales=tuple(args.scales),
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,

@@ -53,14 +53,16 @@ class RuntimePath:
     model: str                           # what PoseEstimator opens for the pipeline
     latencies: list[float] = field(default_factory=list)
     agreement: Agreement | None = None
+    streams: int = 1                     # OpenVINO: the CPU split into this many streams
 
     @property
     def name(self) -> str:
-        return f"{self.backend} {self.precision}"
+        return f"{self.backend} {self.precision}" + (f" {self.streams} streams"
+                                                     if self.streams > 1 else "")
 
     def figures(self, batch: int) -> dict:
         lat = np.asarray(self.latencies)
-        return {"backend": self.backend, "precision": self.precision,
+        return {"backend": self.backend, "precision": self.precision, "streams": self.streams,
                 "img_per_s": round(batch / float(np.median(lat)), 2),
                 "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
                 "p95_ms": round(1000 * float(np.percentile(lat, 95)), 1),
@@ -112,6 +114,9 @@ def _paths(model: str, weights: str | None, backend: str, precision: str, calib:
                                     log=False).path)
         run_precision = "bf16" if precision == "bf16" else "fp32"
         out.append(RuntimePath(b, precision, open_exported(file, b, run_precision, threads), file))
+        if b == "openvino" and (threads or len(os.sched_getaffinity(0))) >= 2:
+            out.append(RuntimePath(b, precision, open_exported(file, b, run_precision, threads,
+                                                               streams=2), file, streams=2))
     if not out and not (plain is not None and precision == "fp32"):
         raise HrposeError(f"{model}: no {precision} path on backend {backend}")
     return out
@@ -212,7 +217,8 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
                                               else chosen.backend, "cpu",
                                               "bf16" if precision == "bf16" else "fp32",
                                               weights=weights if chosen.backend == "torch"
-                                              else None, batch=batch, threads=threads)}
+                                              else None, batch=batch, threads=threads,
+                                              streams=chosen.streams)}
         if plain is not None:
             estimators["plain"] = PoseEstimator(model, "torch", weights=weights, batch=batch,
                                                 threads=threads)

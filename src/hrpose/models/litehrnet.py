@@ -75,8 +75,11 @@ def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int =
 
 
 def channel_shuffle(x: Tensor, groups: int = 2) -> Tensor:
-    n, c, h, w = x.shape
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+    # Channels and size as constants and the batch as -1: an exported graph holds the shuffle as
+    # Reshape-Transpose-Reshape with constant shapes (which OpenVINO fuses into ShuffleChannels)
+    # instead of 9 shape-arithmetic nodes per shuffle. A model's input size is fixed.
+    c, h, w = (int(d) for d in x.shape[1:])
+    return x.reshape(-1, groups, c // groups, h, w).transpose(1, 2).reshape(-1, c, h, w)
 
 
 class SpatialWeighting(nn.Module):

