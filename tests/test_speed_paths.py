@@ -69,3 +69,59 @@ def test_channel_shuffle_exports_with_constant_shapes(tmp_path):
         expected = model(batch).numpy()
     np.testing.assert_allclose(session.run(None, {"image": batch.numpy()})[0], expected,
                                atol=1e-4)
+
+
+def test_device_rendering_gives_the_cpu_pipelines_crops_and_targets(tmp_path):
+    """The GPU path's code on CPU tensors: the same plans rendered by grid_sample + torch
+    encoding against cv2 + numpy, on the synthetic people set with the published augmentation
+    (rotations, flips, half-body, scale) and on all three codecs."""
+    from torch.utils.data import DataLoader
+
+    from hrpose.codecs.heatmap import HeatmapCodec
+    from hrpose.data.coco import load_keypoints
+    from hrpose.data.device_augment import TopDownSources, collate_sources, render_batch
+    from hrpose.data.synthetic import write_split
+    from hrpose.data.topdown import TopDownDataset
+
+    write_split(tmp_path / "synthetic", "train", 12, seed=3, progress=False)
+    root = tmp_path / "synthetic"
+    data = load_keypoints(root / "annotations" / "person_keypoints_train2017.json")
+    for method in ("classic", "dark", "udp"):
+        codec = HeatmapCodec((192, 256), (48, 64), method=method)
+        cpu = TopDownDataset(data, root / "train2017", codec, seed=1)
+        loader = DataLoader(TopDownSources(cpu), batch_size=8, collate_fn=collate_sources)
+        for batch in loader:
+            rendered = render_batch(batch, codec, "cpu")
+            for row, i in enumerate(batch["index"].tolist()):
+                expected = cpu[i]
+                got = rendered["image"][row].round().clamp(0, 255).to(torch.uint8)
+                diff = (got.int() - expected["image"].int()).abs()
+                # cv2 interpolates uint8 on a 1/32-pixel grid; grid_sample exactly
+                assert diff.float().mean() < 0.05 and diff.max() <= 2, (
+                    method, i, diff.float().mean(), diff.max())
+                torch.testing.assert_close(rendered["heatmaps"][row], expected["heatmaps"],
+                                           atol=1e-6, rtol=0)
+                torch.testing.assert_close(rendered["weights"][row], expected["weights"])
+
+
+def test_the_gpu_campaign_script_runs_every_cpu_path(tmp_path):
+    """benchmarks/gpu.py at toy sizes on the CPU: every inference, training and data-loading
+    path it times on a GPU runs (torch.compile, CUDA graphs and ONNX Runtime's GPU providers
+    need a GPU and are not reached here)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "gpu.json"
+    run = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu.py"), "--device", "cpu",
+                          "--smoke", "--json", str(out)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "failed" not in run.stderr
+    figures = json.loads(out.read_text())["figures"]
+    paths = {name for section in figures.values() for name in section}
+    assert {"plain PyTorch fp32", "fp16 + channels_last",
+            "fp16 AMP + channels_last, GPU augmentation"} <= paths
+    assert all(v > 0 for section in figures.values() for v in section.values())

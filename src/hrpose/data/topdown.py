@@ -117,18 +117,37 @@ class TopDownDataset(Dataset):
         self.epoch = epoch
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        plan = self.plan(i)
+        if plan is None:
+            return self.invalid(i)
+        image, matrix, keypoints = plan
+        out_w, out_h = self.codec.input_wh
+        crop = warp(image, matrix, (out_w, out_h))
+        heatmaps, weights = self.codec.encode(keypoints[None])
+        return {"image": torch.from_numpy(crop).permute(2, 0, 1),
+                "heatmaps": torch.from_numpy(heatmaps[0]), "weights": torch.from_numpy(weights[0]),
+                "valid": torch.tensor(True), "index": torch.tensor(i)}
+
+    def invalid(self, i: int) -> dict[str, torch.Tensor]:
+        """The sample of a missing or corrupt image: zero weights, `valid` False."""
+        k = self.data.skeleton.num_joints
+        (out_w, out_h), (w, h) = self.codec.input_wh, self.codec.heatmap_wh
+        return {"image": torch.zeros(3, out_h, out_w, dtype=torch.uint8),
+                "heatmaps": torch.zeros(k, h, w), "weights": torch.zeros(k),
+                "valid": torch.tensor(False), "index": torch.tensor(i)}
+
+    def plan(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Sample `i` before rendering: the decoded image, its image -> crop matrix (the
+        augmentation drawn) and the keypoints in crop pixels (flipped); None: no image. The
+        crop and targets are rendered from these on the CPU (`__getitem__`) or on the training
+        device (data/device_augment.py)."""
         person = self.people[i]
         info = self.data.images[int(self.data.image_ids[person])]
         out_w, out_h = self.codec.input_wh
         keypoints = self.data.keypoints[person].astype(np.float64)
         image = read_sample_image(self.image_dir, info.file_name, self._bad)
         if image is None:
-            k = self.data.skeleton.num_joints
-            w, h = self.codec.heatmap_wh
-            return {"image": torch.zeros(3, out_h, out_w, dtype=torch.uint8),
-                    "heatmaps": torch.zeros(k, h, w), "weights": torch.zeros(k),
-                    "valid": torch.tensor(False), "index": torch.tensor(i)}
-
+            return None
         center, size = boxes_to_crops(self.boxes[i : i + 1], out_w / out_h, self.padding)
         center, size = center[0], size[0]
         rotation, flip = 0.0, False
@@ -147,14 +166,10 @@ class TopDownDataset(Dataset):
 
         matrix = crop_matrices(center, size, (out_w, out_h), self.codec.udp,
                                np.array([rotation]), np.array([flip]))[0]
-        crop = warp(image, matrix, (out_w, out_h))
         keypoints[:, :2] = apply_affine(matrix, keypoints[:, :2])
         if flip:
             keypoints = keypoints[self.flip_index]
-        heatmaps, weights = self.codec.encode(keypoints[None])
-        return {"image": torch.from_numpy(crop).permute(2, 0, 1),
-                "heatmaps": torch.from_numpy(heatmaps[0]), "weights": torch.from_numpy(weights[0]),
-                "valid": torch.tensor(True), "index": torch.tensor(i)}
+        return image, matrix, keypoints
 
     def _half_body(self, keypoints: np.ndarray, labelled: np.ndarray, rng: np.random.Generator,
                    center: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
