@@ -7,7 +7,8 @@ fourth, smaller person the detector finds), decoded, posed, drawn and encoded to
 - hrpose infer, as fast as it goes: the threaded pipeline (read | detect + pose | draw +
   encode), the detector on every frame, then every 5th (`--detect-every 5`);
 - hrpose infer --realtime --detect-every 5: the clip played at its 30 fps; frames the models
-  cannot take in time are dropped.
+  cannot take in time are dropped;
+- the last two again with `--streams 2` (the pose batch split across two OpenVINO streams).
 
 Figures: frames/s over the clip, latency (frame read or due -> drawn frame encoded) p50/p95,
 dropped frames, and frames/s per scene. The paths are interleaved; medians of the repeats.
@@ -92,13 +93,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="hrpose-video-"))
     clip = write_clip(work / "people_720p.mp4", SHARED)
     est = PoseEstimator(TINYPOSE, detector=PICODET)
-    est.warm_up()
+    est2 = PoseEstimator(TINYPOSE, detector=PICODET, streams=2)
+    for e in (est, est2):
+        e.warm_up()
     paths = {
         "plain loop, detector every frame (baseline)": lambda o: plain_loop(est, clip, o),
         "hrpose infer, detector every frame": lambda o: hrpose_infer(est, clip, o, 1, False),
         "hrpose infer --detect-every 5": lambda o: hrpose_infer(est, clip, o, 5, False),
+        "hrpose infer --detect-every 5 --streams 2": lambda o: hrpose_infer(est2, clip, o, 5,
+                                                                            False),
         "hrpose infer --detect-every 5 --realtime": lambda o: hrpose_infer(est, clip, o, 5,
                                                                            True),
+        "hrpose infer --detect-every 5 --realtime --streams 2":
+            lambda o: hrpose_infer(est2, clip, o, 5, True),
     }
     runs: dict[str, list[dict]] = {name: [] for name in paths}
     for repeat in range(args.repeats):
@@ -109,8 +116,8 @@ def main() -> None:
     lines = [f"`python benchmarks/video_realtime.py --repeats {args.repeats}`: a 1280x720 30 fps "
              "clip of 300 frames (tests/clips.py: three real COCO photos, one, two and three "
              "people, each panned for 100 frames; the detector also finds a fourth, small "
-             "person in the last), PicoDet-S 320 (fp32) + PP-TinyPose 256x192 (OpenVINO, "
-             "bf16 where native), decoded, posed, drawn and encoded to mp4v; latency: frame "
+             "person in the last), PicoDet-S 320 + PP-TinyPose 256x192 (OpenVINO, bf16 "
+             "where native), decoded, posed, drawn and encoded to mp4v; latency: frame "
              "read (realtime: due) -> its drawing encoded. Median of "
              f"{args.repeats} interleaved repeats.", "",
              "| path | frames/s | vs plain loop | latency p50 ms | p95 ms | dropped "

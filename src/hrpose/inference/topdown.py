@@ -162,7 +162,9 @@ class TopDownEstimator:
         return self.detector
 
     def _open_detector(self, detector: str | Path) -> Detector:
-        return ExportedDetector(detector, precision="fp32", threads=self._threads,
+        # bf16 where it is native, as the pose model: PicoDet-S 7.0 -> 4 ms a 720p frame, the
+        # same people on a test clip (box IoU with fp32: median 0.994, lowest 0.94)
+        return ExportedDetector(detector, precision="auto", threads=self._threads,
                                 score_threshold=self._box_threshold)
 
     def _warn_unsure_whole_image(self, keypoints: np.ndarray, whole: np.ndarray,
