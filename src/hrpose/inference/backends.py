@@ -141,6 +141,7 @@ class OpenVINORunner:
     def __init__(self, path: str | Path, precision: str = "auto",
                  threads: int | None = None, heatmaps: bool = True, streams: int = 1) -> None:
         check_precision(precision)
+        self.auto = precision == "auto"
         if precision == "auto":
             precision = resolve_precision("auto")
         elif precision == "bf16" and not cpu_has_native_bf16():
@@ -189,6 +190,14 @@ class OpenVINORunner:
         try:
             return openvino_core().compile_model(model, "CPU", self.config)
         except Exception as e:           # a graph OpenVINO reads but cannot build
+            if self.auto and self.precision == "bf16":
+                # OpenVINO 2026.4 builds no bf16 kernels for some QDQ graphs (PP-TinyPose's
+                # INT8 ONNX): "auto" then means the f32 hint, said once
+                warnings.warn(f"{self.path}: OpenVINO cannot build this graph in bf16; it runs "
+                              "with the fp32 hint", stacklevel=3)
+                self.precision = "fp32"
+                self.config["INFERENCE_PRECISION_HINT"] = "f32"
+                return self._compile(model)
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise HrposeError(f"{self.path}: cannot compile the OpenVINO model ({first})") \
                 from None
