@@ -94,7 +94,7 @@ def runtime_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto (default): bf16 where the CPU has native bf16 (AVX-512 BF16, "
                    "AMX) or the GPU supports it, else fp32")
     p.add_argument("--threads", type=count(), help="CPU threads for the runtime")
-    p.add_argument("--streams", type=count(), default=1,
+    p.add_argument("--streams", type=count(), default=1, metavar="N",
                    help="OpenVINO: split the CPU into N streams and each model batch across "
                    "them (more crops/s for light models in batches; default 1)")
 

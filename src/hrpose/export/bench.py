@@ -30,6 +30,7 @@ from ..hub import cached_path
 from ..inference.backends import Runner, TorchRunner, exported_file, open_exported, open_model
 from ..inference.estimator import PoseEstimator
 from ..inference.images import prefetch
+from ..inference.infer import InferSettings
 from ..models.checkpoint import save_weights
 from ..models.loading import build_model
 from ..models.zoo import MODELS
@@ -153,7 +154,7 @@ def _pipeline(estimators: dict[str, PoseEstimator], root: str, passes: int) -> d
             box_of = dict(jobs)
             for path, image in prefetch([p for p, _ in jobs]):
                 group.append((image, box_of[path]))
-                if len(group) == 8:
+                if len(group) == InferSettings.images_per_call:
                     est.predict_rgb([g[0] for g in group], [g[1] for g in group],
                                     ["image"] * len(group))
                     group = []

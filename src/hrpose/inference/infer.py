@@ -36,7 +36,11 @@ class InferSettings:
     box_threshold: float = 0.5         # boxes from the file below this score are dropped
     keypoint_threshold: float = 0.3    # joints drawn at or above this score
     person_threshold: float = 0.1      # people drawn at or above this score (all in the JSON)
-    images_per_call: int = 8           # images (or frames) whose crops share model batches
+    # Images whose crops share model batches: enough that few batches run part-full (PP-TinyPose
+    # on coco-mini-train, batch 8: 82% of the model alone's crops/s with 8 images a call, 86-89%
+    # with 32), within a pixel budget so that big photos do not pile up in memory.
+    images_per_call: int = 32
+    pixels_per_call: int = 64_000_000
     draw: bool = True
     smooth: bool = False               # One-Euro smoothing of video keypoints
     smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
@@ -129,15 +133,18 @@ class _Job:
     def run_images(self, paths: list[Path]) -> None:
         bar = tqdm(total=len(paths), desc="infer", unit="img", disable=not self.settings.progress)
         group: list[tuple[Path, np.ndarray]] = []
+        pixels = 0
         for path, image in prefetch(paths):
             bar.update(1)
             if isinstance(image, HrposeError):
                 self.fail(path, str(image))
                 continue
             group.append((path, image))
-            if len(group) == self.settings.images_per_call:
+            pixels += image.shape[0] * image.shape[1]
+            if len(group) == self.settings.images_per_call or \
+                    pixels >= self.settings.pixels_per_call:
                 self._image_group(group)
-                group = []
+                group, pixels = [], 0
         if group:
             self._image_group(group)
         bar.close()
