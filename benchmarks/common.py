@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import statistics
 import subprocess
 from pathlib import Path
@@ -11,6 +12,8 @@ from hrpose.hardware import cpu_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "BENCHMARKS.md"
+# The shared real data (models, COCO subsets) beside the checkout, as the tests find it
+SHARED = Path(os.environ.get("HRPOSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def machine() -> str:

@@ -14,18 +14,14 @@ INT8 >= 5x plain PyTorch fp32; pipeline >= 80% of the model alone.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import report
+from common import SHARED, report
 
 from hrpose.export.bench import bench
-
-SHARED = Path(os.environ.get("HRPOSE_SHARED_DATA", Path(__file__).resolve().parents[2] /
-                             "shared" / "data"))
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, median, report
+from common import SHARED, median, report
 
 from hrpose.cli import main as hrpose
 from hrpose.data.transforms import normalize
@@ -43,7 +42,6 @@ from hrpose.export.calibration import person_crops
 from hrpose.export.openvino import DEPTHWISE_FLOAT_TYPES, save_openvino
 from hrpose.models.zoo import IMAGENET_MEAN, IMAGENET_STD
 
-SHARED = Path(os.environ.get("HRPOSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 XML = SHARED / "models/tinypose_256x192/model.xml"
 CALIB = [str(SHARED / d) for d in ("coco-tiny", "mpii-tiny", "ochuman-tiny")]
 

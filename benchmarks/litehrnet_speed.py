@@ -11,19 +11,15 @@ paths are timed with one stream and with two (the batch split across them).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report
+from common import SHARED, report
 
 from hrpose.export.bench import bench
 from hrpose.models.convert import convert_openvino
-
-SHARED = Path(os.environ.get("HRPOSE_SHARED_DATA", Path(__file__).resolve().parents[2] /
-                             "shared" / "data"))
 
 
 def main() -> None:

@@ -34,9 +34,8 @@ import numpy as np
 from fastapi import FastAPI, Request
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, median, report
+from common import SHARED, median, report
 
-SHARED = Path(os.environ.get("HRPOSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 MODEL = SHARED / "models" / "tinypose_256x192" / "model.xml"
 DETECTOR = SHARED / "models" / "picodet_s_320_pedestrian"
 UPLOAD_MB = 2

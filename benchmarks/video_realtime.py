@@ -19,7 +19,6 @@ dropped frames, and frames/s per scene. The paths are interleaved; medians of th
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # tests.clips
-from common import ROOT, median, report
+from common import SHARED, median, report
 from tests.clips import write_clip
 
 from hrpose.inference.draw import draw_found
@@ -37,7 +36,6 @@ from hrpose.inference.estimator import PoseEstimator
 from hrpose.inference.infer import InferSettings, infer
 from hrpose.inference.video import VideoReader, VideoWriter
 
-SHARED = Path(os.environ.get("HRPOSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TINYPOSE = SHARED / "models/tinypose_256x192/model.xml"
 PICODET = SHARED / "models/picodet_s_320_pedestrian/picodet_s_320_lcnet_pedestrian.xml"
 SCENE = 100          # frames per scene

@@ -5,7 +5,6 @@ exported LiteHRNets, and int8-stored quantised weights."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from hrpose.data.transforms import normalize
@@ -47,7 +46,6 @@ def test_openvino_static_shapes_and_streams_give_the_dynamic_graphs_heatmaps():
 
 
 def test_channel_shuffle_exports_with_constant_shapes(tmp_path):
-    pytest.importorskip("onnx")
     import onnx
 
     from hrpose.export.onnx import export_onnx

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -173,7 +172,7 @@ class OpenVINORunner:
         self.static = self.fixed_batch is None and _constant_bytes(model) <= STATIC_SHAPE_BYTES
         # streams > 1: the CPU split into that many streams of threads, a batch into as many
         # parts run at once (a light model's memory-bound layers scale better so than across
-        # threads: PP-TinyPose bf16 213 against 161 images/s with 2 streams on 2 cores)
+        # threads: PP-TinyPose bf16 batch 8, 166 against 142 images/s with 2 streams on 2 cores)
         self.streams = streams
         if streams > 1:
             self.config["NUM_STREAMS"] = streams
@@ -181,7 +180,7 @@ class OpenVINORunner:
         if not self.static:
             compiled = self._compile(model)
             self.requests[0] = [compiled.create_infer_request() for _ in range(streams)]
-        self.request = self._request(1)
+        self._request(1)        # compiled now: a graph that will not build fails on opening
         self.output_shapes = [[d.get_length() if d.is_static else None
                                for d in o.get_partial_shape()] for o in model.outputs]
         self.heatmap_index = _first_4d(path, self.output_shapes) if heatmaps else None
@@ -215,13 +214,6 @@ class OpenVINORunner:
             compiled = self._compile(shaped)
             self.requests[key] = [compiled.create_infer_request() for _ in range(self.streams)]
         return self.requests[key][stream]
-
-    def warm_up(self, batch_sizes: Sequence[int]) -> None:
-        """Compile and run once at each batch size, so no later call pays for it."""
-        h, w = self.input_hw
-        for n in batch_sizes:
-            self.run_all(np.zeros((n, self.model.inputs[0].get_partial_shape()[1].get_length(),
-                                   h, w), np.float32))
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         outs = []

@@ -222,10 +222,10 @@ class _Job:
         if writer is not None:
             writer.close()
             self.drawings.append(str(target))
-        stats.detections = poses.detections
         self.frames += stats.frames
         self.videos.append({"input": str(path), "realtime": realtime,
-                            "detect_every": self.settings.detect_every, **stats.summary()})
+                            "detect_every": self.settings.detect_every,
+                            "detector_runs": poses.detections, **stats.summary()})
 
     def _draw(self, image: np.ndarray, people: list[Person], fps: float | None) -> np.ndarray:
         drawn = draw_found(image, people, self.est.skeleton, self.settings.keypoint_threshold,

@@ -39,15 +39,14 @@ class Frame:
 class PipelineStats:
     frames: int = 0                     # frames posed and written
     dropped: int = 0                    # realtime: frames given up for newer ones
-    detections: int = 0                 # frames the detector ran on
     seconds: float = 0.0
     interrupted: bool = False           # a live source stopped by Ctrl-C
     latencies: list[float] = field(default_factory=list)   # seconds, read -> written
 
     def summary(self) -> dict:
-        """frames, dropped, detector runs, frames/s and latency percentiles (ms)."""
+        """frames, dropped, frames/s and latency percentiles (ms)."""
         ms = np.array(self.latencies) * 1e3 if self.latencies else np.zeros(1)
-        return {"frames": self.frames, "dropped": self.dropped, "detector_runs": self.detections,
+        return {"frames": self.frames, "dropped": self.dropped,
                 "seconds": round(self.seconds, 3),
                 "fps": round(self.frames / self.seconds, 2) if self.seconds > 0 else None,
                 "latency_ms": {"p50": round(float(np.percentile(ms, 50)), 1),
