@@ -19,7 +19,7 @@ LAYERS = [
     {"inference"},
     {"export"},
     {"engine"},
-    {"cli", "info", "serve", "client", "__init__", "__main__"},
+    {"cli", "info", "serve", "client", "batch", "__init__", "__main__"},
 ]
 
 

@@ -1,5 +1,6 @@
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -128,46 +129,92 @@ def _run_cli(args: list[str], env: dict | None = None) -> subprocess.CompletedPr
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
-def test_two_process_ddp_equals_one_process_with_the_same_global_batch(synthetic_root,
-                                                                        tmp_path):
-    """torchrun, gloo, two processes of batch 2 against one process of batch 4: the same global
-    batches, synchronised BN, averaged gradients, then evaluation split by image and gathered.
-    fp32 with SGD, not Adam: Adam's first steps move each weight by about +-lr whatever the size
-    of its gradient, so a gradient that is zero up to rounding (summed in another order by two
-    processes) can flip its update: 4e-4 weight differences after six steps with oneDNN's AVX2
-    kernels (3e-6 with AVX-512). SGD's update is proportional to the gradient, so rounding
-    stays rounding: measured at most 1.4e-6 on both ISAs; the bound is 10x that, plus 1e-4
-    relative."""
-    common = [*TINY, f"data.root={synthetic_root}", "model.sync_bn=true", "model.init=kaiming",
-              "train.optimizer=sgd", "train.lr=1e-2", "train.amp=none",
-              "train.channels_last=false"]
-    overrides = [arg for o in common for arg in ("-o", o)]
-    config = str(ROOT / "configs/synthetic/quickstart.yaml")
-    single = _run_cli([sys.executable, "-m", "hrpose", "train", config, "--out",
-                       str(tmp_path / "one"), *overrides, "-o", "train.batch=4", "--json"])
+DDP_COMMON = [*TINY, "model.sync_bn=true", "model.init=kaiming", "train.optimizer=sgd",
+              "train.lr=1e-2", "train.amp=none", "train.channels_last=false"]
+
+
+def _ddp_args(synthetic_root: Path, out: Path, batch: int) -> list[str]:
+    overrides = [arg for o in [*DDP_COMMON, f"data.root={synthetic_root}",
+                               f"train.batch={batch}"] for arg in ("-o", o)]
+    return ["-m", "hrpose", "train", str(ROOT / "configs/synthetic/quickstart.yaml"), "--out",
+            str(out), *overrides, "--json"]
+
+
+@pytest.fixture(scope="module")
+def one_process_run(synthetic_root, tmp_path_factory) -> Path:
+    """The reference for the DDP tests: one process, global batch 4."""
+    out = tmp_path_factory.mktemp("one-process")
+    single = _run_cli([sys.executable, *_ddp_args(synthetic_root, out, 4)])
     assert single.returncode == 0, single.stderr[-2000:]
-    ddp = _run_cli([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    "--nproc_per_node", "2", "-m", "hrpose", "train", config, "--out",
-                    str(tmp_path / "two"), *overrides, "-o", "train.batch=2", "--json"])
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    assert ddp.stdout.count('"AP"') == 1                  # only rank 0 reports
-    one, two = model_tensors(tmp_path / "one"), model_tensors(tmp_path / "two")
-    for name in one:
-        if one[name].is_floating_point():
-            torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=2e-5, msg=name)
+    return out
+
+
+def _assert_trained_in_step(one: Path, two: Path, stdout: str) -> None:
+    """Two processes of batch 2 against one of batch 4: the same global batches,
+    synchronised BN, averaged gradients, then evaluation split by image and gathered.
+    fp32 with SGD, not Adam: Adam's first steps move each weight by about +-lr whatever the
+    size of its gradient, so a gradient that is zero up to rounding (summed in another order by
+    two processes) can flip its update: 4e-4 weight differences after six steps with oneDNN's
+    AVX2 kernels (3e-6 with AVX-512). SGD's update is proportional to the gradient, so
+    rounding stays rounding: measured at most 1.4e-6 on both ISAs; the bound is 10x that, plus
+    1e-4 relative."""
+    assert stdout.count('"AP"') == 1                      # only rank 0 reports
+    t1, t2 = model_tensors(one), model_tensors(two)
+    for name in t1:
+        if t1[name].is_floating_point():
+            torch.testing.assert_close(t2[name], t1[name], rtol=1e-4, atol=2e-5, msg=name)
         else:
-            assert torch.equal(one[name], two[name]), name
-    r1 = json.loads((tmp_path / "one" / "results.json").read_text())
-    r2 = json.loads((tmp_path / "two" / "results.json").read_text())
+            assert torch.equal(t1[name], t2[name]), name
+    r1 = json.loads((one / "results.json").read_text())
+    r2 = json.loads((two / "results.json").read_text())
     assert len(r1) == len(r2) > 5
     k1 = np.array([r["keypoints"] for r in r1])
     k2 = np.array([r["keypoints"] for r in r2])
     assert (np.abs(k2).sum(1) > 0).all()                  # every person predicted by a rank
     assert np.mean(np.abs(k1 - k2) < 0.05) > 0.99
-    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
-    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    m1 = json.loads((one / "metrics.json").read_text())
+    m2 = json.loads((two / "metrics.json").read_text())
     assert m2["people"] == m1["people"] and m2["step"] == m1["step"] == 6
     assert m2["AP"] == pytest.approx(m1["AP"], abs=1e-3)
+
+
+def test_two_process_ddp_equals_one_process_with_the_same_global_batch(synthetic_root,
+                                                                        one_process_run,
+                                                                        tmp_path):
+    """torchrun, gloo, two processes on one node."""
+    ddp = _run_cli([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc_per_node", "2", *_ddp_args(synthetic_root, tmp_path / "two", 2)])
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    _assert_trained_in_step(one_process_run, tmp_path / "two", ddp.stdout)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_train_in_step_with_one_process(synthetic_root, one_process_run, tmp_path):
+    """Multi-node training is torchrun's: two launchers ("nodes" 0 and 1, one process each)
+    meet at a c10d rendezvous on 127.0.0.1, as two machines would at the first one's address,
+    and train as the one-process run of the same global batch does."""
+    port = _free_port()
+    out = tmp_path / "two-nodes"
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
+         "1", "--node-rank", str(rank), "--rdzv-backend", "c10d", "--rdzv-endpoint",
+         f"127.0.0.1:{port}", "--rdzv-id", "hrpose-test", "--local-addr", "127.0.0.1",
+         *_ddp_args(synthetic_root, out, 2)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}) for rank in (0, 1)]
+    try:
+        outputs = [node.communicate(timeout=300) for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    for node, (_, err) in zip(nodes, outputs):
+        assert node.returncode == 0, err[-2000:]
+    _assert_trained_in_step(one_process_run, out, outputs[0][0] + outputs[1][0])
 
 
 def test_train_cli_errors_are_one_line(synthetic_root, tmp_path, capsys):

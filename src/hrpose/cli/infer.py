@@ -34,10 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     boxes.add_argument("--detector", metavar="MODEL", help=DETECTOR_HELP)
     p.add_argument("--out", type=folder, required=True,
                    help="folder for results.json and the drawings")
-    p.add_argument("--format", choices=("json", "csv"), default="json",
+    p.add_argument("--format", choices=("json", "csv", "parquet"),
                    help="results: OUT/results.json (COCO results, always), and with csv also "
                    "OUT/results.csv, one row per joint: file, frame, track_id, person, joint, "
-                   "x, y, score")
+                   "x, y, score; parquet: a batch job (below), no drawings")
     p.add_argument("--draw", action=argparse.BooleanOptionalAction, default=True,
                    help="write drawings (default on)")
     p.add_argument("--smooth", action="store_true",
@@ -62,8 +62,81 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=count(),
                    help="crops per model call (default 8 on the CPU, 32 on a GPU)")
     estimator_arguments(p)
+    batch = p.add_argument_group(
+        "batch jobs", "--format parquet, --shard or --engine ray: OUT gets Parquet parts "
+        "(part-*.parquet, one row per person: key, file, image_id, frame, segment, track_id, "
+        "person, bbox, box_score, score, keypoints, image size, model fields) and "
+        "_manifest.json. Parts are written whole; a rerun skips the inputs already in a part, "
+        "so a killed job is resumed by running it again. INPUT may also be a list file (.txt: "
+        "a path or URL a line) or an fsspec URL (s3://bucket/frames/); OUT may be a URL too")
+    batch.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="ray: an actor pool on a Ray cluster (extra 'ray'); local: this "
+                       "process (default)")
+    batch.add_argument("--address", metavar="auto|HOST:PORT",
+                       help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
+    batch.add_argument("--concurrency", type=count(), metavar="N",
+                       help="Ray actors (default: the cluster's GPUs / --num-gpus, or CPUs / "
+                       "--threads)")
+    batch.add_argument("--num-gpus", type=number(0), default=0, metavar="G",
+                       help="GPUs per Ray actor (0.5: two actors share one; default 0)")
+    batch.add_argument("--shard", metavar="I/N",
+                       help="this job's share of the inputs, by a hash of their names: N "
+                       "jobs with I = 0..N-1 (a SLURM array, a Kubernetes indexed job) cover "
+                       "every input once")
+    batch.add_argument("--part-size", type=count(), default=256, metavar="N",
+                       help="images per part file (default 256)")
+    batch.add_argument("--segment-frames", type=count(), default=500, metavar="N",
+                       help="video: frames per segment, each a part, tracked within "
+                       "(default 500)")
     p.add_argument("--json", action="store_true", help="print a summary object")
     p.set_defaults(func=run)
+
+
+BATCH_REFUSES = (("boxes", "--boxes"), ("realtime", "--realtime"),
+                 ("max_frames", "--max-frames"), ("show_fps", "--show-fps"))
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """--format parquet / --shard / --engine ray: the batch job (hrpose.batch)."""
+    from ..batch.inputs import is_url, list_sources
+    from ..batch.job import BatchSettings, run_batch
+    from ..inference.video import SmoothingSettings
+
+    if args.format not in (None, "parquet"):
+        raise HrposeError(f"--format {args.format}: a batch job (--shard, --engine ray) "
+                          "writes Parquet; drop --format or use --format parquet")
+    for name, flag in BATCH_REFUSES:
+        if getattr(args, name):
+            raise HrposeError(f"{flag} is not available with Parquet output")
+    if not is_url(args.out):
+        check_output(args.out, [*(s for s in list_sources(args.input) if not is_url(s)),
+                                args.model, args.weights, args.detector])
+    options = {"backend": args.backend, "device": args.device, "precision": args.precision,
+               "weights": args.weights, "detector": args.detector or "default",
+               "box_threshold": args.box_threshold, "flip": args.flip, "decode": args.decode,
+               "batch": args.batch, "threads": args.threads, "streams": args.streams,
+               "scales": tuple(args.scales)}
+    smoothing = {k: v for k, v in (("min_cutoff", args.min_cutoff), ("beta", args.beta))
+                 if v is not None}
+    settings = BatchSettings(
+        part_size=args.part_size, segment_frames=args.segment_frames, shard=args.shard,
+        detect_every=args.detect_every, smooth=args.smooth,
+        smoothing=SmoothingSettings(**smoothing), keypoint_threshold=args.keypoint_threshold,
+        progress=not args.json)
+    ray = {"address": args.address, "concurrency": args.concurrency,
+           "num_gpus": args.num_gpus, "threads": args.threads}
+    summary = run_batch(args.input, str(args.out), args.model, options, settings,
+                        args.engine, ray)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['done']} done, {summary['skipped']} done before, of "
+              f"{summary['items']} ({summary['images']} images, {summary['video_segments']} "
+              f"video segments): {summary['rows']} people in {summary['parts']} parts -> "
+              f"{summary['out']}" + ("" if summary["complete"] else "; not complete"))
+        for failure in summary["failed"]:
+            print(f"failed: {failure['input']}: {failure['error']}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.boxes and args.detector:
         raise HrposeError("give --boxes FILE or --detector MODEL, not both")
+    if args.format == "parquet" or args.shard or args.engine == "ray":
+        return run_batch(args)
+    if args.address or args.concurrency or args.num_gpus:
+        raise HrposeError("--address, --concurrency and --num-gpus are for --engine ray")
     stream = Stream.parse(args.input)
     inputs = [stream] if stream is not None else find_inputs(args.input)
     check_output(args.out, [*(() if stream else inputs), args.boxes, args.model, args.weights,

@@ -91,7 +91,9 @@ class PoseEstimator:
             self.pipeline = TopDownEstimator(
                 self.runner, self.card, self.skeleton, (probe.shape[3], probe.shape[2]),
                 decode=decode, detector=detector, box_threshold=box_threshold, flip=flip,
-                batch=batch, padding=padding, threads=threads)
+                batch=batch, padding=padding, threads=threads,
+                # fp32 or bf16 asked for: the detector too; else its own choice
+                detector_precision=precision if precision in ("fp32", "bf16") else "auto")
 
     @property
     def kind(self) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import glob
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from ..errors import HrposeError
 from ..io import read_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+T = TypeVar("T")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
@@ -97,21 +99,23 @@ def find_inputs(source: str) -> list[Path]:
     raise HrposeError(f"{source}: no such file or folder")
 
 
-def _read(path: Path) -> np.ndarray | HrposeError:
+def _read(path: T, read: Callable[[T], np.ndarray]) -> np.ndarray | HrposeError:
     try:
-        return to_rgb(path)
+        return read(path)
     except HrposeError as e:
         return e
 
 
-def prefetch(paths: Sequence[Path], ahead: int = 8
-              ) -> Iterator[tuple[Path, np.ndarray | HrposeError]]:
+def prefetch(paths: Sequence[T], ahead: int = 8,
+             read: Callable[[T], np.ndarray] = to_rgb
+             ) -> Iterator[tuple[T, np.ndarray | HrposeError]]:
     """(path, RGB image or the error reading it), in order, decoded `ahead` images in advance
-    by two threads (the decoders release the GIL)."""
+    by two threads (the decoders release the GIL). `read`: path -> RGB image (default: a
+    local file)."""
     with ThreadPoolExecutor(2) as pool:
-        queue: deque[tuple[Path, Future]] = deque()
+        queue: deque[tuple[T, Future]] = deque()
         for path in paths:
-            queue.append((path, pool.submit(_read, path)))
+            queue.append((path, pool.submit(_read, path, read)))
             if len(queue) > ahead:
                 done, future = queue.popleft()
                 yield done, future.result()

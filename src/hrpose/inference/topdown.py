@@ -75,7 +75,7 @@ class TopDownEstimator:
     def __init__(self, runner: Runner, card: ModelCard, skeleton: Skeleton,
                  heatmap_wh: tuple[int, int], *, decode: str | None, detector: object,
                  box_threshold: float, flip: bool, batch: int, padding: float,
-                 threads: int | None) -> None:
+                 threads: int | None, detector_precision: str = "auto") -> None:
         h, w = runner.input_hw
         self.runner, self.mean, self.std, self.skeleton = runner, card.mean, card.std, skeleton
         self.codec = HeatmapCodec((w, h), heatmap_wh, method=decode or card.codec)
@@ -83,6 +83,7 @@ class TopDownEstimator:
         self.detector: Detector | None = None
         self._lazy_detector: str | None = None     # a zoo detector, loaded when first needed
         self._threads, self._box_threshold = threads, box_threshold
+        self._detector_precision = detector_precision
         self._warned_whole_image = False
         if detector == "default":
             self._lazy_detector = DEFAULT_DETECTOR
@@ -162,9 +163,10 @@ class TopDownEstimator:
         return self.detector
 
     def _open_detector(self, detector: str | Path) -> Detector:
-        # bf16 where it is native, as the pose model: PicoDet-S 8.0 -> 5.7 ms a 720p frame, the
-        # same people on a test clip (box IoU with fp32: median 0.994, lowest 0.94)
-        return ExportedDetector(detector, precision="auto", threads=self._threads,
+        # "auto": bf16 where it is native, as the pose model: PicoDet-S 8.0 -> 5.7 ms a 720p
+        # frame, the same people on a test clip (box IoU with fp32: median 0.994, lowest 0.94)
+        return ExportedDetector(detector, precision=self._detector_precision,
+                                threads=self._threads,
                                 score_threshold=self._box_threshold)
 
     def _warn_unsure_whole_image(self, keypoints: np.ndarray, whole: np.ndarray,

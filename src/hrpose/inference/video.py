@@ -97,6 +97,19 @@ class VideoReader:
             raise HrposeError(f"{source}: the video states {w:.0f}x{h:.0f} frames, more than "
                               f"the limit of {MAX_IMAGE_PIXELS:,} pixels")
 
+    def seek(self, index: int) -> None:
+        """Starts reading at frame `index` of a file. OpenCV seeks to the keyframe before it
+        and decodes forward; where the container cannot seek, frames are read and dropped."""
+        if index <= 0:
+            return
+        if self.capture.set(cv2.CAP_PROP_POS_FRAMES, index) and \
+                int(self.capture.get(cv2.CAP_PROP_POS_FRAMES)) == index:
+            return
+        self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        for _ in range(index):
+            if not self.capture.grab():
+                raise HrposeError(f"{self.path}: the video ends before frame {index}")
+
     def __iter__(self) -> Iterator[np.ndarray]:
         try:
             while True:

@@ -1,0 +1,167 @@
+"""`PartWriter`: a part's items -> its Parquet file, the same way on every engine: it is the
+Ray actor's class (ray_engine.py), and the local engine (job.py) makes one. A part's images are
+read and decoded in the worker (two threads ahead of the model), their crops share model
+batches, and the part is written whole; a video segment is read from its first frame in order,
+people tracked across it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HrposeError
+from ..inference.images import prefetch
+from ..inference.infer import InferSettings
+from ..inference.person import Person
+from ..inference.pipeline import Frame, FramePoses
+from ..inference.video import SmoothingSettings, Stream, VideoReader
+from ..io import decode_image, read_image
+from ..version import __version__
+from .inputs import Item, Part, image_id, is_url
+from .parts import PartInfo, Store, encode_part
+from .predictor import PosePredictor, people_rows
+
+
+@dataclass
+class BatchSettings:
+    part_size: int = 256              # images per part file
+    segment_frames: int = 500         # video frames per segment (one part each)
+    shard: str | None = None          # "I/N": this job's share of the inputs
+    detect_every: int = 1             # video, within a segment
+    smooth: bool = False
+    smoothing: SmoothingSettings = field(default_factory=SmoothingSettings)
+    keypoint_threshold: float = 0.3   # video: joints that keep a person followed
+    progress: bool = True
+
+
+class PartWriter:
+    """Parts in, part files out: `{"name": [...], "items": [JSON list of items]}` -> one row
+    per part: name, rows, completed items, failures (JSON), seconds. The model loads once."""
+
+    def __init__(self, model: str, options: dict, out: str, settings: dict) -> None:
+        start = time.perf_counter()
+        self.predictor = PosePredictor(model, **options)
+        self.settings = BatchSettings(**{**settings, "smoothing": SmoothingSettings(
+            **settings.get("smoothing", {}))})
+        self.store = Store(out)
+        est = self.predictor.estimator
+        self.fields = {"model": est.card.name or Path(str(model)).name,
+                       "keypoint_set": est.skeleton.name,
+                       "codec": est.codec.method if est.codec is not None else est.card.codec,
+                       "precision": getattr(est.runner, "precision", est.card.precision),
+                       "hrpose_version": __version__}
+        self.info = {"card": est.card.to_metadata(), "joints": self.predictor.joints,
+                     **self.fields}
+        self.load_seconds = time.perf_counter() - start
+
+    def __call__(self, batch: dict) -> dict:
+        out: dict[str, list] = {"name": [], "rows": [], "items": [], "failed": [],
+                                "seconds": [], "load_seconds": [], "model": []}
+        for name, items in zip(batch["name"], batch["items"]):
+            start = time.perf_counter()
+            info = self.write_part(Part(str(name), tuple(Item(**d) for d in json.loads(items))))
+            out["name"].append(info.name)
+            out["rows"].append(info.rows)
+            out["items"].append(json.dumps(info.items))
+            out["failed"].append(json.dumps(info.failed))
+            out["seconds"].append(time.perf_counter() - start)
+            out["load_seconds"].append(self.load_seconds)
+            out["model"].append(json.dumps(self.info))
+        return out
+
+    def write_part(self, part: Part) -> PartInfo:
+        rows: list[dict] = []
+        done: list[str] = []
+        failed: list[dict] = []
+        images = [i for i in part.items if not i.video]
+        if images:
+            self._images(images, rows, done, failed)
+        for item in (i for i in part.items if i.video):
+            try:
+                rows += self._segment(item)
+                done.append(item.key)
+            except HrposeError as e:
+                failed.append({"input": item.key, "error": str(e)})
+        if done:      # a part of failures only is not written: a rerun tries them again
+            self.store.write(part.name, encode_part(rows, {**self.info, "items": done,
+                                                           "failed": failed}))
+        return PartInfo(part.name, done, len(rows), failed, self.info)
+
+    def _images(self, items: list[Item], rows: list[dict], done: list[str],
+                failed: list[dict]) -> None:
+        settings = InferSettings()
+        group: list[tuple[Item, np.ndarray]] = []
+        pixels = 0
+        for item, image in prefetch(items, read=read_item):
+            if isinstance(image, HrposeError):
+                failed.append({"input": item.key, "error": str(image)})
+                continue
+            group.append((item, image))
+            pixels += image.shape[0] * image.shape[1]
+            if len(group) == settings.images_per_call or pixels >= settings.pixels_per_call:
+                self._image_group(group, rows, done, failed)
+                group, pixels = [], 0
+        if group:
+            self._image_group(group, rows, done, failed)
+
+    def _image_group(self, group: list[tuple[Item, np.ndarray]], rows: list[dict],
+                     done: list[str], failed: list[dict]) -> None:
+        try:
+            found = self.predictor.estimator.predict_rgb([im for _, im in group], None,
+                                                         [i.source for i, _ in group])
+        except HrposeError as e:
+            if len(group) == 1:
+                failed.append({"input": group[0][0].key, "error": str(e)})
+                return
+            for one in group:               # one bad image must not cost the others
+                self._image_group([one], rows, done, failed)
+            return
+        for (item, image), people in zip(group, found):
+            rows += self._rows(item, image, people, image_id(item.key))
+            done.append(item.key)
+
+    def _segment(self, item: Item) -> list[dict]:
+        reader = VideoReader(Stream(item.source) if is_url(item.source) else item.source)
+        reader.seek(item.start or 0)
+        s = self.settings
+        poses = FramePoses(self.predictor.estimator, item.key, reader.fps,
+                           s.smoothing if s.smooth else None, s.detect_every,
+                           s.keypoint_threshold)
+        rows: list[dict] = []
+        for offset, image in enumerate(reader):
+            if item.frames and offset == item.frames:
+                break
+            index = (item.start or 0) + offset
+            people = poses(Frame(index, time.perf_counter(), image))
+            rows += self._rows(item, image, people, index, frame=index)
+        reader.capture.release()
+        return rows
+
+    def _rows(self, item: Item, image: np.ndarray, people: list[Person], image_id: int,
+              frame: int | None = None) -> list[dict]:
+        h, w = image.shape[:2]
+        return [{"key": item.key, "file": item.source, "image_id": image_id, "frame": frame,
+                 "segment": item.start if item.video else None,
+                 "track_id": person.track_id if item.video else None, "person": k, **row,
+                 "image_width": w, "image_height": h, **self.fields}
+                for k, (person, row) in enumerate(zip(people, people_rows(people)))]
+
+
+def read_item(item: Item) -> np.ndarray:
+    """An image item -> RGB: a local file, or any fsspec URL's bytes."""
+    if not is_url(item.source):
+        return read_image(item.source)
+    import fsspec
+
+    try:
+        with fsspec.open(item.source, "rb") as f:
+            data = f.read()
+    except (OSError, ValueError) as e:
+        raise HrposeError(f"{item.source}: cannot read ({e})") from None
+    return decode_image(data, item.source)
+
