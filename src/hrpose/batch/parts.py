@@ -56,6 +56,8 @@ class PartInfo:
     rows: int
     failed: list[dict] = field(default_factory=list)    # {"input", "error"}: not completed
     model: dict = field(default_factory=dict)           # the footer's model fields and card
+    seconds: float = 0.0                                # writing it took (this run)
+    load_seconds: float = 0.0                           # its writer's model load (this run)
 
 
 def encode_part(rows: list[dict], info: dict) -> bytes:

@@ -75,7 +75,8 @@ def run_parts(parts: list[Part], writer: dict, address: str | None = None,
     try:
         for row in done.iter_rows():
             yield PartInfo(row["name"], json.loads(row["items"]), int(row["rows"]),
-                           json.loads(row["failed"]), json.loads(row["model"]))
+                           json.loads(row["failed"]), json.loads(row["model"]),
+                           float(row["seconds"]), float(row["load_seconds"]))
     except Exception as e:
         cause = getattr(e, "cause", None)
         if isinstance(cause, HrposeError):

@@ -63,18 +63,18 @@ class PartWriter:
         out: dict[str, list] = {"name": [], "rows": [], "items": [], "failed": [],
                                 "seconds": [], "load_seconds": [], "model": []}
         for name, items in zip(batch["name"], batch["items"]):
-            start = time.perf_counter()
             info = self.write_part(Part(str(name), tuple(Item(**d) for d in json.loads(items))))
             out["name"].append(info.name)
             out["rows"].append(info.rows)
             out["items"].append(json.dumps(info.items))
             out["failed"].append(json.dumps(info.failed))
-            out["seconds"].append(time.perf_counter() - start)
-            out["load_seconds"].append(self.load_seconds)
+            out["seconds"].append(info.seconds)
+            out["load_seconds"].append(info.load_seconds)
             out["model"].append(json.dumps(self.info))
         return out
 
     def write_part(self, part: Part) -> PartInfo:
+        start = time.perf_counter()
         rows: list[dict] = []
         done: list[str] = []
         failed: list[dict] = []
@@ -90,7 +90,8 @@ class PartWriter:
         if done:      # a part of failures only is not written: a rerun tries them again
             self.store.write(part.name, encode_part(rows, {**self.info, "items": done,
                                                            "failed": failed}))
-        return PartInfo(part.name, done, len(rows), failed, self.info)
+        return PartInfo(part.name, done, len(rows), failed, self.info,
+                        time.perf_counter() - start, self.load_seconds)
 
     def _images(self, items: list[Item], rows: list[dict], done: list[str],
                 failed: list[dict]) -> None:

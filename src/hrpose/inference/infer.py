@@ -255,7 +255,8 @@ def output_names(inputs: Sequence[Path | Stream], out: Path) -> dict[Path | Stre
     meets another (p.bmp beside a real p.bmp.jpg) is refused. A camera or stream is drawn to
     OUT/camera0.mp4 or OUT/<the URL's last part>.mp4."""
     files = [p for p in inputs if isinstance(p, Path)]
-    root = Path(os.path.commonpath([p.resolve().parent for p in files])) if files else out
+    # absolute, links not followed: a linked file is drawn under its own name
+    root = Path(os.path.commonpath([_absolute(p).parent for p in files])) if files else out
     names: dict[Path | Stream, Path] = {}
     taken: dict[Path, Path | Stream] = {}
     for path in inputs:
@@ -265,7 +266,7 @@ def output_names(inputs: Sequence[Path | Stream], out: Path) -> dict[Path | Stre
                 raise HrposeError(f"{path} and {taken[target]} would both be drawn to {target}")
             names[path], taken[target] = target, path
             continue
-        target = out / path.resolve().relative_to(root)
+        target = out / _absolute(path).relative_to(root)
         kept = (".mp4",) if is_video(path) else (".jpg", ".jpeg", ".png")
         if target.suffix.lower() not in kept:
             target = target.with_name(target.name + kept[0])
@@ -275,6 +276,10 @@ def output_names(inputs: Sequence[Path | Stream], out: Path) -> dict[Path | Stre
         names[path] = target
         taken[target] = path
     return names
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path))
 
 
 CSV_COLUMNS = ("file", "frame", "track_id", "person", "joint", "x", "y", "score")
