@@ -7,9 +7,11 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,7 +80,7 @@ def as_rows(results: list[dict]) -> list[tuple]:
                    np.float32(r["score"]), tuple(np.float32(r["keypoints"]))) for r in results)
 
 
-def parquet_rows(out: Path) -> list[dict]:
+def parquet_rows(out: Path | str) -> list[dict]:
     return read_rows(out).to_pylist()
 
 
@@ -251,6 +253,56 @@ def test_batch_options_are_checked_in_one_line(forty, tmp_path, capsys):
         assert err.count("\n") == 1 and message in err, err
 
 
+def test_the_ray_engine_without_ray_is_one_line(forty, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)            # as if the extra were absent
+    assert main(["infer", str(forty), *model_args(), "--engine", "ray", "--out",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--engine ray needs Ray: pip install 'hrpose[ray]'" in err
+
+
+def test_unreadable_inputs_are_reported_and_retried(forty, plain, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = sorted(forty.iterdir())[:3]
+    for photo in good:
+        (folder / photo.name).symlink_to(photo.resolve())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    args = ["infer", str(folder), *model_args(), "--format", "parquet", "--out",
+            str(tmp_path / "out"), "--json"]
+    assert main(args) == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["done"], summary["complete"]) == (3, False)
+    assert [f["input"] for f in summary["failed"]] == ["broken.jpg"]
+    assert "broken.jpg: cannot decode the image" in summary["failed"][0]["error"]
+    manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
+    assert manifest["failed"] == summary["failed"] and manifest["done"] == 3
+    assert main(args) == 1                                   # tried again, alone
+    again = json.loads(capsys.readouterr().out)
+    assert (again["skipped"], again["done"], len(again["failed"])) == (3, 0, 1)
+    ids = {int(p.stem) for p in good}
+    assert as_rows(parquet_rows(tmp_path / "out")) == as_rows(
+        [r for r in plain if r["image_id"] in ids])
+
+
+def test_url_inputs_and_outputs(forty, plain, tmp_path, capsys):
+    """fsspec on both sides: file:// photos in, an in-memory store out (any fsspec URL is
+    written the same way: one whole-file put per part)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = sorted(forty.iterdir())[:4]
+    for photo in good:
+        (folder / photo.name).symlink_to(photo.resolve())
+    assert main(["infer", f"file://{folder}", *model_args(), "--format", "parquet",
+                 "--part-size", "2", "--out", "memory://hrpose-test/poses", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["parts"] == 2 and summary["manifest"].endswith("poses/_manifest.json")
+    rows = parquet_rows("memory://hrpose-test/poses")
+    assert {r["file"] for r in rows} <= {f"file://{p}" for p in folder.iterdir()}
+    ids = {int(p.stem) for p in good}
+    assert as_rows(rows) == as_rows([r for r in plain if r["image_id"] in ids])
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     if not HAS_RAY:
@@ -307,3 +359,65 @@ def test_a_killed_ray_job_resumes_with_each_row_once(forty, plain, tmp_path):
     rows = parquet_rows(out)
     assert len(rows) == len({(r["key"], r["person"]) for r in rows}) == len(plain)
     assert as_rows(rows) == as_rows(plain)
+
+
+@needs_ray
+def test_a_job_joins_a_running_cluster_at_its_address(forty, plain, tmp_path):
+    """`ray start --head` on a port, then --address HOST:PORT, as on a real cluster's node; an
+    address where nothing answers is one line at once (Ray itself retries for minutes)."""
+    from hrpose.batch.ray_engine import check_reachable
+
+    with pytest.raises(HrposeError, match=r"--address 127\.0\.0\.1:1: no Ray cluster answers"):
+        check_reachable("127.0.0.1:1")
+    with pytest.raises(HrposeError, match="expected auto, HOST:PORT or ray://HOST:PORT"):
+        check_reachable("somewhere")
+    port = _free_port()
+    # a cluster's token, given to the job as a real cluster's nodes and drivers share it
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "hrpose-test-" + os.urandom(8).hex()}
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")        # Ray's sockets want short paths
+    # --block: the head and its daemons stay in this process group, which is stopped at the
+    # end (`ray stop` would stop every Ray on the machine)
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head",
+                             "--block", f"--port={port}", "--num-cpus=2",
+                             "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+                             f"--temp-dir={temp}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                check_reachable(f"127.0.0.1:{port}")
+                break
+            except HrposeError:
+                assert head.poll() is None and time.monotonic() < deadline, "no Ray head"
+                time.sleep(0.5)
+        folder = tmp_path / "in"
+        folder.mkdir()
+        for photo in sorted(forty.iterdir())[:6]:
+            (folder / photo.name).symlink_to(photo.resolve())
+        job = subprocess.run(
+            [sys.executable, "-m", "hrpose", "infer", str(folder), *model_args(), "--engine",
+             "ray", "--address", f"127.0.0.1:{port}", "--part-size", "3", "--out",
+             str(tmp_path / "out"), "--json"],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        assert job.returncode == 0, job.stderr[-2000:]
+        summary = json.loads(job.stdout.splitlines()[-1])
+        assert (summary["done"], summary["parts"], summary["complete"]) == (6, 2, True)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)       # `ray start --block` stops slowly
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+    ids = {int(p.stem) for p in folder.iterdir()}
+    assert as_rows(parquet_rows(tmp_path / "out")) == as_rows(
+        [r for r in plain if r["image_id"] in ids])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -28,6 +28,12 @@ def run_batch(source: str, out: str, model: str, options: dict,
     part files, then the manifest. Returns the summary. engine "ray": on the Ray cluster at
     ray["address"] (None: a local one), ray["concurrency"] actors of ray["num_gpus"] GPUs."""
     start = time.perf_counter()
+    if engine == "ray":
+        from .ray_engine import import_ray
+
+        import_ray()                      # before anything runs: a missing extra is one line
+    elif engine != "local":
+        raise HrposeError(f"engine {engine!r}: choose local or ray")
     items = expand(list_sources(source), settings.segment_frames)
     shard = parse_shard(settings.shard) if settings.shard else None
     if shard is not None:
@@ -39,6 +45,10 @@ def run_batch(source: str, out: str, model: str, options: dict,
     done = {k for info in parts.values() for k in info.items} & keys
     todo = plan_parts(items, done, settings.part_size)
     store.remove_temporaries([p.name for p in todo])
+    if engine == "ray" and todo:
+        from .ray_engine import connect
+
+        connect((ray or {}).get("address"))
     manifest = _Manifest(store, source, engine, settings, items, parts, shard)
     skipped = len(done)
     bar = tqdm(total=len(items), initial=skipped, desc="infer", unit="item",
@@ -79,8 +89,6 @@ def _run(parts: list[Part], writer: dict, engine: str, ray: dict) -> Iterator[Pa
 
         yield from run_parts(parts, writer, **ray)
         return
-    if engine != "local":
-        raise HrposeError(f"engine {engine!r}: choose local or ray")
     worker = PartWriter(**writer)
     for part in parts:
         yield worker.write_part(part)

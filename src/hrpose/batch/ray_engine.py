@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import warnings
 from collections.abc import Iterator
 
@@ -38,6 +39,8 @@ def connect(address: str | None = None, num_cpus: int | None = None):
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="ray")
     ray = import_ray()
     if not ray.is_initialized():
+        if address not in (None, "auto", "local"):
+            check_reachable(address)
         try:
             ray.init(address=address, num_cpus=num_cpus if address is None else None,
                      include_dashboard=False, logging_level=logging.ERROR,
@@ -49,6 +52,20 @@ def connect(address: str | None = None, num_cpus: int | None = None):
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False            # the driver's tqdm counts items
     return ray
+
+
+def check_reachable(address: str) -> None:
+    """HOST:PORT (or ray://HOST:PORT) answers, else one line now: Ray itself retries an
+    unreachable address for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise HrposeError(f"--address {address!r}: expected auto, HOST:PORT or "
+                          "ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise HrposeError(f"--address {address}: no Ray cluster answers there "
+                          f"({e.strerror or e})") from None
 
 
 def run_parts(parts: list[Part], writer: dict, address: str | None = None,
