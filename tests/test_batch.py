@@ -28,12 +28,14 @@ from hrpose.batch.inputs import (
     relative_keys,
     stable_hash,
 )
+from hrpose.batch.job import BatchSettings, run_batch
 from hrpose.batch.parts import Store, completed
 from hrpose.batch.writer import PartWriter
 from hrpose.cli import main
 from hrpose.errors import HrposeError
 from hrpose.inference.estimator import PoseEstimator
 from hrpose.inference.person import coco_result
+from hrpose.inference.video import VideoReader
 from hrpose.io import read_image
 
 from .clips import write_clip
@@ -233,7 +235,14 @@ def test_video_segments_are_tracked_within_and_equal_plain_infer(tmp_path, capsy
     reference = json.loads((tmp_path / "plain" / "results.json").read_text())
     assert as_rows(rows) == as_rows(reference) and len(rows) > 60
     assert {r["segment"] for r in rows} == {0, 25, 50}
-    assert {r["key"] for r in rows} == {"clip.mp4@0", "clip.mp4@25", "clip.mp4@50"}
+    assert {r["key"] for r in rows} == {"clip.mp4@0+25", "clip.mp4@25+25", "clip.mp4@50+10"}
+    with pytest.raises(HrposeError, match=r"holds segment clip\.mp4@0\+25, which this run would "
+                       "not make: rerun with the --segment-frames"):
+        run_batch(str(clip), str(tmp_path / "pq"), models()[0], {}, BatchSettings(
+            segment_frames=30, progress=False))
+    reader = VideoReader(clip)                   # a frame count that overstates: no frames
+    assert reader.seek(59) and not reader.seek(75)
+    reader.capture.release()
     for segment in (0, 25, 50):                  # tracks start again in each segment
         frames = [r for r in rows if r["segment"] == segment]
         assert min(r["frame"] for r in frames) == segment
@@ -251,6 +260,13 @@ def test_batch_options_are_checked_in_one_line(forty, tmp_path, capsys):
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_url_without_a_batch_job_is_one_line(tmp_path, capsys):
+    assert main(["infer", "s3://bucket/frames/", *model_args(), "--out",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "URLs of files are read by batch jobs: add --format" in err
 
 
 def test_the_ray_engine_without_ray_is_one_line(forty, tmp_path, capsys, monkeypatch):

@@ -23,7 +23,7 @@ LIST_SUFFIXES = (".txt", ".lst")
 
 @dataclass(frozen=True)
 class Item:
-    key: str                    # stable name: "sub/a.jpg", or "clip.mp4@300" for a segment
+    key: str                    # stable name: "sub/a.jpg"; a segment "clip.mp4@300+300"
     source: str                 # what to read: a local path or a URL
     start: int | None = None    # video: the segment's first frame
     frames: int = 0             # video: frames in the segment (0: to the end)
@@ -140,11 +140,24 @@ def expand(sources: list[str], segment_frames: int) -> list[Item]:
         count = reader.frame_count
         reader.capture.release()
         if count == 0:                          # unknown length: one segment to the end
-            items.append(Item(f"{key}@0", source, 0, 0))
+            items.append(Item(f"{key}@0+end", source, 0, 0))
         for start in range(0, count, segment_frames):
-            items.append(Item(f"{key}@{start}", source, start, min(segment_frames,
-                                                                    count - start)))
+            frames = min(segment_frames, count - start)
+            items.append(Item(f"{key}@{start}+{frames}", source, start, frames))
     return sorted(items, key=lambda i: i.key)
+
+
+def check_segments(items: list[Item], done: set[str], out: str) -> None:
+    """Refuses a rerun whose segments differ from those already written (another
+    --segment-frames): their frames would be counted twice or not at all."""
+    planned = {i.key for i in items if i.video}
+    videos = {k.rsplit("@", 1)[0] for k in planned}
+    stale = sorted(k for k in done if "@" in k and k.rsplit("@", 1)[0] in videos
+                   and k not in planned)
+    if stale:
+        raise HrposeError(f"{out} holds segment {stale[0]}, which this run would not make: "
+                          "rerun with the --segment-frames of the run that wrote it, or "
+                          "write to a new folder")
 
 
 def stable_hash(text: str, bits: int = 64) -> int:

@@ -14,7 +14,16 @@ from tqdm import tqdm
 
 from ..errors import HrposeError
 from ..version import __version__
-from .inputs import Item, Part, expand, list_sources, parse_shard, plan_parts, select_shard
+from .inputs import (
+    Item,
+    Part,
+    check_segments,
+    expand,
+    list_sources,
+    parse_shard,
+    plan_parts,
+    select_shard,
+)
 from .parts import COLUMNS, PartInfo, Store, completed, write_manifest
 from .writer import BatchSettings, PartWriter
 
@@ -40,8 +49,9 @@ def run_batch(source: str, out: str, model: str, options: dict,
         items = select_shard(items, *shard)
     store = Store(out)
     keys = {i.key for i in items}
-    parts = {n: info for n, info in completed(store).items()
-             if keys.intersection(info.items)}
+    every = completed(store)
+    check_segments(items, {k for info in every.values() for k in info.items}, out)
+    parts = {n: info for n, info in every.items() if keys.intersection(info.items)}
     done = {k for info in parts.values() for k in info.items} & keys
     todo = plan_parts(items, done, settings.part_size)
     store.remove_temporaries([p.name for p in todo])

@@ -128,7 +128,9 @@ class PartWriter:
 
     def _segment(self, item: Item) -> list[dict]:
         reader = VideoReader(Stream(item.source) if is_url(item.source) else item.source)
-        reader.seek(item.start or 0)
+        if not reader.seek(item.start or 0):       # past the real end: no frames, done
+            reader.capture.release()
+            return []
         s = self.settings
         poses = FramePoses(self.predictor.estimator, item.key, reader.fps,
                            s.smoothing if s.smooth else None, s.detect_every,

@@ -152,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
     if args.address or args.concurrency or args.num_gpus:
         raise HrposeError("--address, --concurrency and --num-gpus are for --engine ray")
     stream = Stream.parse(args.input)
+    if stream is None and "://" in args.input:
+        raise HrposeError(f"{args.input}: URLs of files are read by batch jobs: add --format "
+                          "parquet (or --shard, --engine ray)")
     inputs = [stream] if stream is not None else find_inputs(args.input)
     check_output(args.out, [*(() if stream else inputs), args.boxes, args.model, args.weights,
                             args.detector])

@@ -97,18 +97,17 @@ class VideoReader:
             raise HrposeError(f"{source}: the video states {w:.0f}x{h:.0f} frames, more than "
                               f"the limit of {MAX_IMAGE_PIXELS:,} pixels")
 
-    def seek(self, index: int) -> None:
-        """Starts reading at frame `index` of a file. OpenCV seeks to the keyframe before it
-        and decodes forward; where the container cannot seek, frames are read and dropped."""
+    def seek(self, index: int) -> bool:
+        """Starts reading at frame `index` of a file; False when the video ends before it (a
+        container's frame count is an estimate). OpenCV seeks to the keyframe before it and
+        decodes forward; where the container cannot seek, frames are read and dropped."""
         if index <= 0:
-            return
+            return True
         if self.capture.set(cv2.CAP_PROP_POS_FRAMES, index) and \
                 int(self.capture.get(cv2.CAP_PROP_POS_FRAMES)) == index:
-            return
+            return True
         self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-        for _ in range(index):
-            if not self.capture.grab():
-                raise HrposeError(f"{self.path}: the video ends before frame {index}")
+        return all(self.capture.grab() for _ in range(index))
 
     def __iter__(self) -> Iterator[np.ndarray]:
         try:
