@@ -181,6 +181,12 @@ def test_parquet_parts_equal_plain_infer_and_resume(forty, plain, tmp_path, caps
     assert as_rows(parquet_rows(out)) == as_rows(plain)
     assert main(args) == 0                                   # nothing left: nothing run
     assert json.loads(capsys.readouterr().out)["done"] == 0
+    # a shard's job over what one job wrote: its share is done, in parts that hold others too
+    assert main([*args, "--shard", "1/2"]) == 0
+    shard = json.loads(capsys.readouterr().out)
+    assert (shard["done"], shard["skipped"], shard["complete"]) == (0, shard["items"], True)
+    manifest = json.loads((out / "_manifest.shard-1-of-2.json").read_text())
+    assert manifest["done"] == shard["items"] < 40 and manifest["complete"]
 
 
 def test_shards_cover_every_input_once(forty, plain, tmp_path, capsys):

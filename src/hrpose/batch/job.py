@@ -113,6 +113,7 @@ class _Manifest:
                  items: list[Item], parts: dict[str, PartInfo],
                  shard: tuple[int, int] | None) -> None:
         self.store, self.items, self.parts = store, items, dict(parts)
+        self.keys = {i.key for i in items}
         self.name = "_manifest.json" if shard is None else \
             f"_manifest.shard-{shard[0]}-of-{shard[1]}.json"
         self.head = {"input": source, "out": store.out, "engine": engine,
@@ -125,7 +126,8 @@ class _Manifest:
 
     @property
     def done(self) -> int:
-        return len({k for info in self.parts.values() for k in info.items})
+        """This job's items done (a part of another job may hold others too)."""
+        return len({k for info in self.parts.values() for k in info.items} & self.keys)
 
     @property
     def rows(self) -> int:
