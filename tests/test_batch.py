@@ -327,9 +327,7 @@ def test_url_inputs_and_outputs(forty, plain, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    if not HAS_RAY:
-        pytest.skip("Ray is not installed (the 'ray' extra)")
-    import ray
+    import ray  # its tests are marked needs_ray
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray

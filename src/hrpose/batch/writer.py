@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import HrposeError
 from ..inference.images import prefetch
-from ..inference.infer import InferSettings
+from ..inference.infer import InferSettings, image_groups
 from ..inference.person import Person
 from ..inference.pipeline import Frame, FramePoses
 from ..inference.video import SmoothingSettings, Stream, VideoReader
@@ -95,19 +95,10 @@ class PartWriter:
 
     def _images(self, items: list[Item], rows: list[dict], done: list[str],
                 failed: list[dict]) -> None:
-        settings = InferSettings()
-        group: list[tuple[Item, np.ndarray]] = []
-        pixels = 0
-        for item, image in prefetch(items, read=read_item):
-            if isinstance(image, HrposeError):
-                failed.append({"input": item.key, "error": str(image)})
-                continue
-            group.append((item, image))
-            pixels += image.shape[0] * image.shape[1]
-            if len(group) == settings.images_per_call or pixels >= settings.pixels_per_call:
-                self._image_group(group, rows, done, failed)
-                group, pixels = [], 0
-        if group:
+        def fail(item: Item, error: HrposeError) -> None:
+            failed.append({"input": item.key, "error": str(error)})
+
+        for group in image_groups(prefetch(items, read=read_item), InferSettings(), fail):
             self._image_group(group, rows, done, failed)
 
     def _image_group(self, group: list[tuple[Item, np.ndarray]], rows: list[dict],

@@ -11,9 +11,10 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -132,21 +133,14 @@ class _Job:
 
     def run_images(self, paths: list[Path]) -> None:
         bar = tqdm(total=len(paths), desc="infer", unit="img", disable=not self.settings.progress)
-        group: list[tuple[Path, np.ndarray]] = []
-        pixels = 0
-        for path, image in prefetch(paths):
+
+        def failed(path: Path, error: HrposeError) -> None:
             bar.update(1)
-            if isinstance(image, HrposeError):
-                self.fail(path, str(image))
-                continue
-            group.append((path, image))
-            pixels += image.shape[0] * image.shape[1]
-            if len(group) == self.settings.images_per_call or \
-                    pixels >= self.settings.pixels_per_call:
-                self._image_group(group)
-                group, pixels = [], 0
-        if group:
+            self.fail(path, str(error))
+
+        for group in image_groups(prefetch(paths), self.settings, failed):
             self._image_group(group)
+            bar.update(len(group))
         bar.close()
 
     def _image_group(self, group: list[tuple[Path, np.ndarray]]) -> None:
@@ -241,6 +235,30 @@ class _Job:
                 entry["frame"] = source.frame
                 entry["track_id"] = person.track_id
             self.results.append(entry)
+
+
+T = TypeVar("T")
+
+
+def image_groups(images: Iterable[tuple[T, np.ndarray | HrposeError]],
+                 settings: InferSettings,
+                 failed: Callable[[T, HrposeError], None]) -> Iterator[list[tuple[T, np.ndarray]]]:
+    """Decoded images in groups whose crops share model batches: `images_per_call` images, or
+    fewer when they reach `pixels_per_call`; an image that could not be read goes to
+    `failed`."""
+    group: list[tuple[T, np.ndarray]] = []
+    pixels = 0
+    for item, image in images:
+        if isinstance(image, HrposeError):
+            failed(item, image)
+            continue
+        group.append((item, image))
+        pixels += image.shape[0] * image.shape[1]
+        if len(group) == settings.images_per_call or pixels >= settings.pixels_per_call:
+            yield group
+            group, pixels = [], 0
+    if group:
+        yield group
 
 
 def _is_video(source: Path | Stream) -> bool:
