@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hrpose.skeletons import COCO
+
 
 def random_keypoint_set(n_images: int, n_people: int, n_results: int, seed: int = 0
                         ) -> tuple[dict, list[dict]]:
@@ -47,5 +49,5 @@ def random_keypoint_set(n_images: int, n_people: int, n_results: int, seed: int 
                for j in order]
     gt = {"images": images, "annotations": anns,
           "categories": [{"id": 1, "name": "person", "supercategory": "person",
-                          "keypoints": [f"joint{i}" for i in range(k)], "skeleton": []}]}
+                          "keypoints": list(COCO.joints), "skeleton": []}]}
     return gt, results

@@ -40,3 +40,17 @@ def w32_official(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TopDow
 
 
 
+
+
+@pytest.fixture(scope="session")
+def tinypose_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PP-TinyPose 256x192 (the real trained model, OpenVINO IR) converted to an hrpose
+    checkpoint once for the whole session: `hrpose convert`."""
+    from hrpose.cli import main
+
+    from .helpers import shared_data
+
+    xml = shared_data("models", "tinypose_256x192", "model.xml")
+    out = tmp_path_factory.mktemp("tinypose") / "tinypose_256x192.safetensors"
+    assert main(["convert", str(xml), str(out)]) == 0
+    return out

@@ -485,6 +485,7 @@ class _Payload:
 def _setup_checkpoints(root: Path) -> dict:
     from hrpose.models.card import ModelCard
     from hrpose.models.checkpoint import save_weights
+    from hrpose.skeletons import COCO
     from tests.helpers import (
         official_state,
         randomize,
@@ -494,7 +495,7 @@ def _setup_checkpoints(root: Path) -> dict:
     )
 
     model = randomize(tiny_hrnet())
-    card = ModelCard(arch=tiny_arch().to_dict(), input_hw=(64, 48), keypoints="coco")
+    card = ModelCard(arch=tiny_arch().to_dict(), input_hw=(64, 48), keypoints=COCO)
     files: dict[str, bytes] = {}
     save_weights(root / "w.safetensors", model.state_dict(), card.to_metadata())
     files["hrpose.safetensors"] = (root / "w.safetensors").read_bytes()

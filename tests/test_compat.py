@@ -25,7 +25,7 @@ LEGACY = Path(__file__).parent / "data" / "legacy"
 def test_legacy_training_checkpoint_loads_with_its_card() -> None:
     model, card = load_model(LEGACY / "run" / "best.safetensors")
     assert card.input_hw == (96, 64) and card.codec == "dark" and card.kind == "topdown"
-    assert card.keypoints == "coco" and card.arch["width"] == 4 and card.name == ""
+    assert card.keypoints.name == "coco" and card.arch["width"] == 4 and card.name == ""
     assert card.extra["epoch"] == "1" and card.extra["step"] == "2"
     out = model(torch.zeros(1, 3, 96, 64))
     assert out.shape == (1, 17, 24, 16)
@@ -38,7 +38,7 @@ def test_legacy_exports_run_like_their_checkpoint(name: str, precision: str,
     exported = open_model(str(LEGACY / name), precision="fp32")
     torch_model = open_model(str(LEGACY / "run" / "best.safetensors"), precision="fp32")
     assert exported.card.codec == "dark" and exported.card.input_hw == (96, 64)
-    assert exported.card.mean == torch_model.card.mean and exported.card.keypoints == "coco"
+    assert exported.card.mean == torch_model.card.mean and exported.card.keypoints.name == "coco"
     assert exported.card.precision == precision
     x = np.random.default_rng(0).normal(size=(2, 3, 96, 64)).astype(np.float32)
     assert np.abs(exported.runner(x) - torch_model.runner(x)).max() < tolerance

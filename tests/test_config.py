@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hrpose.config import Config, dump_config, load_config
+from hrpose.config import Config, dump_config, load_config, resolve_keypoints
 from hrpose.engine.losses import heatmap_loss, joints_mse
 from hrpose.engine.optim import base_lr, lr_at
 from hrpose.errors import HrposeError
@@ -11,9 +11,11 @@ from hrpose.models.arch import model_from_arch
 from hrpose.models.complexity import measure
 from hrpose.models.pact import prepare_pact
 from hrpose.models.zoo import zoo_name_for
+from hrpose.skeletons import parse_skeleton
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+# Training configs; configs/keypoints/ holds keypoint set files (test_custom_keypoints.py).
+CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name != "keypoints")
 
 
 def test_defaults_are_the_published_recipe():
@@ -32,6 +34,11 @@ def test_defaults_are_the_published_recipe():
 def test_every_recipe_loads_and_builds_its_model(path):
     config = load_config(path)
     assert load_config(path, []) == config
+    if path.parent.name == "custom":        # the set is the data's: any set, here five joints
+        assert config.data.keypoints == "" and config.model.num_joints == 0
+        five = parse_skeleton({"name": "five", "joints": list("abcde"), "sigmas": [0.05] * 5})
+        config = resolve_keypoints(config, five)
+        assert config.model.num_joints == 5 and config.card().keypoints == five
     w, h = config.data.input_wh
     name = zoo_name_for(config.model.to_dict(), (h, w))
     expected = {"hrnet_w32_256x192.yaml": ("hrnet_w32_256x192", 28_536_113),
@@ -43,7 +50,10 @@ def test_every_recipe_loads_and_builds_its_model(path):
                 "litehrnet_18_256x192.yaml": ("litehrnet_18_256x192", 1_130_769),
                 "litehrnet_30_256x192.yaml": ("litehrnet_30_256x192", 1_763_717),
                 "litehrnet_30_256x192_distill.yaml": ("litehrnet_30_256x192", 1_763_717),
-                "litehrnet_30_256x192_pact.yaml": ("litehrnet_30_256x192", 1_763_717)}
+                "litehrnet_30_256x192_pact.yaml": ("litehrnet_30_256x192", 1_763_717),
+                # the zoo architectures with a 5-row head
+                "hrnet_w32_finetune.yaml": (None, 28_536_113 - 12 * 33),
+                "tinypose_finetune.yaml": (None, 1_300_177 - 12 * 41)}
     with torch.device("meta"):
         model = model_from_arch(config.model.to_dict())
     params = measure(model, (3, h, w)).params
@@ -133,14 +143,14 @@ def test_model_sections_are_typed_by_family_and_kind(tmp_path: Path) -> None:
     another family is ignored with a warning, a field of none is an error."""
     from hrpose.config import HigherHRNetModel, LiteHRNetModel
 
-    lite = load_config(None, ["model.family=litehrnet", "model.init=none"])
+    lite = load_config(None, ["model.family=litehrnet", "model.init=none", "data.keypoints=coco"])
     assert isinstance(lite.model, LiteHRNetModel)
     assert zoo_name_for(lite.model.to_dict(), (256, 192)) == "litehrnet_18_256x192"
     assert isinstance(load_config(None, ["model.kind=bottomup", "data.input_wh=[512,512]"]
                                   ).model, HigherHRNetModel)
     with pytest.warns(UserWarning, match=r"model.layer1_blocks is not a field of a litehrnet"):
         assert load_config(None, ["model.family=litehrnet", "model.layer1_blocks=2",
-                                  "model.init=none"]).model == lite.model
+                                  "model.init=none", "data.keypoints=coco"]).model == lite.model
     with pytest.raises(HrposeError, match=r"model.widht: unknown key"):
         load_config(None, ["model.widht=16"])
     with pytest.raises(HrposeError, match=r"model.family: 'vit' is not one of hrnet, litehrnet"):
@@ -148,5 +158,6 @@ def test_model_sections_are_typed_by_family_and_kind(tmp_path: Path) -> None:
     # a flat section of an older config: other families' fields at their old values load
     flat = tmp_path / "old.yaml"
     flat.write_text("model: {family: litehrnet, width: 40, stem_channels: 32, "
-                    "layer1_channels: 64, layer1_blocks: 4, deconv_blocks: 4, init: none}\n")
+                    "layer1_channels: 64, layer1_blocks: 4, deconv_blocks: 4, init: none}\n"
+                    "data: {keypoints: coco}\n")
     assert load_config(flat).model == lite.model

@@ -109,7 +109,7 @@ def test_a_teacher_config_with_its_weights_is_the_checkpoint_teacher(synthetic, 
 
 
 def test_a_teacher_of_other_joints_is_a_one_line_error(synthetic, tmp_path):
-    cfg = config(synthetic, *HRNET, "model.num_joints=16")
+    cfg = config(synthetic, *HRNET, "data.keypoints=mpii")
     mpii = tmp_path / "mpii_teacher.safetensors"
     save_weights(mpii, model_from_arch(cfg.model.to_dict()).state_dict(), weights_metadata(cfg))
     with pytest.raises(HrposeError, match="same joints and output size"):
@@ -197,11 +197,8 @@ def test_pact_training_exports_an_int8_onnx_equal_to_the_fake_quantised_model(
 
 
 @pytest.fixture(scope="module")
-def tinypose(tmp_path_factory) -> Path:
-    xml = shared_data("models", "tinypose_256x192", "model.xml")
-    out = tmp_path_factory.mktemp("tinypose_ft") / "tinypose_256x192.safetensors"
-    assert main(["convert", str(xml), str(out)]) == 0
-    return out
+def tinypose(tinypose_checkpoint) -> Path:
+    return tinypose_checkpoint
 
 
 TINYPOSE = ["model.family=litehrnet", "model.width=40", "model.stem_channels=32",

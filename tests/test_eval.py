@@ -120,7 +120,7 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     write_coco(tmp_path / "coco", people, [[30, 20, 70, 110]])
     assert main(["eval", "hrnet_w32_256x256_mpii", "--weights", "none", "--data",
                  str(tmp_path / "coco"), "--out", str(tmp_path / "o")]) == 2
-    assert "the model predicts 16 joints, the data set person_keypoints_val2017.json has 17" \
+    assert "its 17 joints are not the keypoint set 'mpii' (16 joints" \
         in capsys.readouterr().err
     with pytest.raises(HrposeError, match="--weights is for zoo models"):
         open_model(str(tmp_path / "x.onnx"), weights="w.pth")
@@ -184,7 +184,7 @@ def test_a_checkpoint_file_is_a_model(tmp_path, w32_official):
         loaded = open_model(str(source))
         runner = loaded.runner
         assert runner.input_hw == (256, 192) and loaded.card.mean[0] == 0.485
-        assert loaded.card.keypoints == "coco" and loaded.card.codec == "classic"
+        assert loaded.card.keypoints.name == "coco" and loaded.card.codec == "classic"
         assert np.abs(runner(x) - expected).max() < 1e-4
     with pytest.raises(HrposeError, match="a checkpoint is its own weights"):
         open_model(str(path), weights="published")

@@ -64,7 +64,7 @@ def test_fp32_exports_match_pytorch_and_describe_themselves(tmp_path, tiny, fmt,
     np.testing.assert_allclose(runner(x), expected, atol=1e-4, rtol=0)
     loaded = open_model(str(result.path))
     assert loaded.card.mean == (0.5, 0.4, 0.3) and loaded.card.std == (0.2, 0.2, 0.2)
-    assert loaded.card.keypoints == "coco" and loaded.card.codec == "dark"
+    assert loaded.card.keypoints.name == "coco" and loaded.card.codec == "dark"
     assert runner.metadata["input_hw"] == "[128, 96]" and runner.metadata["precision"] == "fp32"
     if fmt == "onnx":
         import onnx

@@ -321,7 +321,7 @@ def test_draw_is_public_and_takes_people_or_arrays():
     image = np.full((120, 100, 3), 40, np.uint8)
     keypoints = np.zeros((1, 17, 3), np.float32)
     keypoints[0, :, 0], keypoints[0, :, 1], keypoints[0, :, 2] = 50, np.linspace(10, 110, 17), 1
-    drawn = hrpose.draw(image, keypoints)
+    drawn = hrpose.draw(image, keypoints, "coco")
     assert drawn.shape == image.shape and (drawn != image).any() and (image == 40).all()
     person = hrpose.Person(np.array([20, 5, 60, 110], np.float32), keypoints[0], 0.9)
     boxed = hrpose.draw(image, [person], "coco")
@@ -329,6 +329,12 @@ def test_draw_is_public_and_takes_people_or_arrays():
     assert (hrpose.draw(image, []) == image).all()
     with pytest.raises(HrposeError, match="16"):
         hrpose.draw(image, keypoints, "mpii")
+    # an array says nothing of its joints: the set is given, never guessed from the count
+    with pytest.raises(HrposeError, match="give the people's keypoint set"):
+        hrpose.draw(image, keypoints)
+    # people found by a model carry its set
+    carried = hrpose.Person(person.box, person.keypoints, 0.9, skeleton=hrpose.get_skeleton("coco"))
+    assert (hrpose.draw(image, [carried]) == boxed).all()
 
 
 PICODET = "models/picodet_s_320_pedestrian"

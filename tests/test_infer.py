@@ -463,7 +463,7 @@ def test_exported_files_describe_themselves_through_their_metadata(tmp_path):
     for name in ("described.onnx", "described.xml"):
         loaded = open_model(str(tmp_path / name))
         assert loaded.card.mean == (0.5, 0.5, 0.5) and loaded.card.std == (0.25, 0.25, 0.25)
-        assert loaded.card.keypoints == "coco" and loaded.card.codec == "udp"
+        assert loaded.card.keypoints.name == "coco" and loaded.card.codec == "udp"
         est = PoseEstimator(tmp_path / name, detector=None)
         assert est.codec.udp and est.skeleton.name == "coco"
 

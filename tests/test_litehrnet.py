@@ -121,11 +121,8 @@ def test_official_mmpose_and_paddle_checkpoints_load(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tinypose(tmp_path_factory) -> tuple[Path, Path]:
-    xml = shared_data("models", "tinypose_256x192", "model.xml")
-    out = tmp_path_factory.mktemp("tinypose") / "tinypose_256x192.safetensors"
-    assert main(["convert", str(xml), str(out)]) == 0
-    return xml, out
+def tinypose(tinypose_checkpoint) -> tuple[Path, Path]:
+    return shared_data("models", "tinypose_256x192", "model.xml"), tinypose_checkpoint
 
 
 def test_tinypose_in_pytorch_matches_openvino_fp32(tinypose):

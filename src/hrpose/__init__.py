@@ -22,10 +22,14 @@ _LAZY = {
     "Person": ".inference.person",
     "PoseEstimator": ".inference.estimator",
     "draw": ".inference.draw",
+    "Skeleton": ".skeletons",
+    "get_skeleton": ".skeletons",
+    "load_skeleton_file": ".skeletons",
 }
 
 __all__ = ["MODELS", "CheckpointError", "HrposeError", "ModelSpec", "Person", "PoseEstimator",
-           "__version__", "build_model", "create_model", "draw", "get_spec"]
+           "Skeleton", "__version__", "build_model", "create_model", "draw", "get_skeleton",
+           "get_spec", "load_skeleton_file"]
 
 if TYPE_CHECKING:
     from .inference.draw import draw
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     from .inference.person import Person
     from .models.loading import build_model
     from .models.zoo import MODELS, ModelSpec, create_model, get_spec
+    from .skeletons import Skeleton, get_skeleton, load_skeleton_file
 
 
 def __getattr__(name: str) -> object:

@@ -30,7 +30,12 @@ from .models.card import IMAGENET_MEAN, IMAGENET_STD, KINDS, ModelCard
 from .models.layouts import load_weights
 from .models.loading import architecture, weights_file
 from .models.zoo import zoo_name_for
-from .skeletons import skeleton_for
+from .skeletons import (
+    FROM_DATA,
+    Skeleton,
+    parse_skeleton,
+    resolve_skeleton_option,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -38,24 +43,34 @@ if TYPE_CHECKING:
 
 # The `model:` section: the architecture type its `family` and `kind` name (models/arch.py,
 # each with its own defaults) and how training starts. init: "imagenet" (the published start:
-# ImageNet-pretrained backbone), "published" (the zoo model's trained weights), a checkpoint file
-# or URL, "none" (the official random init) or "kaiming" (He init, for training from scratch).
+# ImageNet-pretrained backbone), "published" (the trained weights of the zoo model with this
+# architecture), a zoo name (its published weights), a checkpoint file or URL, "none" (the
+# official random init) or "kaiming" (He init, for training from scratch). When the weights'
+# head does not fit the keypoint set, the backbone is loaded and the head starts fresh, with
+# the rows of joints the two sets share by name carried over (carry_joints: false starts them
+# all fresh). num_joints: 0 (the default) is the keypoint set's count.
 # sync_bn: BN statistics over all devices' batches.
 @dataclass(frozen=True)
 class HRNetModel(HRNetArch):
+    num_joints: int = 0
     init: str = "imagenet"
+    carry_joints: bool = True
     sync_bn: bool = False
 
 
 @dataclass(frozen=True)
 class HigherHRNetModel(HigherHRNetArch):
+    num_joints: int = 0
     init: str = "imagenet"
+    carry_joints: bool = True
     sync_bn: bool = False
 
 
 @dataclass(frozen=True)
 class LiteHRNetModel(LiteHRNetArch):
+    num_joints: int = 0
     init: str = "none"                 # trained from the official random init as published
+    carry_joints: bool = True
     sync_bn: bool = False
 
 
@@ -108,6 +123,13 @@ class DataConfig:
     sigma: float = 2.0
     target: str = "classic"                  # heatmap encoding: classic | dark | udp
     padding: float = 1.25                    # box padding around a person
+    # The keypoint set (skeletons.py): a built-in name (coco, mpii, crowdpose), a set file
+    # (keypoints.yaml), a set stated here (joints, flip_pairs, links, sigmas, upper_body, by
+    # joint name), "from_annotations" (the training file's category: its names and links, flip
+    # pairs inferred from the names), or "" (the default): the keypoints.yaml beside the
+    # annotations, else the built-in set whose joints the training file's category names.
+    # Resolved once, when training starts; a run's config.yaml holds the whole set.
+    keypoints: str | Skeleton = FROM_DATA
     augment: Augmentation = field(default_factory=Augmentation)
     workers: int = 4                         # data-loading processes per device
 
@@ -151,6 +173,11 @@ class TrainConfig:
     channels_last: bool | str = "auto"       # auto: on for CPUs and CUDA, where it pays
     compile: bool = False                    # torch.compile the model
     grad_clip: float = 0.0                   # max gradient norm; 0 = no clipping
+    # Fine-tuning: backbone parts whose weights stay fixed (batch norm statistics too), counted
+    # as mmpose does: -1 none, 0 the stem, n the stem and stages 1..n. The head's learning
+    # rate is lr x head_lr_factor (a fresh head on a trained backbone may learn faster).
+    freeze_stages: int = -1
+    head_lr_factor: float = 1.0
     eval_every: int = 10                     # epochs; the last epoch is always evaluated
     draw_images: int = 4                     # validation images drawn after each evaluation
     log_every: int = 20                      # iterations between JSONL / TensorBoard records
@@ -208,6 +235,14 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
 
+    @property
+    def skeleton(self) -> Skeleton:
+        """The keypoint set, once resolved (`resolve_keypoints`)."""
+        if not isinstance(self.data.keypoints, Skeleton):
+            raise HrposeError("data.keypoints is resolved from the data when training starts "
+                              "(resolve_keypoints)")
+        return self.data.keypoints
+
     def card(self) -> ModelCard:
         """The card of the model this config trains, as its weights files state it."""
         w, h = self.data.input_wh
@@ -215,13 +250,26 @@ class Config:
         # A PACT model is a zoo architecture plus clips: it is opened from its arch, not by name.
         name = "" if self.quant.pact else zoo_name_for(arch, (h, w)) or ""
         bottomup = self.model.kind == "bottomup"
-        try:
-            keypoints = skeleton_for(arch["num_joints"]).name
-        except HrposeError:                   # a custom set: the file says "custom"
-            keypoints = None
-        return ModelCard(arch, (h, w), keypoints, IMAGENET_MEAN,
+        return ModelCard(arch, (h, w), self.skeleton, IMAGENET_MEAN,
                          IMAGENET_STD, "associative_embedding" if bottomup else self.data.target,
                          self.model.kind, name, "pact" if self.quant.pact else "")
+
+
+def resolve_keypoints(config: Config, skeleton: Skeleton) -> Config:
+    """The config with its keypoint set resolved to `skeleton` (what the training data was
+    read with) and model.num_joints its count; a stated num_joints must agree."""
+    stated = config.data.keypoints
+    if isinstance(stated, Skeleton) and stated != skeleton:
+        raise HrposeError(f"data.keypoints: the set {stated.name!r} is not the data's "
+                          f"{skeleton.name!r}")
+    joints = config.model.num_joints
+    if joints and joints != skeleton.num_joints:
+        raise HrposeError(f"model.num_joints is {joints}, the keypoint set {skeleton.name!r} "
+                          f"has {skeleton.num_joints} joints; leave num_joints out (it is the "
+                          "set's)")
+    return dataclasses.replace(
+        config, data=dataclasses.replace(config.data, keypoints=skeleton),
+        model=dataclasses.replace(config.model, num_joints=skeleton.num_joints))
 
 
 def _type_name(tp: Any) -> str:
@@ -232,6 +280,13 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     """`value` (from YAML) as type `tp`, or a one-line error naming `where`."""
     if tp == ModelConfig:
         return _model_section(value, where)
+    if tp == str | Skeleton:                  # data.keypoints: a name, a file or a set
+        if isinstance(value, dict):
+            return parse_skeleton(value, where)
+        if not isinstance(value, str):
+            raise HrposeError(f"{where}: expected a keypoint set name, file or set, got "
+                              f"{value!r}")
+        return resolve_skeleton_option(value, where)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
@@ -364,14 +419,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
 
 
 def config_to_dict(config: Config) -> dict:
-    """Plain YAML-able values (tuples become lists)."""
+    """Plain YAML-able values (tuples become lists); the keypoint set by name when it is a
+    built-in one, else in its serial form (joints by name)."""
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [plain(v) for v in value]
         return value
-    return plain(asdict(config))
+    tree = plain(asdict(config))
+    keypoints = config.data.keypoints
+    if isinstance(keypoints, Skeleton):
+        tree["data"]["keypoints"] = keypoints.name if keypoints.builtin else keypoints.to_dict()
+    return tree
 
 
 def dump_config(config: Config) -> str:
@@ -420,6 +480,19 @@ def validate(config: Config, source: str = "config",
     for key in ("epochs", "batch"):
         if getattr(config.train, key) < 1:
             raise HrposeError(f"{source}: train.{key} must be at least 1")
+    if config.train.freeze_stages < -1:
+        raise HrposeError(f"{source}: train.freeze_stages: -1 (none), 0 (the stem) or the "
+                          f"last frozen stage, got {config.train.freeze_stages}")
+    if config.train.head_lr_factor <= 0:
+        raise HrposeError(f"{source}: train.head_lr_factor must be positive")
+    if config.model.num_joints < 0:
+        raise HrposeError(f"{source}: model.num_joints must be positive (or 0: the keypoint "
+                          "set's)")
+    if isinstance(config.data.keypoints, Skeleton):     # stated: num_joints follows now
+        try:
+            config = resolve_keypoints(config, config.data.keypoints)
+        except HrposeError as e:
+            raise HrposeError(f"{source}: {e}") from None
     return config
 
 
@@ -434,7 +507,18 @@ def load_configured(path: str | Path, weights: str | Path | None
         raise HrposeError(f"{path}: a training config needs its weights (--teacher-weights for "
                           "a teacher)")
     config = load_config(path)
+    if not isinstance(config.data.keypoints, Skeleton):
+        config = resolve_keypoints(config, data_keypoints(config))
     card = config.card()
     model = architecture(card)
     load_weights(model, weights_file(weights, card.name, config.model.width))
     return model.eval(), card
+
+
+def data_keypoints(config: Config) -> Skeleton:
+    """The keypoint set of a config whose `data.keypoints` is resolved from the data: read
+    from its training annotations (for a config that describes a model without training it)."""
+    from .data.coco import load_keypoints
+
+    data = config.data
+    return load_keypoints(Path(data.root) / data.train_ann, data.keypoints).skeleton

@@ -150,6 +150,9 @@ def max_json_bytes() -> int:
     return available // 8
 
 
+# The image files hrpose reads (by suffix).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
 # Pillow's decompression-bomb limit: an image whose header states more pixels is refused
 # before any pixel is decoded (other formats meet cv2's own header check, 2^30 pixels).
 MAX_IMAGE_PIXELS = int(os.environ.get("HRPOSE_MAX_IMAGE_PIXELS", 178_956_970))
@@ -258,6 +261,21 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     except (ValueError, struct.error):
         return None
     return None
+
+
+def upright_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file as it is shown, upright (a JPEG's EXIF orientation
+    applied), from its header alone."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        raise HrposeError(f"{path}: image not found or unreadable") from None
+    size = image_size(data)
+    if size is None:
+        raise HrposeError(f"{path}: not an image hrpose can read (JPEG, PNG, BMP, GIF, WebP, "
+                          "TIFF)")
+    turned = data[:2] == b"\xff\xd8" and jpeg_orientation(data) in (5, 6, 7, 8)
+    return (size[1], size[0]) if turned else size
 
 
 def jpeg_orientation(data: bytes) -> int:

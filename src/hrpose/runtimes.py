@@ -53,3 +53,26 @@ def set_openvino_metadata(model: object, metadata: dict[str, str]) -> None:
         model.set_rt_info(str(value), ["hrpose", key])  # type: ignore[attr-defined]
 
 
+
+
+# PaddleDetection's deployment config (infer_cfg.yml, beside an exported model) names the
+# evaluation the model was trained for; for keypoint models that is its keypoint set.
+DEPLOY_CONFIG = "infer_cfg.yml"
+DEPLOY_METRICS = {"KeyPointTopDownCOCOEval": "coco", "KeyPointTopDownMPIIEval": "mpii"}
+
+
+def deploy_keypoint_set(model: str | Path) -> str | None:
+    """The built-in keypoint set a PaddleDetection deployment config beside `model` (a file,
+    or its folder) states by its `metric`; None when there is no such config or it names
+    another metric."""
+    path = Path(model)
+    config = (path if path.is_dir() else path.parent) / DEPLOY_CONFIG
+    if not config.is_file():
+        return None
+    import yaml
+
+    try:
+        value = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise HrposeError(f"{config}: not a readable deployment config") from None
+    return DEPLOY_METRICS.get(value.get("metric")) if isinstance(value, dict) else None

@@ -114,6 +114,9 @@ def estimator_arguments(p: argparse.ArgumentParser) -> None:
                    help="flip test (default off: about 2x the model time)")
     p.add_argument("--decode", choices=("classic", "dark", "udp"),
                    help="heatmap decoding (default: the model's own)")
+    p.add_argument("--keypoints", metavar="SET",
+                   help="the keypoint set of a model file that states none (an exported graph "
+                   "from elsewhere): coco, mpii, crowdpose or a set file (keypoints.yaml)")
     scales_argument(p)
     runtime_arguments(p)
 

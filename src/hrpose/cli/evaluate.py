@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         score_results_file,
     )
     from ..inference.backends import BGRInput, open_model
+    from ..skeletons import FROM_DATA
 
     check_output(args.out, [args.data, args.ann, args.images, args.det_json, args.results,
                             args.model, args.weights])
@@ -92,16 +93,20 @@ def run(args: argparse.Namespace) -> int:
              "precision": args.precision}
     start = time.perf_counter()
     mean, std = args.mean or loaded.card.mean, args.std or loaded.card.std
+    # The model's keypoint set, which the data must name; a file that states none: the data's.
+    keypoints = loaded.card.keypoints or FROM_DATA
     if loaded.card.bottomup:
         if args.det_json:
             raise HrposeError(f"{args.model}: a bottom-up model finds people itself; drop "
                               "--det-json")
         metrics = evaluate_bottomup(runner, args.data, args.out, mean, std,
                                     runner.input_hw[0], settings, args.ann, args.images,
-                                    progress=not args.json, extra=extra, draw=args.draw)
+                                    progress=not args.json, extra=extra, draw=args.draw,
+                                    keypoints=keypoints)
     else:
         metrics = evaluate(runner, args.data, args.out, mean, std, settings, args.ann,
-                           args.images, progress=not args.json, extra=extra, draw=args.draw)
+                           args.images, progress=not args.json, extra=extra, draw=args.draw,
+                           keypoints=keypoints)
     seconds = time.perf_counter() - start
     print_metrics(metrics, args, seconds, f"wrote {args.out}/results.json and "
                    f"{args.out}/metrics.json ({seconds:.1f} s)")

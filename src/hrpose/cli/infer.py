@@ -115,7 +115,7 @@ def run_batch(args: argparse.Namespace) -> int:
                "weights": args.weights, "detector": args.detector or "default",
                "box_threshold": args.box_threshold, "flip": args.flip, "decode": args.decode,
                "batch": args.batch, "threads": args.threads, "streams": args.streams,
-               "scales": tuple(args.scales)}
+               "scales": tuple(args.scales), "keypoints": args.keypoints}
     smoothing = {k: v for k, v in (("min_cutoff", args.min_cutoff), ("beta", args.beta))
                  if v is not None}
     settings = BatchSettings(
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                               box_threshold=args.box_threshold, flip=args.flip,
                               decode=args.decode, batch=args.batch, threads=args.threads,
                               streams=args.streams,
-                              scales=args.scales)
+                              scales=args.scales, keypoints=args.keypoints)
     settings = InferSettings(
         boxes=args.boxes, box_threshold=args.box_threshold,
         keypoint_threshold=args.keypoint_threshold, person_threshold=args.person_threshold,

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads, streams=args.streams, decode=args.decode, flip=args.flip,
         box_threshold=args.box_threshold, keypoint_threshold=args.keypoint_threshold,
         person_threshold=args.person_threshold, scales=tuple(args.scales),
+        keypoints=args.keypoints,
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
         timeout_s=args.timeout_s, api_key=args.api_key or os.environ.get(API_KEY_VARIABLE),

@@ -6,8 +6,9 @@ Coordinates: image pixel centres at integers, and a map of stride s sees input p
 heatmaps of any stride upsampled to the input size keep their peaks on the joints.
 
 Encoding (training targets) is per image, in numpy. Decoding is batched in torch (heatmap NMS,
-top-k, gathering tags) and then greedy per image: joints are taken in a fixed order (head first,
-then shoulders, hips, elbows, knees, wrists, ankles), each joint type's candidates matched to the
+top-k, gathering tags) and then greedy per image: joint types are taken in the keypoint set's
+grouping order (COCO's: head first, then shoulders, hips, elbows, knees, wrists, ankles), each
+joint type's candidates matched to the
 people found so far by tag distance and heatmap value with the Hungarian algorithm; unmatched
 candidates start new people. Positions get a quarter-pixel shift toward the higher neighbour, and
 joints a person lacks are filled in from the heatmap where the tags agree with the person's mean
@@ -23,11 +24,8 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-# COCO joints in matching order: nose, eyes, ears, shoulders, hips, elbows, knees, wrists, ankles
-# (the official order: confident, central joints first).
 # HigherHRNet's two outputs: heatmaps and tags at 1/4 of the input, heatmaps at 1/2.
 STRIDES = (4, 2)
-COCO_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
 
 
 @dataclass
@@ -220,10 +218,11 @@ def group(heatmaps: torch.Tensor, tags: torch.Tensor,
           settings: GroupingSettings = GroupingSettings(), order: tuple[int, ...] | None = None
           ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Batched decoding: (N, K, H, W) heatmaps and (N, K, H, W, L) tags (L tag values per joint:
-    flipped and multi-scale tags stacked) -> per image (people (P, K, 3) x, y, score in map
+    flipped and multi-scale tags stacked), joint types matched in `order` (the keypoint set's
+    `Skeleton.order`; None: their own order) -> per image (people (P, K, 3) x, y, score in map
     pixels; person scores (P,), the mean joint value before refinement)."""
     n, k = heatmaps.shape[:2]
-    order = order or (COCO_ORDER if k == 17 else tuple(range(k)))
+    order = tuple(order) if order else tuple(range(k))
     xy, values, cand_tags = top_candidates(heatmaps, tags, settings)
     out = []
     for i in range(n):

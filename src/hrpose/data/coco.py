@@ -28,7 +28,15 @@ from ..fields import (
     string,
 )
 from ..io import read_json
-from ..skeletons import MPII, Skeleton, skeleton_for
+from ..skeletons import (
+    FROM_ANNOTATIONS,
+    FROM_DATA,
+    MPII,
+    Skeleton,
+    builtin_for_names,
+    load_skeleton_file,
+    skeleton_from_category,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +100,10 @@ def find_dataset(root: str | Path, ann: str | Path | None = None,
     return Path(ann), Path(images)
 
 
-def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointData:
-    """Read a COCO keypoint file. The keypoint set is `skeleton`, or the built-in one whose joint
-    names equal the category's (COCO-17, CrowdPose-14).
+def load_coco(path: str | Path, keypoints: Skeleton | str = FROM_DATA) -> KeypointData:
+    """Read a COCO keypoint file with its keypoint set (`keypoint_set_for`: a set, FROM_DATA or
+    FROM_ANNOTATIONS). A set whose joints are the category's in another order reorders the
+    file's joints to the set's.
 
     Every field is checked (types, lengths, finite values, flags, segmentations) and ids must
     be unique and resolve; annotations of other categories are skipped, as COCO's API does."""
@@ -108,12 +117,9 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
             raise HrposeError(f"{path}: missing list field {key!r}")
     category = _keypoint_category(path, data["categories"])
     names = category["keypoints"]
-    if skeleton is None:
-        skeleton = skeleton_for(len(names), names)
+    skeleton = keypoint_set_for(path, category, keypoints)
     k = skeleton.num_joints
-    if len(names) != k:
-        raise HrposeError(f"{path}: category {category['id']} has {len(names)} keypoints, the "
-                          f"keypoint set {skeleton.name!r} has {k}")
+    order = _joint_order(path, names, skeleton)
     cat_id = category["id"]
     images = parse_images(path, data["images"])
 
@@ -144,7 +150,7 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
             raise fail(where, f"field 'bbox' {boxes[i].tolist()} has a negative width or "
                               "height")
         kp = numbers(required(ann, "keypoints", where), where, "keypoints",
-                     3 * k).reshape(k, 3)
+                     3 * k).reshape(k, 3)[order]
         if not np.isin(kp[:, 2], (0, 1, 2)).all():
             raise fail(where, "field 'keypoints' has a visibility flag other than 0, 1, 2")
         keypoints[i] = kp
@@ -161,6 +167,52 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> KeypointDat
     return KeypointData(path, skeleton, images, ids, image_ids, boxes,
                         keypoints.astype(np.float32), iscrowd, areas, num_kp, int(cat_id),
                         categories=list(data["categories"]), ignore_segmentations=ignore)
+
+
+def keypoint_set_for(path: Path, category: dict, keypoints: Skeleton | str = FROM_DATA
+                     ) -> Skeleton:
+    """The keypoint set of annotation file `path` (whose keypoint category is `category`):
+    `keypoints` when it is a set; FROM_ANNOTATIONS: the category's names and links, flip pairs
+    from the names; FROM_DATA: the set file beside the annotations (keypoints.yaml, as
+    `hrpose data convert` writes it, in the file's folder or the one above), else the built-in
+    set with the category's joint names."""
+    if isinstance(keypoints, Skeleton):
+        return keypoints
+    if keypoints == FROM_ANNOTATIONS:
+        return skeleton_from_category(category, f"{path}: category {category['id']}")
+    if keypoints != FROM_DATA:
+        raise HrposeError(f"keypoint set {keypoints!r} is not resolved")
+    for folder in (path.parent, path.parent.parent):
+        if (folder / SET_FILE).is_file():
+            return load_skeleton_file(folder / SET_FILE)
+    names = category["keypoints"]
+    builtin = builtin_for_names(names)
+    if builtin is None:
+        raise HrposeError(
+            f"{path}: its joints ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}) "
+            f"are no built-in set's and no {SET_FILE} is beside it; set data.keypoints to "
+            f"{FROM_ANNOTATIONS} (names and links from the file, flip pairs from the names), a "
+            "set file or a set (joints, flip_pairs, links, sigmas)")
+    return builtin
+
+
+# The set file that `hrpose data convert` writes beside a data root's annotations.
+SET_FILE = "keypoints.yaml"
+
+
+def _joint_order(path: Path, names: list[str], skeleton: Skeleton) -> np.ndarray:
+    """Rows of the file's joints in the set's order: the file must name the set's joints."""
+    if list(names) == list(skeleton.joints):
+        return np.arange(len(names))
+    if sorted(names) == sorted(skeleton.joints):
+        return np.array([names.index(j) for j in skeleton.joints])
+    missing = [j for j in skeleton.joints if j not in names]
+    extra = [j for j in names if j not in skeleton.joints]
+    what = "; ".join(part for part in (
+        f"the set's {', '.join(missing[:4])} not in the file" if missing else "",
+        f"the file's {', '.join(extra[:4])} not in the set" if extra else "") if part)
+    raise HrposeError(f"{path}: its {len(names)} joints are not the keypoint set "
+                      f"{skeleton.name!r} ({len(skeleton.joints)} joints: {what})")
 
 
 def _keypoint_category(path: Path, categories: list) -> dict:
@@ -380,8 +432,9 @@ def parse_boxes(path: Path, entries: list, category_id: int, label: str, *,
                       np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64))
 
 
-def load_keypoints(path: str | Path, skeleton: Skeleton | None = None) -> KeypointData:
-    """COCO or MPII, by the file's content."""
+def load_keypoints(path: str | Path, keypoints: Skeleton | str = FROM_DATA) -> KeypointData:
+    """COCO (with `keypoints`: see `load_coco`) or MPII (whose set is MPII's), by the file's
+    content."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -389,5 +442,8 @@ def load_keypoints(path: str | Path, skeleton: Skeleton | None = None) -> Keypoi
     except OSError as e:
         raise HrposeError(f"{path}: cannot read ({e.strerror})") from None
     if head.startswith(b"["):
+        if isinstance(keypoints, Skeleton) and keypoints != MPII:
+            raise HrposeError(f"{path}: an MPII file has MPII's 16 joints, not the keypoint set "
+                              f"{keypoints.name!r}")
         return load_mpii(path)
-    return load_coco(path, skeleton)
+    return load_coco(path, keypoints)

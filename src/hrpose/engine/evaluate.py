@@ -38,6 +38,7 @@ from ..metrics.coco import (
     rescore,
 )
 from ..metrics.pckh import format_pckh, pckh
+from ..skeletons import FROM_DATA, Skeleton
 from .distributed import all_reduce_sum
 
 
@@ -87,15 +88,17 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
              settings: EvalSettings = EvalSettings(), ann: str | Path | None = None,
              images: str | Path | None = None, progress: bool = True,
              extra: dict | None = None, draw: int = 4, picture: str = "predictions.jpg",
-             shard: tuple[int, int] = (0, 1)) -> dict[str, float]:
+             shard: tuple[int, int] = (0, 1), keypoints: Skeleton | str = FROM_DATA
+             ) -> dict[str, float]:
     """Run and score; writes OUT/results.json (COCO results; MPII: one entry per person),
     OUT/metrics.json, both atomically, and OUT/`picture`: the predictions on the first `draw`
     images. Returns the metrics.
 
     `shard=(rank, world)`: this process predicts every world-th image from rank; the keypoints
-    are summed over the process group, every rank scores, and only rank 0 writes."""
+    are summed over the process group, every rank scores, and only rank 0 writes.
+    `keypoints`: the model's keypoint set (the data must name its joints), else FROM_DATA."""
     ann_file, image_dir = find_dataset(data_root, ann, images)
-    data = load_keypoints(ann_file)
+    data = load_keypoints(ann_file, keypoints)
     if data.kind == "mpii" and settings.det_json:
         raise HrposeError("MPII is evaluated on its annotated people; --det-json is for COCO")
     if data.kind == "mpii":
@@ -143,11 +146,12 @@ def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path
                       images: str | Path | None = None, progress: bool = True,
                       extra: dict | None = None, draw: int = 4,
                       picture: str = "predictions.jpg",
-                      shard: tuple[int, int] = (0, 1)) -> dict[str, float]:
+                      shard: tuple[int, int] = (0, 1), keypoints: Skeleton | str = FROM_DATA
+                      ) -> dict[str, float]:
     """A bottom-up model on every image of a COCO keypoint set (no boxes): the same outputs as
     `evaluate`. With `shard`, each rank runs every world-th image and the people are gathered."""
     ann_file, image_dir = find_dataset(data_root, ann, images)
-    data = load_keypoints(ann_file)
+    data = load_keypoints(ann_file, keypoints)
     if data.kind == "mpii":
         raise HrposeError(f"{ann_file}: bottom-up models are scored on COCO-style data (OKS AP)")
     out = Path(out_dir)
@@ -159,7 +163,8 @@ def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path
     for image_id in tqdm(image_ids, desc="eval", unit="img", disable=not progress, leave=False):
         image = read_image(image_dir / data.images[image_id].file_name)
         people, scores = bottomup_keypoints(runner, image, mean, std, input_size, flip_index,
-                                            settings.scales, settings.grouping)
+                                            settings.scales, settings.grouping,
+                                            data.skeleton.order)
         if people.shape[1:2] != (data.skeleton.num_joints,) and len(people):
             raise HrposeError(f"the model predicts {people.shape[1]} joints, the data set "
                               f"{ann_file.name} has {data.skeleton.num_joints}")
@@ -238,7 +243,7 @@ def score_results_file(results_file: str | Path, data_root: str | Path, out_dir:
                        ann: str | Path | None = None) -> dict[str, float]:
     """Score an existing COCO results file (from hrpose or any tool); writes OUT/metrics.json."""
     ann_file, _ = find_dataset(data_root, ann, images=Path(data_root))
-    data = load_keypoints(ann_file)
+    data = load_keypoints(ann_file, FROM_DATA)
     results = load_results(results_file, data.skeleton.num_joints, data.category_id)
     metrics = score(data, results)
     _write_metrics(Path(out_dir), metrics, {"dataset": str(ann_file),

@@ -12,7 +12,14 @@ from ..config import TrainConfig
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, lr: float
                    ) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """The optimiser of the trainable parameters; with `head_lr_factor` the heatmap head's
+    (`head.*`) are a group of their own whose `lr_factor` scales the scheduled lr."""
+    params: list | list[dict] = [p for p in model.parameters() if p.requires_grad]
+    if config.head_lr_factor != 1.0:
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        params = [{"params": [p for n, p in named if not n.startswith("head.")]},
+                  {"params": [p for n, p in named if n.startswith("head.")],
+                   "lr": lr * config.head_lr_factor, "lr_factor": config.head_lr_factor}]
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":

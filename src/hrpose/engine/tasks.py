@@ -56,7 +56,7 @@ class TopDownTask:
     def evaluate(self, runner: Runner, run_dir: Path, settings: EvalSettings,
                  **common: object) -> dict:
         return evaluate(runner, self.config.data.root, run_dir, IMAGENET_MEAN, IMAGENET_STD,
-                        settings, **common)
+                        settings, keypoints=self.config.skeleton, **common)
 
 
 class BottomUpTask:
@@ -91,7 +91,8 @@ class BottomUpTask:
                  **common: object) -> dict:
         data = self.config.data
         return evaluate_bottomup(runner, data.root, run_dir, IMAGENET_MEAN, IMAGENET_STD,
-                                 data.input_wh[0], settings, **common)
+                                 data.input_wh[0], settings, keypoints=self.config.skeleton,
+                                 **common)
 
 
 def task_for(config: Config) -> TopDownTask | BottomUpTask:

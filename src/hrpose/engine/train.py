@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from ..config import Config, config_to_dict, dump_config, load_config
+from ..config import Config, config_to_dict, dump_config, load_config, resolve_keypoints
 from ..data.coco import load_keypoints
 from ..data.transforms import normalize_tensor
 from ..errors import HrposeError
@@ -34,10 +34,10 @@ from ..inference.backends import TorchRunner
 from ..io import atomic_path, remove_stale_temporaries, write_failure
 from ..models.card import IMAGENET_MEAN, IMAGENET_STD
 from ..models.checkpoint import save_weights
-from ..models.layouts import load_weights
-from ..models.loading import weights_file
+from ..models.loading import init_weights, load_for_keypoints
 from ..models.pact import calibrate, prepare_pact
 from ..paths import check_output
+from ..skeletons import Skeleton, describe_flip_pairs
 from . import distributed
 from .distill import Teacher
 from .optim import base_lr, lr_at, make_optimizer
@@ -138,14 +138,36 @@ def _initialised_model(config: Config, device: torch.device, main: bool) -> nn.M
     if not main:
         distributed.barrier()       # rank 0 downloads; the file lock covers the rest
     try:
-        path = weights_file(init, config.card().name, config.model.width)
+        w, h = config.data.input_wh
+        path, source = init_weights(init, config.model, (h, w))
     except HrposeError as e:
         raise HrposeError(f"model.init {init}: {e}") from None
     finally:
         if main:
             distributed.barrier()
-    load_weights(model, path)
+    note = load_for_keypoints(model, config.model, path, config.skeleton, source,
+                              config.model.carry_joints)
+    if note and main:
+        tqdm.write(f"hrpose: {note}", file=sys.stderr)
     return model.to(device)
+
+
+def frozen_modules(model: nn.Module, stages: int) -> list[nn.Module]:
+    """The backbone parts `train.freeze_stages` keeps fixed: -1 none, 0 the stem, n the stem
+    and stages 1..n."""
+    if stages < 0:
+        return []
+    parts = model.backbone.stages()
+    if stages >= len(parts):
+        raise HrposeError(f"train.freeze_stages {stages}: this backbone has the stem (0) and "
+                          f"stages 1..{len(parts) - 1}")
+    return [module for part in parts[: stages + 1] for module in part]
+
+
+def announce_keypoints(skeleton: Skeleton) -> str:
+    """The line a training run starts with when its keypoint set is not a built-in one."""
+    return (f"keypoint set {skeleton.name!r}: {skeleton.num_joints} joints; flip pairs: "
+            f"{describe_flip_pairs(skeleton)}; {len(skeleton.links)} links")
 
 
 def _amp_dtype(config: Config, device: torch.device) -> torch.dtype | None:
@@ -200,11 +222,14 @@ class Trainer:
 
         data_cfg = config.data
         root = Path(data_cfg.root)
+        train_data = load_keypoints(root / data_cfg.train_ann, data_cfg.keypoints)
+        try:
+            config = self.config = resolve_keypoints(config, train_data.skeleton)
+        except HrposeError as e:
+            raise HrposeError(f"{train_data.path}: {e}") from None
+        if self.main and not config.skeleton.builtin:
+            tqdm.write(f"hrpose: {announce_keypoints(config.skeleton)}", file=sys.stderr)
         self.task = task_for(config)
-        train_data = load_keypoints(root / data_cfg.train_ann)
-        if train_data.skeleton.num_joints != config.model.num_joints:
-            raise HrposeError(f"{train_data.path}: {train_data.skeleton.num_joints} joints, "
-                              f"model.num_joints is {config.model.num_joints}")
         self.dataset = self.task.dataset(train_data, root / data_cfg.train_images)
         self.sampler = EpochSampler(len(self.dataset), config.train.batch, self.world,
                                     config.train.seed)
@@ -219,6 +244,9 @@ class Trainer:
         self.net = training_model(config, self.device, self.main)
         if config.model.sync_bn and self.world.distributed:
             distributed.convert_sync_bn(self.net, self.device)
+        self.frozen = frozen_modules(self.net, config.train.freeze_stages)
+        for module in self.frozen:
+            module.requires_grad_(False)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if config.quant.pact and checkpoint is None and not config.quant.alpha:
@@ -373,6 +401,8 @@ class Trainer:
         cfg = self.config.train
         epoch = self.state.epoch
         self.model.train()
+        for module in self.frozen:             # fixed weights, fixed batch-norm statistics
+            module.eval()
         self.dataset.set_epoch(epoch)
         self.sampler.set_epoch(epoch, self.state.batch)
         loader = DataLoader(self.dataset, batch_size=cfg.batch, sampler=self.sampler,
@@ -390,7 +420,7 @@ class Trainer:
                 break
             lr = lr_at(cfg, self.lr, self.state.step, epoch)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_factor", 1.0)
             loss_value = self._step(batch)
             skipped += int((~batch["valid"]).sum())
             self.state.batch += 1

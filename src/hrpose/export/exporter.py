@@ -28,7 +28,6 @@ from ..io import write_failure
 from ..models.pact import is_pact
 from ..paths import check_output
 from ..runtimes import read_openvino
-from ..skeletons import skeleton_for
 from ..version import __version__
 from .calibration import person_crops, synthetic_crops
 from .onnx import copy_onnx, export_onnx, quantize_onnx
@@ -74,12 +73,11 @@ def default_output(model: str, format: str, precision: str) -> Path:
     return Path(f"{stem}_{precision}{FORMATS[format]}")
 
 
-def _metadata(model: str, loaded: LoadedModel, input_hw: tuple[int, int], joints: int,
-              precision: str) -> dict[str, str]:
+def _metadata(model: str, loaded: LoadedModel, input_hw: tuple[int, int], precision: str
+              ) -> dict[str, str]:
     """The source's card as the exported file states it: its input size, its weights'
     precision (the graph is already quantised: no PACT layers to rebuild)."""
-    card = replace(loaded.card, input_hw=input_hw, precision=precision, quant="",
-                   keypoints=loaded.card.keypoints or skeleton_for(joints).name)
+    card = replace(loaded.card, input_hw=input_hw, precision=precision, quant="")
     return card.with_extra(source=Path(model).name,
                            exported_by=f"hrpose {__version__}").to_metadata()
 
@@ -116,9 +114,8 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
                               "carries its own quantisation); drop --int8 / --fp16")
         precision = "int8"
     out = Path(out) if out is not None else default_output(model, format, precision)
-    h, w = input_hw = reference.input_hw
-    joints = reference(np.zeros((1, 3, h, w), np.float32)).shape[1]
-    metadata = _metadata(model, loaded, input_hw, joints, "int8 (PACT)" if pact else precision)
+    input_hw = reference.input_hw
+    metadata = _metadata(model, loaded, input_hw, "int8 (PACT)" if pact else precision)
     source = None
     if isinstance(reference, TorchRunner):
         reference_name = "PyTorch fp32"

@@ -26,7 +26,8 @@ from ..hardware import check_device, check_precision, cpu_has_native_bf16, resol
 from ..models.card import ModelCard
 from ..models.loading import CHECKPOINTS, load_model
 from ..models.zoo import MODELS
-from ..runtimes import openvino_core, openvino_metadata, read_openvino
+from ..runtimes import deploy_keypoint_set, openvino_core, openvino_metadata, read_openvino
+from ..skeletons import get_skeleton
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 STATIC_SHAPE_BYTES = 32 * 2**20    # models with fewer weight bytes get a compilation per batch size
@@ -353,7 +354,8 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
     """A runner for a zoo model name (its published weights; `weights`: a file, URL,
     "imagenet", or "none" for random initialisation), a checkpoint file, or an exported .onnx /
     .xml file. Each states its card (models/card.py); an
-    exported file without hrpose metadata gets ImageNet mean/std and the classic codec."""
+    exported file without hrpose metadata gets ImageNet mean/std and the classic codec, and the
+    keypoint set its PaddleDetection deployment config (infer_cfg.yml) names, if any."""
     if backend is not None and backend not in BACKENDS:
         raise HrposeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     check_precision(precision)
@@ -377,4 +379,6 @@ def open_model(model: str, weights: str | None = None, backend: str | None = Non
                           f"device {device!r} is for zoo models and checkpoints")
     runner = open_exported(model, backend, precision, threads, streams=streams)
     card = ModelCard.from_metadata(runner.metadata, str(model))
+    if card.keypoints is None and deploy_keypoint_set(model):    # PaddleDetection's export
+        card = replace(card, keypoints=get_skeleton(deploy_keypoint_set(model)))
     return LoadedModel(runner, replace(card, input_hw=runner.input_hw))

@@ -82,10 +82,12 @@ def bottomup_keypoints(runner: Runner, image: np.ndarray, mean: Sequence[float],
                        std: Sequence[float], input_size: int,
                        flip_index: np.ndarray | None = None,
                        scales: Sequence[float] = (1.0,),
-                       settings: GroupingSettings = GroupingSettings()
+                       settings: GroupingSettings = GroupingSettings(),
+                       order: Sequence[int] | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
     """An RGB uint8 image (H, W, 3) -> people (P, K, 3) x, y in image pixels and joint score,
-    and person scores (P,), strongest first."""
+    and person scores (P,), strongest first; joint types are grouped in `order` (the keypoint
+    set's)."""
     if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise HrposeError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     if not scales or min(scales) <= 0:
@@ -109,7 +111,7 @@ def bottomup_keypoints(runner: Runner, image: np.ndarray, mean: Sequence[float],
     heat[:, int(np.ceil(inside[1])):, :] = 0
     heat[:, :, int(np.ceil(inside[0])):] = 0
     tags = torch.cat(all_tags, -1)
-    people, scores = group(heat[None], tags[None], settings)[0]
+    people, scores = group(heat[None], tags[None], settings, order)[0]
     if len(people):
         people[..., :2] = apply_affine(invert_affine(base_matrix), people[..., :2])
         order = np.argsort(-scores, kind="stable")
@@ -147,13 +149,13 @@ class BottomUpEstimator:
         flip_index = self.skeleton.flip_index if self.flip else None
         return bottomup_keypoints(self.runner, image, self.mean, self.std,
                                   self.runner.input_hw[0], flip_index, self.scales,
-                                  self.grouping)
+                                  self.grouping, self.skeleton.order)
 
-    @staticmethod
-    def postprocess(keypoints: np.ndarray, scores: np.ndarray) -> list[Person]:
+    def postprocess(self, keypoints: np.ndarray, scores: np.ndarray) -> list[Person]:
         people = []
         for kp, score in zip(keypoints, scores):
             seen = kp[kp[:, 2] > 0, :2]
             lo, hi = seen.min(0), seen.max(0)
-            people.append(Person(np.r_[lo, hi - lo].astype(np.float32), kp, float(score)))
+            people.append(Person(np.r_[lo, hi - lo].astype(np.float32), kp, float(score),
+                                 skeleton=self.skeleton))
         return people

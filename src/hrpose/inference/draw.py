@@ -4,12 +4,16 @@ line widths that scale with the image so a drawing is legible at any size."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..data.coco import KeypointData
+from ..data.transforms import apply_affine, boxes_to_crops, crop_matrices, warp
 from ..errors import HrposeError
-from ..skeletons import Skeleton, get_skeleton, skeleton_for
+from ..io import read_image
+from ..skeletons import Skeleton, get_skeleton
 from .images import to_rgb
 from .person import Person
 
@@ -126,8 +130,9 @@ def draw(image: object, people: Sequence[object] | np.ndarray,
 
     image: a path, a numpy array (`color` says its channel order, RGB by default) or a PIL
     image. people: `Person` objects from `PoseEstimator`, or keypoints (P, K, 3) x, y, score.
-    skeleton: a keypoint set name ("coco", "mpii", "crowdpose"), a `Skeleton`, or None to
-    choose it by the number of joints. Joints and limbs scoring under `threshold` are left out;
+    skeleton: a `Skeleton` (`PoseEstimator.skeleton`) or a built-in set's name ("coco",
+    "mpii", "crowdpose"); None: the keypoint set the people were found in (Person objects
+    carry their model's). Joints and limbs scoring under `threshold` are left out;
     with `boxes`, each Person's box is drawn with its score."""
     if not 0 <= threshold <= 1:
         raise HrposeError(f"threshold must be in [0, 1], got {threshold}")
@@ -143,7 +148,10 @@ def draw(image: object, people: Sequence[object] | np.ndarray,
     if not len(keypoints):
         return rgb.copy()
     if skeleton is None:
-        skeleton = skeleton_for(keypoints.shape[1])
+        skeleton = people[0].skeleton if objects else None  # type: ignore[attr-defined]
+        if skeleton is None:
+            raise HrposeError("skeleton: give the people's keypoint set (a Skeleton such as "
+                              "PoseEstimator.skeleton, or a built-in set's name)")
     elif isinstance(skeleton, str):
         skeleton = get_skeleton(skeleton)
     if skeleton.num_joints != keypoints.shape[1]:
@@ -153,3 +161,27 @@ def draw(image: object, people: Sequence[object] | np.ndarray,
                  else None)
     scores = [p.score for p in people] if box_array is not None else None  # type: ignore[attr-defined]
     return draw_people(rgb, keypoints, skeleton, threshold, box_array, scores)
+
+
+def contact_sheet(data: KeypointData, image_dir: Path, count: int = 16, seed: int = 0,
+                  size_wh: tuple[int, int] = (192, 256)) -> np.ndarray:
+    """Up to `count` labelled people of a data set (drawn at random with `seed`), each cropped
+    around its box (padded as training pads it), its labelled joints and the set's links drawn,
+    tiled four to a row: what a person looks at before training on a data set."""
+    people = np.flatnonzero((data.keypoints[..., 2] > 0).any(1) & ~data.iscrowd)
+    chosen = np.sort(np.random.default_rng(seed).permutation(people)[:count])
+    tiles = []
+    for row in chosen:
+        info = data.images[int(data.image_ids[row])]
+        image = read_image(image_dir / info.file_name)
+        centers, sizes = boxes_to_crops(data.boxes[row : row + 1], size_wh[0] / size_wh[1])
+        matrix = crop_matrices(centers, sizes, size_wh)[0]
+        keypoints = data.keypoints[row : row + 1].astype(np.float64).copy()
+        keypoints[..., :2] = apply_affine(matrix, keypoints[..., :2])
+        keypoints[..., 2] = keypoints[..., 2] > 0            # labelled joints drawn
+        crop = draw_people(warp(image, matrix, size_wh), keypoints, data.skeleton, 0.5)
+        draw_text(crop, f"{info.file_name} #{int(data.ids[row])}", (2, size_wh[1] - 4))
+        tiles.append(crop)
+    if not tiles:
+        raise HrposeError(f"{data.path}: no labelled people to draw")
+    return tile(tiles, height=size_wh[1])

@@ -8,6 +8,7 @@ card, checks its joints against its keypoint set and hands the images to a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from ..codecs.associative_embedding import GroupingSettings
 from ..codecs.heatmap import HeatmapCodec
 from ..data.transforms import BOX_PADDING
 from ..errors import HrposeError
-from ..skeletons import Skeleton, get_skeleton, skeleton_for
+from ..skeletons import Skeleton, resolve_skeleton_option, unnamed_skeleton
 from .backends import open_model
 from .bottomup import BottomUpEstimator
 from .detector import Detector
@@ -43,7 +44,9 @@ class PoseEstimator:
     test (about 2x the model time, a little more accurate). `batch`: crops per model call
     (default 8 on the CPU, 32 on a GPU). `streams` (OpenVINO): split the CPU into that many
     streams and each batch across them (more images/s for light models at batch 8; a batch of
-    one crop then runs on one stream's threads)."""
+    one crop then runs on one stream's threads). `keypoints`: the keypoint set of a model whose
+    file states none (an exported graph from elsewhere): a built-in name, a set file or a
+    `Skeleton`; a model that states its set must agree with it."""
 
     def __init__(self, model: str | Path = "hrnet_w32_256x192", backend: str | None = None,
                  device: str = "cpu", precision: str = "auto", *, weights: str | None = None,
@@ -52,7 +55,8 @@ class PoseEstimator:
                  decode: str | None = None, batch: int | None = None,
                  threads: int | None = None, streams: int = 1,
                  padding: float = BOX_PADDING, scales: Sequence[float] = (1.0,),
-                 grouping: GroupingSettings | None = None) -> None:
+                 grouping: GroupingSettings | None = None,
+                 keypoints: str | Path | Skeleton | None = None) -> None:
         # Crops per model call. On a CPU, HRNet-W32 runs fastest at 4-8 (measured: 11.3
         # images/s at 8, 8.0 at 32, whose activations spill out of the caches); GPUs want more.
         batch = batch if batch is not None else 8 if str(device) == "cpu" else 32
@@ -78,8 +82,8 @@ class PoseEstimator:
                                   "a top-down model sees person crops at one size")
             probe = self.runner(np.zeros((1, 3, h, w), np.float32))
         joints = probe.shape[1]
-        self.skeleton: Skeleton = (get_skeleton(self.card.keypoints) if self.card.keypoints
-                                   else skeleton_for(joints))
+        self.skeleton: Skeleton = model_keypoints(str(model), self.card.keypoints, keypoints,
+                                                  joints, flip)
         if self.skeleton.num_joints != joints:
             raise HrposeError(f"{model}: the model predicts {joints} joints, its keypoint set "
                               f"{self.skeleton.name!r} has {self.skeleton.num_joints}")
@@ -142,3 +146,28 @@ class PoseEstimator:
                     names: Sequence[str]) -> list[list[Person]]:
         """`predict_batch` for images already RGB uint8 (H, W, 3)."""
         return self.pipeline.predict(images, boxes, names)
+
+
+def model_keypoints(model: str, stated: Skeleton | None, given: str | Path | Skeleton | None,
+                    joints: int, flip: bool) -> Skeleton:
+    """The keypoint set a model runs with: the one its file states, else the one given; with
+    neither, its joints are unnamed and unpaired (no flip test, no limbs), with a warning."""
+    chosen = None
+    if given is not None:
+        chosen = resolve_skeleton_option(given if isinstance(given, Skeleton) else str(given),
+                                         "keypoints")
+        if not isinstance(chosen, Skeleton):
+            raise HrposeError(f"keypoints: {given!r} is not a keypoint set (a built-in name, a "
+                              "set file or a Skeleton)")
+        if stated is not None and stated != chosen:
+            raise HrposeError(f"{model}: the file states the keypoint set {stated.name!r}; "
+                              f"the given {chosen.name!r} differs (drop --keypoints)")
+    chosen = stated or chosen
+    if chosen is not None:
+        return chosen
+    if flip:
+        raise HrposeError(f"{model}: the file states no keypoint set, and the flip test needs "
+                          "its flip pairs; give its set (--keypoints NAME or FILE)")
+    warnings.warn(f"{model}: the file states no keypoint set: its {joints} joints are unnamed, "
+                  "with no flip pairs or links (give --keypoints NAME or FILE)", stacklevel=3)
+    return unnamed_skeleton(joints)

@@ -20,9 +20,8 @@ from typing import TypeVar
 import numpy as np
 
 from ..errors import HrposeError
-from ..io import read_image
+from ..io import IMAGE_SUFFIXES, read_image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 T = TypeVar("T")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 

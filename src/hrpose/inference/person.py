@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..skeletons import Skeleton
 
 
 @dataclass
@@ -16,6 +18,8 @@ class Person:
     score: float               # box score x mean of the joint scores above 0.2 (as published)
     box_score: float = 1.0
     track_id: int | None = None   # set by video tracking
+    # The keypoint set the joints are in (the model's): what drawing them uses.
+    skeleton: Skeleton | None = field(default=None, repr=False, compare=False)
 
 
 def coco_result(person: Person, image_id: int) -> dict:

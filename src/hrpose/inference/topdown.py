@@ -132,7 +132,8 @@ class TopDownEstimator:
         """People per image, scored as published (box score x confident joints' mean)."""
         scores = rescore(crops.boxes[:, 4], keypoints[..., 2])
         self._warn_unsure_whole_image(keypoints, crops.whole, crops.counts, names)
-        people = [Person(box.astype(np.float32)[:4], kp, float(s), float(box[4]))
+        people = [Person(box.astype(np.float32)[:4], kp, float(s), float(box[4]),
+                         skeleton=self.skeleton)
                   for box, kp, s in zip(crops.boxes, keypoints, scores)]
         return [people[a:b] for a, b in pairwise(np.cumsum([0, *crops.counts]))]
 

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 
 from ..errors import HrposeError
+from ..skeletons import SKELETONS, Skeleton, parse_skeleton
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)   # RGB in [0, 1]
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -19,15 +20,15 @@ KINDS = ("topdown", "bottomup")          # person crops | whole images
 # The heatmap methods of a top-down model (codecs/heatmap.py) and the bottom-up grouping.
 CODECS = ("classic", "dark", "udp", "associative_embedding")
 # Keys the card itself owns; anything else in a file's metadata is provenance (`extra`).
-_OWN = ("model", "arch", "kind", "input_hw", "keypoints", "codec", "mean", "std", "quant",
-        "precision")
+_OWN = ("model", "arch", "kind", "input_hw", "keypoints", "keypoint_set", "codec", "mean", "std",
+        "quant", "precision")
 
 
 @dataclass(frozen=True)
 class ModelCard:
     arch: dict | None                       # model_from_arch fields; None: an exported graph
     input_hw: tuple[int, int]               # (height, width)
-    keypoints: str | None = None            # coco | mpii | crowdpose; None: by joint count
+    keypoints: Skeleton | None = None       # the keypoint set; None: the file states none
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     codec: str = "classic"
@@ -38,12 +39,16 @@ class ModelCard:
     extra: dict[str, str] = field(default_factory=dict)   # epoch, AP, source file, ...
 
     def to_metadata(self) -> dict[str, str]:
-        """Flat string metadata, as every hrpose file stores it."""
+        """Flat string metadata, as every hrpose file stores it: the keypoint set by name
+        (what earlier versions read) and whole (`keypoint_set`, its serial form)."""
         meta = {"model": self.name, "kind": self.kind,
                 "input_hw": json.dumps(list(self.input_hw)),
-                "keypoints": self.keypoints or "custom", "codec": self.codec,
+                "keypoints": self.keypoints.name if self.keypoints else "custom",
+                "codec": self.codec,
                 "mean": json.dumps(list(self.mean)), "std": json.dumps(list(self.std)),
                 "precision": self.precision}
+        if self.keypoints is not None:
+            meta["keypoint_set"] = json.dumps(self.keypoints.to_dict())
         if self.arch is not None:
             meta["arch"] = json.dumps(self.arch)
         if self.quant:
@@ -63,9 +68,8 @@ class ModelCard:
         codec = metadata.get("codec", "classic")
         kind = metadata.get("kind") or ("bottomup" if codec == "associative_embedding"
                                         else "topdown")
-        keypoints = metadata.get("keypoints")
-        card = cls(arch, input_hw, None if keypoints in (None, "", "custom") else keypoints,
-                   mean, std, codec, kind, metadata.get("model", ""), metadata.get("quant", ""),
+        card = cls(arch, input_hw, _keypoint_set(metadata, source), mean, std, codec, kind,
+                   metadata.get("model", ""), metadata.get("quant", ""),
                    metadata.get("precision", "fp32"),
                    {k: v for k, v in metadata.items() if k not in _OWN})
         card.check(source)
@@ -86,6 +90,25 @@ class ModelCard:
     @property
     def bottomup(self) -> bool:
         return self.kind == "bottomup"
+
+
+def _keypoint_set(metadata: dict[str, str], source: str) -> Skeleton | None:
+    """The whole set (`keypoint_set`), else a built-in one by name (files of earlier versions);
+    None when the file states neither."""
+    if metadata.get("keypoint_set"):
+        try:
+            value = json.loads(metadata["keypoint_set"])
+        except ValueError:
+            raise HrposeError(f"{source}: bad hrpose metadata (keypoint_set is not JSON)"
+                              ) from None
+        return parse_skeleton(value, f"{source}: keypoint_set")
+    name = metadata.get("keypoints")
+    if name in (None, "", "custom"):
+        return None
+    if name not in SKELETONS:
+        raise HrposeError(f"{source}: its metadata names the keypoint set {name!r}, which is "
+                          f"not built in ({', '.join(SKELETONS)}) and states no keypoint_set")
+    return SKELETONS[name]
 
 
 def _hw(text: str) -> tuple[int, int]:

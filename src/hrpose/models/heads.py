@@ -18,6 +18,11 @@ class HeatmapHead(nn.Module):
     def forward(self, features: list[Tensor]) -> Tensor:
         return self.final_layer(features[0])
 
+    def joint_tensors(self) -> dict[str, tuple[int, int, int]]:
+        """The tensors with a row per joint: name -> (axis, rows before the joints' blocks,
+        blocks of K rows). Fine-tuning on another keypoint set carries rows by joint name."""
+        return {"final_layer.weight": (0, 0, 1), "final_layer.bias": (0, 0, 1)}
+
 
 class TopDownModel(nn.Module):
     """Person crop `(N, 3, H, W)`, normalised RGB -> heatmaps `(N, K, H/4, W/4)`. H and W are

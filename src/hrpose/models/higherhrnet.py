@@ -46,6 +46,14 @@ class HigherResolutionHead(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
+    def joint_tensors(self) -> dict[str, tuple[int, int, int]]:
+        """As HeatmapHead's: K heatmaps then K tags at 1/4, the deconvolution's input (the
+        features, then those 2K maps), K heatmaps at 1/2."""
+        features = self.deconv_layers[0][0][0].in_channels - 2 * self.num_joints
+        return {"final_layers.0.weight": (0, 0, 2), "final_layers.0.bias": (0, 0, 2),
+                "deconv_layers.0.0.0.weight": (0, features, 2),
+                "final_layers.1.weight": (0, 0, 1), "final_layers.1.bias": (0, 0, 1)}
+
     def forward(self, features: list[Tensor]) -> list[Tensor]:
         x = features[0]
         low = self.final_layers[0](x)

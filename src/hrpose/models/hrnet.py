@@ -221,6 +221,13 @@ class HRNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def stages(self) -> list[list[nn.Module]]:
+        """The stem, then stages 1-4 (each with the transition into it), from the input on:
+        what fine-tuning freezes (train.freeze_stages)."""
+        return [[self.conv1, self.bn1, self.conv2, self.bn2], [self.layer1],
+                *([getattr(self, f"transition{s - 1}"), getattr(self, f"stage{s}")]
+                  for s in (2, 3, 4))]
+
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))

@@ -329,6 +329,11 @@ class LiteHRNet(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
+    def stages(self) -> list[list[nn.Module]]:
+        """The stem, then each stage with the transition into it, as HRNet.stages."""
+        return [[self.stem], *([getattr(self, f"transition{s}"), getattr(self, f"stage{s}")]
+                               for s in range(len(self.config.stage_modules)))]
+
     def forward(self, x: Tensor) -> list[Tensor]:
         xs = [self.stem(x)]
         for stage in range(len(self.config.stage_modules)):

@@ -8,20 +8,22 @@ config layer sits above the models).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..errors import CheckpointError, HrposeError
 from ..hub import download
-from .arch import model_from_arch
+from ..skeletons import Skeleton, get_skeleton
+from .arch import Arch, model_from_arch
 from .card import ModelCard
 from .checkpoint import Tensors, read_checkpoint
-from .layouts import detect_layout, load_weights, map_tensors
+from .layouts import detect_layout, load_weights, map_tensors, source_name
 from .pact import prepare_pact
-from .zoo import IMAGENET_BACKBONES, MODELS, create_model, get_spec
+from .zoo import IMAGENET_BACKBONES, MODELS, create_model, get_spec, zoo_name_for
 
 CHECKPOINTS = (".safetensors", ".pth", ".pt", ".pdparams", ".ckpt")
 
@@ -128,3 +130,85 @@ def guess_model(tensors: Tensors, layout: str, source: str = "checkpoint") -> st
             continue
     raise CheckpointError(
         f"{source}: matches no zoo model ({', '.join(MODELS)}); name one with --model")
+
+
+def init_weights(init: str, arch: Arch, input_hw: tuple[int, int]
+                 ) -> tuple[Path, Skeleton | None]:
+    """The weights file a training config's `model.init` names, and the keypoint set its head
+    predicts when that is known from the name (the file's card may still state it): a zoo
+    name (its published weights), "published" (the zoo model of this architecture, any number
+    of joints, this input size if there is one), "imagenet", a file or a URL."""
+    if init in MODELS:
+        return weights_file("published", init), get_skeleton(MODELS[init].keypoints)
+    if init == "published":
+        name = zoo_name_for(arch.to_dict(), input_hw, any_joints=True)
+        if name is None:
+            raise HrposeError("no zoo model with published weights has this architecture; "
+                              "give a zoo name, a checkpoint file or a URL")
+        return weights_file("published", name), get_skeleton(MODELS[name].keypoints)
+    return weights_file(init, "", arch.width), None
+
+
+def load_for_keypoints(model: nn.Module, arch: Arch, path: str | os.PathLike,
+                       skeleton: Skeleton, source: Skeleton | None = None,
+                       carry: bool = True) -> str:
+    """Loads weights into `model` (of `arch`, predicting `skeleton`'s joints). When the file's
+    head predicts other joints (another count, or a stated set with other joint names), the
+    rest is loaded and the head starts fresh, except the rows of joints that both sets name
+    (with `carry`). `source`: the file's set when its name says it (a zoo model), else its
+    card's. Returns a line saying what was started fresh ("" when everything loaded)."""
+    tensors, metadata = read_checkpoint(path)
+    layout = detect_layout(list(tensors), str(path))
+    if source is None and metadata.get("arch"):
+        source = ModelCard.from_metadata(metadata, str(path)).keypoints
+    elif source is None and metadata.get("model") in MODELS:
+        source = get_skeleton(MODELS[metadata["model"]].keypoints)
+    joint_tensors = model.head.joint_tensors()
+    k, k_file = skeleton.num_joints, _file_joints(model, tensors, layout, joint_tensors)
+    if k_file is None or (k_file == k and (source is None or source.joints == skeleton.joints)):
+        load_weights(model, path)
+        return ""
+    shell = dataclasses.replace(arch, num_joints=k_file).create()
+    shell.load_state_dict(map_tensors(shell, tensors, layout, str(path)), strict=True)
+    rows = ({j: source.joints.index(name) for j, name in enumerate(skeleton.joints)
+             if name in source.joints} if source is not None and carry else {})
+    state = model.state_dict()
+    for key, value in shell.state_dict().items():
+        where = joint_tensors.get(key.removeprefix("head."))
+        state[key] = (value if where is None or not key.startswith("head.") else
+                      _carry_rows(state[key], value, *where, k, k_file, rows))
+    model.load_state_dict(state, strict=True)
+    what = f"the {source.name!r} set's" if source is not None else "unstated"
+    carried = (f"the rows of {len(rows)} joints both sets name carried over "
+               f"({', '.join(skeleton.joints[j] for j in rows)})" if rows else
+               "no rows carried over" + ("" if carry else " (carry_joints is off)")
+               if source is not None else "no rows carried over (the file names no joints)")
+    return (f"{Path(path).name}: its head predicts {k_file} joints ({what}), the keypoint set "
+            f"{skeleton.name!r} has {k}: the backbone is loaded, the head starts fresh with "
+            f"{carried}")
+
+
+def _file_joints(model: nn.Module, tensors: Tensors, layout: str,
+                 joint_tensors: dict[str, tuple[int, int, int]]) -> int | None:
+    """How many joints the file's head predicts; None when the file has no head."""
+    expected = model.state_dict()
+    bn_layers = {k[: -len(".running_mean")] for k in expected if k.endswith(".running_mean")}
+    key, (axis, base, blocks) = next(iter(joint_tensors.items()))
+    name = source_name(layout, f"head.{key}", bn_layers)
+    if name is None or name not in tensors or len(tensors[name].shape) <= axis:
+        return None
+    rows = tensors[name].shape[axis] - base
+    return rows // blocks if rows > 0 and rows % blocks == 0 else None
+
+
+def _carry_rows(fresh: Tensor, trained: Tensor, axis: int, base: int, blocks: int, k: int,
+                k_trained: int, rows: dict[int, int]) -> Tensor:
+    """`fresh` with the `base` leading rows and each carried joint's rows (in each of
+    `blocks` blocks of joints) taken from `trained`, along `axis`."""
+    out = fresh.clone()
+    target, source = out.movedim(axis, 0), trained.movedim(axis, 0)
+    target[:base] = source[:base]
+    for block in range(blocks):
+        for j, i in rows.items():
+            target[base + block * k + j] = source[base + block * k_trained + i]
+    return out

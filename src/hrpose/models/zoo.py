@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from ..errors import HrposeError
 from ..hub import download
+from ..skeletons import SKELETONS, get_skeleton
 from .arch import Arch, HigherHRNetArch, HRNetArch, LiteHRNetArch, arch_from_dict
 from .card import IMAGENET_MEAN, IMAGENET_STD, ModelCard
 from .heads import TopDownModel
@@ -31,7 +32,7 @@ class ModelSpec:
     name: str
     arch: Arch
     input_hw: tuple[int, int]
-    keypoints: str                      # the keypoint set: "coco" (17) or "mpii" (16)
+    keypoints: str                      # the built-in keypoint set: coco, mpii, crowdpose
     weights_url: str | None = None
     # Published accuracy of the architecture (paper) and of the weights at `weights_url`.
     published: dict[str, float] = field(default_factory=dict)
@@ -54,8 +55,8 @@ class ModelSpec:
         return self.arch.kind
 
     def card(self) -> ModelCard:
-        return ModelCard(self.arch.to_dict(), self.input_hw, self.keypoints, self.mean,
-                         self.std, "associative_embedding" if self.kind == "bottomup"
+        return ModelCard(self.arch.to_dict(), self.input_hw, get_skeleton(self.keypoints),
+                         self.mean, self.std, "associative_embedding" if self.kind == "bottomup"
                          else "classic", self.kind, self.name)
 
     @property
@@ -64,7 +65,7 @@ class ModelSpec:
         return 1e9 if self.kind == "bottomup" else 2**30
 
 
-JOINTS = {"coco": 17, "mpii": 16}
+JOINTS = {name: skeleton.num_joints for name, skeleton in SKELETONS.items()}
 
 
 def _published_hrnet(width: int, input_hw: tuple[int, int], keypoints: str, file: str,
@@ -197,10 +198,19 @@ def create_model(name: str, device: str | torch.device | None = None
         return spec.create()
 
 
-def zoo_name_for(arch: dict, input_hw: tuple[int, int]) -> str | None:
-    """The named model with exactly this architecture and input size, if there is one."""
+def zoo_name_for(arch: dict, input_hw: tuple[int, int], any_joints: bool = False
+                 ) -> str | None:
+    """The named model with exactly this architecture and input size, if there is one; with
+    `any_joints`, the one that differs at most in its number of joints (the published weights
+    a model for another keypoint set is fine-tuned from), else one of another input size."""
     wanted = arch_from_dict(arch)
     for spec in MODELS.values():
         if tuple(spec.input_hw) == tuple(input_hw) and spec.arch == wanted:
             return spec.name
-    return None
+    if not any_joints:
+        return None
+    alike = [spec for spec in MODELS.values() if spec.weights_url and
+             replace(spec.arch, num_joints=wanted.num_joints) == wanted]
+    same_size = [spec for spec in alike if tuple(spec.input_hw) == tuple(input_hw)]
+    found = same_size or alike
+    return found[0].name if found else None

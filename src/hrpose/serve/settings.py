@@ -33,6 +33,7 @@ class ServeSettings:
     keypoint_threshold: float = 0.3      # drawings: joints at or above this
     person_threshold: float = 0.1        # drawings: people at or above this
     scales: tuple[float, ...] = (1.0,)
+    keypoints: str | None = None         # the set of a model file that states none
     # Batching: a model call takes up to max_batch crops (bottom-up: images), waiting at most
     # max_wait_ms after the oldest job for more to arrive.
     max_batch: int = 8
@@ -87,4 +88,4 @@ def open_estimator(settings: ServeSettings) -> PoseEstimator:
                          box_threshold=settings.box_threshold, flip=settings.flip,
                          decode=settings.decode, batch=settings.max_batch,
                          threads=settings.threads, streams=settings.streams,
-                         scales=settings.scales)
+                         scales=settings.scales, keypoints=settings.keypoints)
