@@ -154,6 +154,12 @@ def test_command_choices_are_their_owners() -> None:
     assert choices("export", "--format") == tuple(FORMATS)
     assert choices("bench", "--backend") == BENCH_BACKENDS
     assert choices("bench", "--precision") == BENCH_PRECISIONS
+    from hrpose.cli.data import FORMATS as LABEL_FORMATS
+    from hrpose.data.importers import IMPORTERS
+
+    data = commands["data"]._subparsers._group_actions[0].choices
+    convert = next(a for a in data["convert"]._actions if a.dest == "format")
+    assert tuple(convert.choices) == LABEL_FORMATS == tuple(IMPORTERS)
 
 
 def test_bgr_input_runs_every_output() -> None:
