@@ -30,12 +30,7 @@ from .models.card import IMAGENET_MEAN, IMAGENET_STD, KINDS, ModelCard
 from .models.layouts import load_weights
 from .models.loading import architecture, weights_file
 from .models.zoo import zoo_name_for
-from .skeletons import (
-    FROM_DATA,
-    Skeleton,
-    parse_skeleton,
-    resolve_skeleton_option,
-)
+from .skeletons import FROM_DATA, Skeleton, resolve_skeleton_option
 
 if TYPE_CHECKING:
     from torch import nn
@@ -281,9 +276,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp == ModelConfig:
         return _model_section(value, where)
     if tp == str | Skeleton:                  # data.keypoints: a name, a file or a set
-        if isinstance(value, dict):
-            return parse_skeleton(value, where)
-        if not isinstance(value, str):
+        if not isinstance(value, (str, dict)):
             raise HrposeError(f"{where}: expected a keypoint set name, file or set, got "
                               f"{value!r}")
         return resolve_skeleton_option(value, where)

@@ -39,10 +39,15 @@ def annotation_file(root: Path, split: str) -> Path:
     return root / "annotations" / f"person_keypoints_{split}2017.json"
 
 
+def _name_hash(name: str) -> float:
+    """A name's place in [0, 1), the same on every run and machine."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
 def split_for(name: str, val_fraction: float) -> str:
     """train or val for an image the labels put in no split, from a hash of its name."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-    return "val" if int.from_bytes(digest, "big") / 2**64 < val_fraction else "train"
+    return "val" if _name_hash(name) < val_fraction else "train"
 
 
 def root_names(images: Sequence[LabelledImage]) -> list[str]:
@@ -122,9 +127,7 @@ def write_data_root(labels: Labels, out: str | Path, keypoints: Skeleton | None 
     splits = [image.split or split_for(name, val_fraction) for image, name in zip(images, names)]
     if val_fraction and "val" not in splits and len(splits) > 1:
         # a small set: the first image by hash order goes to val rather than none
-        first = min(range(len(names)), key=lambda i: hashlib.blake2b(
-            names[i].encode(), digest_size=8).digest())
-        splits[first] = "val"
+        splits[min(range(len(names)), key=lambda i: _name_hash(names[i]))] = "val"
     files = {split: {"images": [], "annotations": [], "categories": [_category(skeleton)]}
              for split in SPLITS}
     skipped = 0

@@ -33,7 +33,8 @@ import numpy as np
 import yaml
 
 from ..errors import HrposeError
-from ..io import IMAGE_SUFFIXES, read_json
+from ..io import IMAGE_SUFFIXES, read_json, upright_size
+from ..skeletons import FROM_ANNOTATIONS
 
 
 @dataclass
@@ -208,8 +209,6 @@ def _yolo_labels(image: Path, split: str, k: int, ndim: int) -> LabelledImage:
     out = LabelledImage(image, split)
     if not label.is_file():                 # an image with nobody in it
         return out
-    from ..io import upright_size
-
     width, height = out.size = upright_size(image)
     for n, line in enumerate(label.read_text(encoding="utf-8").splitlines(), 1):
         values = line.split()
@@ -334,7 +333,7 @@ def _read_cvat_coco(src: Path, images: Path | None) -> Labels:
 
     with warnings.catch_warnings():           # the sigmas are the set's business, not this
         warnings.simplefilter("ignore")
-        data = load_coco(src, "from_annotations")
+        data = load_coco(src, FROM_ANNOTATIONS)
     finder = ImageFinder(images or _export_images(src))
     found = {}
     for image_id, info in data.images.items():
@@ -378,7 +377,7 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Labels:
         image, name = _labelstudio_image(task, results, finder, where)
         found.append(_labelstudio_people(results, image, joints, where))
         found[-1].name = name
-    return Labels(joints, found)
+    return _named_to_arrays(Labels(joints, found))
 
 
 def _labelstudio_image(task: dict, results: list, finder: ImageFinder, where: str
@@ -468,14 +467,12 @@ def _labelstudio_people(results: list, image: Path, joints: list[str], where: st
     return out
 
 
-def finish_named(labels: Labels) -> Labels:
-    """Keypoints read as (name, x, y) lists -> (K, 3) arrays in the joints' order."""
+def _named_to_arrays(labels: Labels) -> Labels:
+    """Keypoints read as (name, x, y) lists (the joints are known only once every task is
+    read) -> (K, 3) arrays in the joints' order, placed joints visible."""
     for image in labels.images:
         arrays = []
         for placed in image.keypoints:
-            if isinstance(placed, np.ndarray):
-                arrays.append(placed)
-                continue
             keypoints = np.zeros((len(labels.joints), 3))
             for name, x, y in placed:
                 keypoints[labels.joints.index(name)] = [x, y, 2]
@@ -596,5 +593,4 @@ def read_labels(format: str, src: str | Path, images: str | Path | None = None) 
     src = Path(src)
     if not src.is_file():
         raise HrposeError(f"{src}: no such file ({format}: {IMPORTERS[format].source})")
-    labels = IMPORTERS[format].read(src, None if images is None else Path(images))
-    return finish_named(labels)
+    return IMPORTERS[format].read(src, None if images is None else Path(images))

@@ -166,6 +166,12 @@ def _ignorable(layout: str, name: str) -> bool:
     return False
 
 
+def layout_tensors(tensors: Tensors, layout: str) -> Tensors:
+    """A file's tensors under the names `source_name` gives: MindSpore files lose their
+    optimiser state and training wrappers (`network.`, `net.`); other layouts are as read."""
+    return _normalise_mindspore_keys(tensors) if layout == "mindspore" else tensors
+
+
 def _normalise_mindspore_keys(tensors: Tensors) -> Tensors:
     """Drops optimiser state and strips training wrappers (`network.`, `net.`) from tags."""
     optimiser = {"moment1", "moment2", "moments", "accum", "adam_m", "adam_v", "vhat"}
@@ -199,8 +205,7 @@ def map_tensors(model: nn.Module, tensors: Tensors, layout: str, source: str = "
     shape checks alone."""
     expected = model.state_dict()
     bn_layers = {k[: -len(".running_mean")] for k in expected if k.endswith(".running_mean")}
-    if layout == "mindspore":
-        tensors = _normalise_mindspore_keys(tensors)
+    tensors = layout_tensors(tensors, layout)
     state: dict[str, torch.Tensor] = {}
     claimed: set[str] = set()
     missing: list[str] = []

@@ -21,7 +21,7 @@ from ..skeletons import Skeleton, get_skeleton
 from .arch import Arch, model_from_arch
 from .card import ModelCard
 from .checkpoint import Tensors, read_checkpoint
-from .layouts import detect_layout, load_weights, map_tensors, source_name
+from .layouts import detect_layout, layout_tensors, load_weights, map_tensors, source_name
 from .pact import prepare_pact
 from .zoo import IMAGENET_BACKBONES, MODELS, create_model, get_spec, zoo_name_for
 
@@ -166,7 +166,7 @@ def load_for_keypoints(model: nn.Module, arch: Arch, path: str | os.PathLike,
     joint_tensors = model.head.joint_tensors()
     k, k_file = skeleton.num_joints, _file_joints(model, tensors, layout, joint_tensors)
     if k_file is None or (k_file == k and (source is None or source.joints == skeleton.joints)):
-        load_weights(model, path)
+        model.load_state_dict(map_tensors(model, tensors, layout, str(path)), strict=True)
         return ""
     shell = dataclasses.replace(arch, num_joints=k_file).create()
     shell.load_state_dict(map_tensors(shell, tensors, layout, str(path)), strict=True)
@@ -194,10 +194,11 @@ def _file_joints(model: nn.Module, tensors: Tensors, layout: str,
     expected = model.state_dict()
     bn_layers = {k[: -len(".running_mean")] for k in expected if k.endswith(".running_mean")}
     key, (axis, base, blocks) = next(iter(joint_tensors.items()))
+    named = layout_tensors(tensors, layout)
     name = source_name(layout, f"head.{key}", bn_layers)
-    if name is None or name not in tensors or len(tensors[name].shape) <= axis:
+    if name is None or name not in named or len(named[name].shape) <= axis:
         return None
-    rows = tensors[name].shape[axis] - base
+    rows = named[name].shape[axis] - base
     return rows // blocks if rows > 0 and rows % blocks == 0 else None
 
 
