@@ -32,9 +32,10 @@ demo: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 
-# pytest exits 5 when it collects no test: that is a failure here, not a pass.
+# pytest exits 5 when it collects no test: that is a failure here, not a pass. The 25 slowest
+# tests are listed at the end, so that the suite's cost stays in sight.
 test: $(BIN)/.installed lint
-	$(BIN)/python -m pytest -q; status=$$?; \
+	$(BIN)/python -m pytest -q --durations=25; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; \
 	exit $$status
 

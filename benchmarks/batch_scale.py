@@ -7,7 +7,7 @@ path decoding, detecting, posing and writing its results:
 - ray, 1 actor of 2 threads / 2 actors of 1 thread: `--engine ray` on a local Ray cluster
   (the same parts, decoded in the actors from their paths);
 - ray read_images: `ray.data.read_images` -> `map_batches(PosePredictor)`, 2 actors: the
-  alternative the issue names (Ray's read tasks decode, the actors pose).
+  the usual alternative (Ray's read tasks decode, the actors pose).
 
 Per path: images/s end to end; for `--engine ray` also the actors' rate while they write parts,
 their model load, and the overhead (wall time less the actors' working time: actor start,
@@ -36,11 +36,12 @@ from hrpose.batch.inputs import expand, list_sources, plan_parts
 from hrpose.batch.ray_engine import connect, run_parts
 from hrpose.inference.estimator import PoseEstimator
 from hrpose.inference.infer import InferSettings, infer
+from hrpose.inference.options import EstimatorOptions
 from hrpose.io import read_image
 
 TINYPOSE = str(SHARED / "models/tinypose_256x192/model.xml")
 PICODET = str(SHARED / "models/picodet_s_320_pedestrian")
-OPTIONS = {"detector": PICODET}
+OPTIONS = EstimatorOptions(detector=PICODET)
 PART = 32
 
 
@@ -54,7 +55,7 @@ def photos(folder: Path, copies: int = 3) -> list[Path]:
 
 def plain_loop(folder: Path, out: Path) -> dict:
     start = time.perf_counter()
-    est = PoseEstimator(TINYPOSE, **OPTIONS)
+    est = PoseEstimator(TINYPOSE, OPTIONS)
     summary = infer(sorted(folder.iterdir()), est, out, InferSettings(draw=False,
                                                                       progress=False))
     seconds = time.perf_counter() - start
@@ -74,12 +75,13 @@ def ray_parts(folder: Path, out: Path, actors: int, threads: int) -> dict:
     model load, and their rate while writing parts (images / time inside write_part per
     actor); the rest of the wall time is the per-job overhead (actor start, scheduling)."""
     parts = plan_parts(expand(list_sources(str(folder)), 500), set(), PART)
-    writer = {"model": TINYPOSE, "options": OPTIONS, "out": str(out), "settings": {}}
+    options = EstimatorOptions.build(runtime=OPTIONS.runtime, detector=PICODET, threads=threads)
+    writer = {"model": TINYPOSE, "options": options, "out": str(out), "settings": {}}
     start = time.perf_counter()
     rows = images = 0
     busy: list[float] = []
     loads: set[float] = set()
-    for info in run_parts(parts, writer, concurrency=actors, threads=threads):
+    for info in run_parts(parts, writer, concurrency=actors):
         rows += info.rows
         images += len(info.items)
         busy.append(info.seconds)
@@ -97,7 +99,7 @@ def ray_read_images(folder: Path, actors: int) -> dict:
     start = time.perf_counter()
     dataset = ray.data.read_images(str(folder), include_paths=True, mode="RGB")
     posed = dataset.map_batches(PosePredictor, fn_constructor_args=(TINYPOSE,),
-                                fn_constructor_kwargs={**OPTIONS, "threads": 1},
+                                fn_constructor_kwargs={"options": OPTIONS, "threads": 1},
                                 batch_size=PART, num_cpus=1,
                                 compute=ray.data.ActorPoolStrategy(size=actors))
     people = images = 0
@@ -111,7 +113,7 @@ def ray_read_images(folder: Path, actors: int) -> dict:
 def stage_costs(folder: Path) -> dict:
     """ms per image of each stage, one thread, in this process: decode, detector, the pose
     pipeline's CPU work (crops before, heatmap decoding after) and its model."""
-    est = PoseEstimator(TINYPOSE, threads=1, **OPTIONS)
+    est = PoseEstimator(TINYPOSE, OPTIONS, threads=1)
     files = sorted(folder.iterdir())[:80]
     names = [str(p) for p in files]
     clock = {}
@@ -205,7 +207,7 @@ def projection(costs: dict) -> list[str]:
              "CPU), cuts the crops and decodes the heatmaps: "
              f"{cpu_ms:.1f} ms an image on one core, measured above. Assumed: {cores} CPU cores "
              "per GPU, each as fast as one of this machine's; the GPU's pose model (not "
-             "measured: no GPU lent) keeps up with them; storage is not the limit; each "
+             "measured: no GPU here) keeps up with them; storage is not the limit; each "
              "job pays the overhead above (seconds) once.", "",
              "| GPUs | CPU-bound images/s | 1M images |", "|---:|---:|---:|"]
     for gpus in (1, 8, 64):

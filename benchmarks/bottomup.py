@@ -38,6 +38,7 @@ from hrpose.engine.losses import bottomup_loss, heatmap_loss
 from hrpose.engine.train import Trainer
 from hrpose.inference.backends import TorchRunner
 from hrpose.inference.bottomup import bottomup_keypoints
+from hrpose.inference.options import RuntimeOptions
 from hrpose.io import read_image
 from hrpose.models.zoo import IMAGENET_MEAN, IMAGENET_STD, create_model
 from hrpose.skeletons import COCO
@@ -99,7 +100,7 @@ def model_alone(name: str, precision: str, batch: int, iters: int) -> float:
     """images/s of the model's forward pass at its input size."""
     model = create_model(name).eval()
     h, w = (512, 512) if name.startswith("higherhrnet") else (256, 192)
-    runner = TorchRunner(model, (h, w), "cpu", precision)
+    runner = TorchRunner(model, (h, w), RuntimeOptions(precision=precision).resolve("torch"))
     x = np.random.default_rng(0).standard_normal((batch, 3, h, w)).astype(np.float32)
     runner.run_all(x)
     start = time.perf_counter()
@@ -110,8 +111,8 @@ def model_alone(name: str, precision: str, batch: int, iters: int) -> float:
 
 def pipeline(images: list[np.ndarray], precision: str, flip: bool) -> float:
     """images/s of image -> people with HigherHRNet-W32 512 (random weights: speed only)."""
-    runner = TorchRunner(create_model("higherhrnet_w32_512").eval(), (512, 512), "cpu",
-                         precision)
+    runner = TorchRunner(create_model("higherhrnet_w32_512").eval(), (512, 512),
+                         RuntimeOptions(precision=precision).resolve("torch"))
     flip_index = COCO.flip_index if flip else None
     bottomup_keypoints(runner, images[0], IMAGENET_MEAN, IMAGENET_STD, 512, flip_index)
     start = time.perf_counter()

@@ -31,6 +31,7 @@ from hrpose.data.dataroot import subset_joints
 from hrpose.data.topdown import ground_truth_boxes
 from hrpose.engine.evaluate import Predictions, coco_results, predict
 from hrpose.inference.backends import open_model
+from hrpose.inference.options import RuntimeOptions
 from hrpose.io import read_json, write_json
 from hrpose.metrics.coco import evaluate_keypoints
 from hrpose.skeletons import COCO, load_skeleton_file, write_skeleton_file
@@ -75,7 +76,7 @@ def reference_ap(checkpoint: Path, name: str) -> float:
         face_file = Path(tmp) / "face.json"
         write_json(face_file, subset_joints(read_json(SHARED / ann), FACE, SOURCES))
         face = load_keypoints(face_file, FACE)
-    loaded = open_model(str(checkpoint), precision="fp32")
+    loaded = open_model(str(checkpoint), RuntimeOptions(precision="fp32"))
     settings = EvalSettings()
     h, w = loaded.runner.input_hw
     codec = HeatmapCodec((w, h), (w // 4, h // 4), method=settings.decode)

@@ -4,7 +4,7 @@ PP-TinyPose (an OpenVINO file from elsewhere; no PyTorch model of it yet) on the
 
 INT8 models are calibrated on the people of ../shared/data/{coco-tiny,mpii-tiny,ochuman-tiny}.
 The pipeline figure runs on coco-mini-train's real images and annotated boxes when
-../shared/data is there, else on 24 synthetic images. Goals (issue 6): fp32 >= 1.3x, bf16 >= 2.6x,
+../shared/data is there, else on 24 synthetic images. Goals: fp32 >= 1.3x, bf16 >= 2.6x,
 INT8 >= 5x plain PyTorch fp32; pipeline >= 80% of the model alone.
 
     python benchmarks/export_runtimes.py [--models w32 tinypose] [--precisions fp32 bf16 int8]

@@ -1,7 +1,7 @@
 """LiteHRNet-30 and PP-TinyPose (its weights in PyTorch) against HRNet-W32, 256x192, batch 8, on
 every path of `hrpose bench` (torch, ONNX Runtime, OpenVINO; fp32, bf16, int8): images/s of
-the model alone, and each small model's speed-up over HRNet-W32 on the same path. Goal
-(issue 20): the fastest LiteHRNet-30 path at >= 8x the fastest HRNet-W32 fp32 path. OpenVINO
+the model alone, and each small model's speed-up over HRNet-W32 on the same path.
+The goal: the fastest LiteHRNet-30 path at >= 8x the fastest HRNet-W32 fp32 path. OpenVINO
 paths are timed with one stream and with two (the batch split across them).
 
     python benchmarks/litehrnet_speed.py [--rounds 5] [--precisions fp32 bf16 int8]

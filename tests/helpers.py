@@ -59,14 +59,22 @@ def official_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
             for k, v in model.state_dict().items()}
 
 
+SHARED_DATA = Path(os.environ.get(
+    "HRPOSE_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+TINYPOSE_XML = "models/tinypose_256x192/model.xml"
+PICODET_XML = "models/picodet_s_320_pedestrian/picodet_s_320_lcnet_pedestrian.xml"
+
+
 def shared_data(*parts: str) -> Path:
     """A path under the shared real-data folder ($HRPOSE_SHARED_DATA, default ../shared/data
-    beside the checkout); skips the test with the reason when it is absent."""
-    root = Path(os.environ.get("HRPOSE_SHARED_DATA",
-                               Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-    path = root.joinpath(*parts)
+    beside the checkout). When it is absent the test is skipped with the reason, or fails
+    with HRPOSE_REQUIRE_DATA=1 (CI: a missing folder must not pass as skips)."""
+    path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared real data not found: {path} (set HRPOSE_SHARED_DATA)")
+        message = f"shared real data not found: {path} (set HRPOSE_SHARED_DATA)"
+        if os.environ.get("HRPOSE_REQUIRE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 

@@ -13,6 +13,7 @@ import httpx
 import uvicorn
 
 from hrpose.inference.estimator import PoseEstimator
+from hrpose.inference.options import EstimatorOptions
 from hrpose.serve.app import create_app
 from hrpose.serve.settings import ServeSettings
 
@@ -22,9 +23,10 @@ from .helpers import shared_data
 def tinypose_settings(**changes: object) -> ServeSettings:
     """PP-TinyPose 256x192 with the PicoDet person detector (both real, OpenVINO), in fp32 so
     that results do not depend on how requests were batched."""
+    options = EstimatorOptions.build(
+        detector=str(shared_data("models", "picodet_s_320_pedestrian")), precision="fp32")
     return ServeSettings(model=str(shared_data("models", "tinypose_256x192", "model.xml")),
-                         detector=str(shared_data("models", "picodet_s_320_pedestrian")),
-                         precision="fp32", **changes)
+                         options=options, **changes)
 
 
 def free_port() -> socket.socket:

@@ -137,7 +137,7 @@ def test_command_choices_are_their_owners() -> None:
     from hrpose.export.bench import BENCH_BACKENDS, BENCH_PRECISIONS
     from hrpose.export.exporter import FORMATS
     from hrpose.hardware import PRECISION_CHOICES
-    from hrpose.inference.backends import BACKENDS
+    from hrpose.inference.options import BACKENDS, DECODE_METHODS
     from hrpose.metrics.coco import NMS_METHODS
 
     commands = build_parser()._subparsers._group_actions[0].choices
@@ -150,6 +150,7 @@ def test_command_choices_are_their_owners() -> None:
         assert choices(command, "--decode") == METHODS
         assert choices(command, "--precision") == PRECISION_CHOICES
         assert choices(command, "--backend") == BACKENDS
+    assert DECODE_METHODS == METHODS
     assert choices("eval", "--nms") == NMS_METHODS
     assert choices("export", "--format") == tuple(FORMATS)
     assert choices("bench", "--backend") == BENCH_BACKENDS
@@ -170,6 +171,7 @@ def test_bgr_input_runs_every_output() -> None:
 
     class TwoOutputs:
         input_hw = (64, 64)
+        backend, precision = "test", "fp32"          # what a Runner states
 
         def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
             return [batch[:, :1], batch[:, 2:]]

@@ -34,6 +34,7 @@ from hrpose.batch.writer import PartWriter
 from hrpose.cli import main
 from hrpose.errors import HrposeError
 from hrpose.inference.estimator import PoseEstimator
+from hrpose.inference.options import EstimatorOptions
 from hrpose.inference.person import coco_result
 from hrpose.inference.video import VideoReader
 from hrpose.io import read_image
@@ -151,6 +152,7 @@ def test_inputs_from_a_list_file_and_a_url(tmp_path, forty):
         list_sources(str(listing))
 
 
+@pytest.mark.slow
 def test_parquet_parts_equal_plain_infer_and_resume(forty, plain, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["infer", str(forty), *model_args(), "--format", "parquet", "--part-size", "16",
@@ -189,6 +191,7 @@ def test_parquet_parts_equal_plain_infer_and_resume(forty, plain, tmp_path, caps
     assert manifest["done"] == shard["items"] < 40 and manifest["complete"]
 
 
+@pytest.mark.slow
 def test_shards_cover_every_input_once(forty, plain, tmp_path, capsys):
     out = tmp_path / "out"
     keys = []
@@ -209,7 +212,7 @@ def test_shards_cover_every_input_once(forty, plain, tmp_path, capsys):
 def test_an_item_in_two_parts_is_kept_once(forty, tmp_path):
     pose, detector = models()
     out = tmp_path / "out"
-    writer = PartWriter(pose, {"detector": detector}, str(out), {})
+    writer = PartWriter(pose, EstimatorOptions(detector=detector), str(out), {})
     photos = sorted(forty.iterdir())[:6]
     items = [Item(p.name, str(p)) for p in photos]
     first = plan_parts(items[:4], set(), 4)[0]
@@ -226,6 +229,7 @@ def test_an_item_in_two_parts_is_kept_once(forty, tmp_path):
     assert as_rows(after) == sorted(set(as_rows(before)))
 
 
+@pytest.mark.slow
 def test_video_segments_are_tracked_within_and_equal_plain_infer(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     clip = write_clip(tmp_path / "in" / "clip.mp4", shared_data(), size_wh=(640, 360),
@@ -244,7 +248,7 @@ def test_video_segments_are_tracked_within_and_equal_plain_infer(tmp_path, capsy
     assert {r["key"] for r in rows} == {"clip.mp4@0+25", "clip.mp4@25+25", "clip.mp4@50+10"}
     with pytest.raises(HrposeError, match=r"holds segment clip\.mp4@0\+25, which this run would "
                        "not make: rerun with the --segment-frames"):
-        run_batch(str(clip), str(tmp_path / "pq"), models()[0], {}, BatchSettings(
+        run_batch(str(clip), str(tmp_path / "pq"), models()[0], EstimatorOptions(), BatchSettings(
             segment_frames=30, progress=False))
     reader = VideoReader(clip)                   # a frame count that overstates: no frames
     assert reader.seek(59) and not reader.seek(75)
@@ -334,6 +338,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 @needs_ray
 def test_ray_engine_writes_the_rows_of_plain_infer(local_ray, forty, plain, tmp_path, capsys):
     out = tmp_path / "ray"
@@ -349,6 +354,7 @@ def _parts(out: Path) -> int:
     return len(list(out.glob("part-*.parquet")))
 
 
+@pytest.mark.slow
 @needs_ray
 def test_a_killed_ray_job_resumes_with_each_row_once(forty, plain, tmp_path):
     """SIGKILL of the driver mid-way, then the same command again: the parts written survive,
@@ -381,6 +387,7 @@ def test_a_killed_ray_job_resumes_with_each_row_once(forty, plain, tmp_path):
     assert as_rows(rows) == as_rows(plain)
 
 
+@pytest.mark.slow
 @needs_ray
 def test_a_job_joins_a_running_cluster_at_its_address(forty, plain, tmp_path):
     """`ray start --head` on a port, then --address HOST:PORT, as on a real cluster's node; an

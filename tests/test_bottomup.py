@@ -397,6 +397,7 @@ def test_bad_inputs_give_results_or_one_line_errors(trained, tmp_path, capsys):
     assert "bottom-up" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path):
     """torchrun, gloo, two processes of batch 2 against one of batch 4, synchronised BN: the
     same weights after three steps; evaluation split by image and gathered."""

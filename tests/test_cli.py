@@ -24,6 +24,7 @@ def test_help_lists_the_commands():
     assert "info" in out and "convert" in out
 
 
+@pytest.mark.slow
 def test_info_table_json(capsys):
     """The table comes from recorded facts (no model is built); they equal the live count of
     every zoo model on the meta device (regenerate them with `python -m hrpose.info`)."""

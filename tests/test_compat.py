@@ -15,6 +15,7 @@ import torch
 from hrpose.cli import main
 from hrpose.data.synthetic import write_dataset
 from hrpose.inference.backends import open_model
+from hrpose.inference.options import RuntimeOptions
 from hrpose.models.checkpoint import save_weights
 from hrpose.models.loading import load_model
 from hrpose.models.zoo import create_model
@@ -35,8 +36,9 @@ def test_legacy_training_checkpoint_loads_with_its_card() -> None:
                          [("tiny.onnx", "fp32", 1e-4), ("tiny_fp16.xml", "fp16", 2e-3)])
 def test_legacy_exports_run_like_their_checkpoint(name: str, precision: str,
                                                   tolerance: float) -> None:
-    exported = open_model(str(LEGACY / name), precision="fp32")
-    torch_model = open_model(str(LEGACY / "run" / "best.safetensors"), precision="fp32")
+    exported = open_model(str(LEGACY / name), RuntimeOptions(precision="fp32"))
+    torch_model = open_model(str(LEGACY / "run" / "best.safetensors"),
+                             RuntimeOptions(precision="fp32"))
     assert exported.card.codec == "dark" and exported.card.input_hw == (96, 64)
     assert exported.card.mean == torch_model.card.mean and exported.card.keypoints.name == "coco"
     assert exported.card.precision == precision

@@ -23,6 +23,7 @@ from hrpose.cli import main
 from hrpose.data.coco import load_keypoints
 from hrpose.data.dataroot import box_from_joints, split_for, subset_joints
 from hrpose.errors import HrposeError
+from hrpose.inference.options import EstimatorOptions
 from hrpose.io import read_json
 from hrpose.models.checkpoint import save_weights
 from hrpose.models.loading import load_for_keypoints, load_model
@@ -286,6 +287,7 @@ def face_run(face_roots, tinypose_checkpoint, tmp_path_factory) -> tuple[Path, s
     return run, err.getvalue()
 
 
+@pytest.mark.slow
 def test_a_custom_set_goes_from_config_to_training_eval_infer_and_export(
         face_run, face_roots, tmp_path):
     """Every command runs the model with the set its card carries: its flips, its links."""
@@ -322,7 +324,7 @@ def test_the_service_draws_a_custom_set_from_its_card(face_run):
     from .serving import serving
 
     with serving(ServeSettings(model=str(face_run[0] / "best.safetensors"),
-                               detector=None)) as url:
+                               options=EstimatorOptions(detector=None))) as url:
         served = httpx.get(url + "/v1/model").json()["keypoints"]
     assert served["set"] == "face5" and served["names"] == list(FACE.joints)
     assert served["links"] == [list(link) for link in FACE.links]

@@ -137,6 +137,7 @@ def test_pact_conv_quantises_weights_per_channel_and_clips_inputs_with_a_learnt_
         torch.testing.assert_close(q(x), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_pact_training_exports_an_int8_onnx_equal_to_the_fake_quantised_model(
         synthetic, tmp_path, capsys):
     """A float LiteHRNet student, then PACT from its checkpoint (clips calibrated on the first
@@ -233,6 +234,7 @@ def test_pp_tinypose_fine_tunes_in_pytorch_and_its_loss_goes_down(tinypose, tmp_
     assert loss() < 0.9 * start
 
 
+@pytest.mark.slow
 def test_pact_tinypose_int8_export_stays_near_the_float_ap(tinypose, tmp_path, capsys):
     """PP-TinyPose (a real float student) -> PACT: clips calibrated on coco-mini-train, two QAT
     steps there -> INT8 QDQ ONNX, scored on coco-tiny. Measured: float 0.812, the fake-quantised

@@ -9,6 +9,7 @@ import torch
 from hrpose.cli import main
 from hrpose.errors import HrposeError
 from hrpose.inference.backends import OnnxRunner, OpenVINORunner, TorchRunner, open_model
+from hrpose.inference.options import RuntimeOptions
 
 from .helpers import shared_data, tiny_hrnet, write_coco
 
@@ -110,7 +111,7 @@ def test_torch_runner_bf16_is_close_to_fp32():
     model = tiny_hrnet().eval()
     x = np.random.default_rng(0).normal(size=(2, 3, 64, 96)).astype(np.float32)
     fp32 = TorchRunner(model, (64, 96))(x)
-    bf16 = TorchRunner(model, (64, 96), precision="bf16")(x)
+    bf16 = TorchRunner(model, (64, 96), RuntimeOptions(precision="bf16").resolve("torch"))(x)
     assert fp32.dtype == bf16.dtype == np.float32 and fp32.shape == (2, 17, 16, 24)
     assert np.abs(fp32 - bf16).max() < 0.1 * np.abs(fp32).max() + 1e-3
 

@@ -75,6 +75,7 @@ def test_fp32_exports_match_pytorch_and_describe_themselves(tmp_path, tiny, fmt,
         assert "BatchNormalization" not in {n.op_type for n in proto.graph.node}
 
 
+@pytest.mark.slow
 def test_fp16_exports_halve_the_weights_and_stay_close(tmp_path, tiny):
     path, _ = tiny
     sizes = {}
@@ -89,6 +90,7 @@ def test_fp16_exports_halve_the_weights_and_stay_close(tmp_path, tiny):
     assert 0.4 < sizes["onnx"] < 0.65 and 0.4 < sizes["openvino"] < 0.65, sizes
 
 
+@pytest.mark.slow
 def test_int8_exports_run_alone_in_eval_and_infer(tmp_path, tiny, synthetic_root, capsys):
     """INT8 ONNX (QDQ) and OpenVINO (NNCF) files calibrated on synthetic people; each then runs in
     `hrpose eval` and `hrpose infer` with nothing beside it."""
@@ -159,6 +161,7 @@ def test_export_errors_are_one_line(tmp_path, tiny, capsys):
         export_model(str(ir), tmp_path / "back.onnx", "onnx", log=False)
 
 
+@pytest.mark.slow
 def test_bench_times_every_path_beside_plain_pytorch(tiny, capsys):
     path, _ = tiny
     assert main(["bench", str(path), "--batch", "4", "--rounds", "2", "--passes", "1",
@@ -181,6 +184,7 @@ def test_bench_times_every_path_beside_plain_pytorch(tiny, capsys):
     assert "--calib" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_int8_tinypose_keeps_its_coco_ap(tmp_path, capsys):
     """PP-TinyPose quantised by `hrpose export` with calibration crops from coco-tiny, mpii-tiny
     and ochuman-tiny, scored on coco-mini-train (86 people, ground-truth boxes, flip test).

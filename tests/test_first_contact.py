@@ -23,7 +23,9 @@ from hrpose.cli import main
 from hrpose.config import load_config
 from hrpose.errors import HrposeError
 from hrpose.export import exporter
+from hrpose.export.formats import FORMATS
 from hrpose.export.onnx import export_onnx
+from hrpose.inference.options import RuntimeOptions
 from hrpose.io import atomic_path
 from hrpose.models import zoo
 from hrpose.models.checkpoint import save_weights
@@ -112,9 +114,9 @@ def test_an_export_that_disagrees_is_refused_and_leaves_nothing(tiny_ckpt, tmp_p
     computes something else), as a broken quantisation would."""
     other = randomize(tiny_hrnet(8), seed=99)
 
-    def broken(source, out, fmt, int8, fp16, calibration, metadata):
+    def broken(source, out, calibration, fp16, metadata, simplify):
         export_onnx(other, (128, 96), out, metadata)
-    monkeypatch.setattr(exporter, "_convert", broken)
+    monkeypatch.setitem(FORMATS, "onnx", dataclasses.replace(FORMATS["onnx"], write=broken))
     folder = tmp_path / "exports"
     folder.mkdir()
     out = folder / "tiny_int8.onnx"
@@ -143,7 +145,8 @@ def test_export_prints_its_summary_once(tiny_ckpt, tmp_path, capsys):
     assert (captured.out + captured.err).count("joints within 1 heatmap px") == 1
 
 
-def test_int8_onnx_tinypose_keeps_its_coco_ap(tmp_path, capsys):
+@pytest.mark.slow
+def test_int8_onnx_tinypose_keeps_its_coco_ap(tmp_path, capsys, tinypose_checkpoint):
     """PP-TinyPose (its OpenVINO weights in PyTorch) -> INT8 ONNX by NNCF with the depthwise
     convolutions and branch sums kept float, calibrated on coco-tiny + mpii-tiny + ochuman-tiny,
     scored with ground-truth boxes and flip. Measured: coco-tiny 0.823 fp32 / 0.822 INT8;
@@ -152,8 +155,7 @@ def test_int8_onnx_tinypose_keeps_its_coco_ap(tmp_path, capsys):
     with the same float scope. The issue's 0.02 holds on coco-tiny; on coco-mini-train the
     gap is 0.025 and the bound 0.035: the goal is not met there."""
     xml = shared_data("models/tinypose_256x192/model.xml")
-    ckpt = tmp_path / "tinypose.safetensors"
-    assert main(["convert", str(xml), str(ckpt)]) == 0
+    ckpt = tinypose_checkpoint
     out = tmp_path / "tinypose_int8.onnx"
     calib = [str(shared_data(d)) for d in ("coco-tiny", "mpii-tiny", "ochuman-tiny")]
     assert main(["export", str(ckpt), "--int8", "--calib", *calib, "--out", str(out),
@@ -180,7 +182,7 @@ def test_int8_onnx_tinypose_keeps_its_coco_ap(tmp_path, capsys):
                   (0.229, 0.224, 0.225))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        openvino = OpenVINORunner(out, "auto")
+        openvino = OpenVINORunner(out, RuntimeOptions().resolve("openvino"))
     a, b = openvino(x), OnnxRunner(out)(x)
     peaks_a = a.reshape(*a.shape[:2], -1).argmax(-1)
     peaks_b = b.reshape(*b.shape[:2], -1).argmax(-1)

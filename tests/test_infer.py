@@ -98,11 +98,11 @@ def test_the_detector_finds_the_person_in_the_demo_image():
     assert box_iou(boxes[:, :4], np.array([[103, 20, 155, 367]]))[0, 0] > 0.85
 
 
-def test_estimator_with_a_detector_and_with_the_whole_image(tinypose):
+def test_estimator_with_a_detector_and_with_the_whole_image(tinypose, tinypose_picodet):
     demo = shared_data("images/hrnet_demo.jpg")
     whole = tinypose(demo)
     assert len(whole) == 1 and np.allclose(whole[0].box, [0, 0, 359, 423])
-    est = PoseEstimator(shared_data(TINYPOSE), detector=shared_data(PICODET))
+    est = tinypose_picodet
     (person,) = est(demo)
     assert person.box_score > 0.8
     kp = person.keypoints
@@ -338,6 +338,7 @@ def _error(capsys, *argv: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_infer_errors_are_one_line_and_name_the_input(tmp_path, capsys):
     model = str(shared_data(TINYPOSE))
     out = str(tmp_path / "out")
@@ -413,10 +414,10 @@ def test_a_training_checkpoint_runs_alone_with_its_codec(tmp_path):
     import torch
 
     from hrpose.config import load_config
-    from hrpose.engine.tasks import init_kaiming
     from hrpose.engine.train import weights_metadata
     from hrpose.models.arch import model_from_arch
     from hrpose.models.checkpoint import save_weights
+    from hrpose.models.heads import init_kaiming
 
     root = Path(__file__).resolve().parents[1]
     config = load_config(root / "configs/synthetic/quickstart.yaml")

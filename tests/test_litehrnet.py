@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from hrpose.cli import main
+from hrpose.inference.options import RuntimeOptions
 from hrpose.models.complexity import measure
 from hrpose.models.layouts import load_weights
 from hrpose.models.litehrnet import LiteHRModule, LiteHRNetConfig, litehrnet_topdown
@@ -134,7 +135,7 @@ def test_tinypose_in_pytorch_matches_openvino_fp32(tinypose):
     x = np.random.default_rng(0).standard_normal((2, 3, 256, 192)).astype(np.float32)
     with torch.no_grad():
         ours = model(torch.from_numpy(x)).numpy()
-    theirs = OpenVINORunner(xml, "fp32")(x)
+    theirs = OpenVINORunner(xml, RuntimeOptions(precision="fp32").resolve("openvino"))(x)
     np.testing.assert_allclose(ours, theirs, atol=1e-3)
     assert np.abs(ours - theirs).max() < 1e-5          # measured: 5e-7
 

@@ -239,6 +239,7 @@ def _nms_reference(kp, scores, areas, sigmas, threshold):
     return np.asarray(keep)
 
 
+@pytest.mark.slow
 def test_nms_keeps_the_same_people_in_memory_linear_in_them():
     sigmas = np.asarray(COCO.sigmas)
     for seed in range(5):
@@ -495,6 +496,7 @@ def uninterrupted(crash_data, tmp_path_factory) -> Path:
     ("save", "KILL", "1"),        # killed half-way through writing latest.pt
     ("eval", "KILL", "2"),        # killed inside an evaluation
 ])
+@pytest.mark.slow
 def test_a_killed_run_leaves_loadable_files_and_resumes_bit_for_bit(
         point, crash_data, uninterrupted, tmp_path):
     run = tmp_path / "run"

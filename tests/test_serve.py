@@ -28,9 +28,10 @@ import pytest
 from hrpose.cli import main
 from hrpose.client import PoseClient, ServiceError
 from hrpose.errors import HrposeError
+from hrpose.inference.options import EstimatorOptions
 from hrpose.io import encode_jpeg, read_image
 from hrpose.serve.service import PoseService
-from hrpose.serve.settings import ServeSettings, open_estimator
+from hrpose.serve.settings import ServeSettings
 from hrpose.skeletons import get_skeleton
 
 from .helpers import shared_data
@@ -45,8 +46,8 @@ def settings() -> ServeSettings:
 
 
 @pytest.fixture(scope="module")
-def estimator(settings):
-    return open_estimator(settings)
+def estimator(served_estimator):
+    return served_estimator
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +264,7 @@ def _post_in_threads(url: str, bodies: list[object]) -> tuple[list[threading.Thr
     return threads, answers
 
 
+@pytest.mark.slow
 def test_a_full_queue_is_503_with_retry_after_and_a_slow_answer_504(estimator, demo):
     data = demo.read_bytes()
     with serving(tinypose_settings(max_queue=2), estimator) as url:
@@ -334,6 +336,7 @@ def test_cors_is_off_unless_origins_are_named(server, estimator):
 # --- batching, readiness, metrics, draining ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_concurrent_requests_share_model_calls_and_get_single_call_answers(estimator):
     root = shared_data("coco-tiny", "val2017")
     images = [read_image(p) for p in sorted(root.glob("*.jpg"))]
@@ -388,7 +391,8 @@ def test_readiness_waits_for_the_warm_up(estimator, demo, monkeypatch):
 def test_a_model_that_fails_to_load_says_why_on_readyz(tmp_path, demo):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx file")
-    with serving(ServeSettings(model=str(broken), detector="none"), ready=False) as url:
+    with serving(ServeSettings(model=str(broken), options=EstimatorOptions(detector=None)),
+                 ready=False) as url:
         deadline = time.monotonic() + 30
         while "failed" not in httpx.get(url + "/readyz").text:
             assert time.monotonic() < deadline
@@ -438,7 +442,7 @@ def test_metrics_move_with_requests(server, demo):
 def _serve_command(port: int, *extra: str) -> list[str]:
     settings = tinypose_settings()
     return [sys.executable, "-m", "hrpose", "serve", settings.model, "--detector",
-            settings.detector, "--precision", "fp32", "--port", str(port), "--log-level",
+            settings.options.detector, "--precision", "fp32", "--port", str(port), "--log-level",
             "warning", *extra]
 
 
@@ -455,6 +459,7 @@ def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 90) -> Non
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_sigterm_answers_every_request_in_flight_then_exits(demo):
     sock = free_port()
     port = sock.getsockname()[1]
@@ -485,6 +490,7 @@ def test_sigterm_answers_every_request_in_flight_then_exits(demo):
         httpx.get(url + "/healthz")
 
 
+@pytest.mark.slow
 def test_workers_each_serve_their_own_model(demo):
     sock = free_port()
     port = sock.getsockname()[1]
@@ -568,7 +574,8 @@ def test_the_client_takes_paths_arrays_pil_images_and_bytes(server, demo):
 
 
 def test_a_bottom_up_model_serves_whole_images(demo):
-    settings = ServeSettings(model="higherhrnet_w32_512", weights="none", max_batch=2)
+    settings = ServeSettings(model="higherhrnet_w32_512", options=EstimatorOptions(
+        weights="none"), max_batch=2)
     with serving(settings) as url:
         card = httpx.get(url + "/v1/model").json()
         assert card["kind"] == "bottomup" and card["detector"] is None

@@ -18,7 +18,6 @@ import pytest
 
 from hrpose.inference.draw import LEFT, RIGHT
 from hrpose.io import read_image
-from hrpose.serve.settings import open_estimator
 from hrpose.skeletons import get_skeleton
 
 from .helpers import shared_data
@@ -40,8 +39,8 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="module")
-def estimator():
-    return open_estimator(tinypose_settings())
+def estimator(served_estimator):
+    return served_estimator
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,15 @@ exported LiteHRNets, and int8-stored quantised weights."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 import torch
 
 from hrpose.data.transforms import normalize
 from hrpose.inference.backends import OpenVINORunner
+from hrpose.inference.options import RuntimeOptions
 from hrpose.models.litehrnet import channel_shuffle
 
 from .helpers import shared_data
@@ -32,9 +36,10 @@ def test_normalize_equals_the_textbook_formula():
 def test_openvino_static_shapes_and_streams_give_the_dynamic_graphs_heatmaps():
     path = shared_data(TINYPOSE)
     x = np.random.default_rng(1).standard_normal((8, 3, 256, 192)).astype(np.float32)
-    plain = OpenVINORunner(path, "fp32")
+    fp32 = RuntimeOptions(precision="fp32")
+    plain = OpenVINORunner(path, fp32.resolve("openvino"))
     assert plain.static                      # a light model: one compilation per batch size
-    two = OpenVINORunner(path, "fp32", streams=2)
+    two = OpenVINORunner(path, replace(fp32, streams=2).resolve("openvino"))
     for n in (1, 3, 8):
         expected = plain(x[:n])
         np.testing.assert_allclose(two(x[:n]), expected, atol=1e-4)
@@ -102,6 +107,7 @@ def test_device_rendering_gives_the_cpu_pipelines_crops_and_targets(tmp_path):
                 torch.testing.assert_close(rendered["weights"][row], expected["weights"])
 
 
+@pytest.mark.slow
 def test_the_gpu_campaign_script_runs_every_cpu_path(tmp_path):
     """benchmarks/gpu.py at toy sizes on the CPU: every inference, training and data-loading
     path it times on a GPU runs (torch.compile, CUDA graphs and ONNX Runtime's GPU providers

@@ -178,6 +178,7 @@ def _assert_trained_in_step(one: Path, two: Path, stdout: str) -> None:
     assert m2["AP"] == pytest.approx(m1["AP"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_equals_one_process_with_the_same_global_batch(synthetic_root,
                                                                         one_process_run,
                                                                         tmp_path):
@@ -194,6 +195,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_nodes_train_in_step_with_one_process(synthetic_root, one_process_run, tmp_path):
     """Multi-node training is torchrun's: two launchers ("nodes" 0 and 1, one process each)
     meet at a c10d rendezvous on 127.0.0.1, as two machines would at the first one's address,
@@ -231,6 +233,7 @@ def test_train_cli_errors_are_one_line(synthetic_root, tmp_path, capsys):
     assert "lr: 0.0005" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_short_run_on_real_coco_images_from_the_coco_recipe_lowers_the_loss(tmp_path):
     root = shared_data("coco-mini-train")
     config = load_config(ROOT / "configs/coco/hrnet_w32_256x192.yaml", [

@@ -137,8 +137,8 @@ def clip(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def estimator() -> PoseEstimator:
-    return PoseEstimator(shared_data(TINYPOSE), detector=shared_data(PICODET))
+def estimator(tinypose_picodet) -> PoseEstimator:
+    return tinypose_picodet
 
 
 def _run(estimator: PoseEstimator, clip: Path, detect_every: int) -> tuple[list, FramePoses]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -25,8 +26,10 @@ from .data.bottomup import BottomUpAugmentation
 from .data.topdown import Augmentation
 from .errors import HrposeError
 from .metrics.coco import NMS_METHODS
-from .models.arch import FAMILIES, HigherHRNetArch, HRNetArch, LiteHRNetArch
+from .models import arch as model_arch
+from .models import higherhrnet, hrnet, litehrnet
 from .models.card import IMAGENET_MEAN, IMAGENET_STD, KINDS, ModelCard
+from .models.family import Arch, Family
 from .models.layouts import load_weights
 from .models.loading import architecture, weights_file
 from .models.zoo import zoo_name_for
@@ -45,35 +48,24 @@ if TYPE_CHECKING:
 # the rows of joints the two sets share by name carried over (carry_joints: false starts them
 # all fresh). num_joints: 0 (the default) is the keypoint set's count.
 # sync_bn: BN statistics over all devices' batches.
-@dataclass(frozen=True)
-class HRNetModel(HRNetArch):
-    num_joints: int = 0
-    init: str = "imagenet"
-    carry_joints: bool = True
-    sync_bn: bool = False
+@functools.cache
+def model_section(family: Family) -> type:
+    """A family's `model:` section: its architecture type with how training starts, and
+    num_joints 0 (the keypoint set's count)."""
+    section = dataclasses.make_dataclass(
+        family.arch.__name__.removesuffix("Arch") + "Model",
+        [("num_joints", int, field(default=0)), ("init", str, field(default=family.init)),
+         ("carry_joints", bool, field(default=True)), ("sync_bn", bool, field(default=False))],
+        bases=(family.arch,), frozen=True)
+    section.__module__ = __name__
+    return section
 
 
-@dataclass(frozen=True)
-class HigherHRNetModel(HigherHRNetArch):
-    num_joints: int = 0
-    init: str = "imagenet"
-    carry_joints: bool = True
-    sync_bn: bool = False
-
-
-@dataclass(frozen=True)
-class LiteHRNetModel(LiteHRNetArch):
-    num_joints: int = 0
-    init: str = "none"                 # trained from the official random init as published
-    carry_joints: bool = True
-    sync_bn: bool = False
-
-
-ModelConfig = HRNetModel | HigherHRNetModel | LiteHRNetModel
-# (family, kind) -> the section's type: each with its own defaults.
-MODEL_SECTIONS: dict[tuple[str, str], type] = {
-    ("hrnet", "topdown"): HRNetModel, ("hrnet", "bottomup"): HigherHRNetModel,
-    ("litehrnet", "topdown"): LiteHRNetModel}
+ModelConfig = Arch
+# The built-in families' sections by name (pickled configs find their types here).
+HRNetModel = model_section(hrnet.FAMILY)
+HigherHRNetModel = model_section(higherhrnet.FAMILY)
+LiteHRNetModel = model_section(litehrnet.FAMILY)
 # The one flat model section of configs written before the typed sections: each listed every
 # family's fields, the others' at these values, which meant nothing for the family.
 _FLAT_DEFAULTS = {"width": 32, "stem_channels": 64, "layer1_channels": 64, "layer1_blocks": 4,
@@ -86,14 +78,19 @@ def _model_section(value: Any, where: str) -> ModelConfig:
     if not isinstance(value, dict):
         raise HrposeError(f"{where}: expected a mapping of model fields, got {value!r}")
     family, kind = value.get("family", "hrnet"), value.get("kind", "topdown")
-    for key, got, allowed in (("family", family, FAMILIES), ("kind", kind, KINDS)):
+    families = model_arch.MODEL_FAMILIES          # read now: a family is one record there
+    known = tuple(dict.fromkeys(f.family for f in families))
+    for key, got, allowed in (("family", family, known), ("kind", kind, KINDS)):
         if got not in allowed:
             raise HrposeError(f"{where}.{key}: {got!r} is not one of {', '.join(allowed)}")
-    if (family, kind) not in MODEL_SECTIONS:
-        raise HrposeError(f"{where}: model.kind bottomup is HigherHRNet: model.family hrnet")
-    cls = MODEL_SECTIONS[family, kind]
+    record = model_arch.find_family(family, kind)
+    if record is None:
+        models = [f"{f.family} {f.kind}" for f in families]
+        raise HrposeError(f"{where}: no {family} model of kind {kind} (there are: "
+                          f"{', '.join(models)})")
+    cls = model_section(record)
     names = {f.name for f in dataclasses.fields(cls)}
-    other = {f.name for c in MODEL_SECTIONS.values() for f in dataclasses.fields(c)} - names
+    other = {f.name for r in families for f in dataclasses.fields(model_section(r))} - names
     for key in sorted(other & value.keys()):
         # another family's field: what an older flat file lists (at its old default), or a
         # config whose family -o switched; it means nothing here
@@ -273,7 +270,7 @@ def _type_name(tp: Any) -> str:
 
 def _convert(value: Any, tp: Any, where: str) -> Any:
     """`value` (from YAML) as type `tp`, or a one-line error naming `where`."""
-    if tp == ModelConfig:
+    if tp is ModelConfig:
         return _model_section(value, where)
     if tp == str | Skeleton:                  # data.keypoints: a name, a file or a set
         if not isinstance(value, (str, dict)):
@@ -434,7 +431,6 @@ def dump_config(config: Config) -> str:
 # Choices of the sections this module owns are written here; the rest come from their owners.
 CHOICES = {
     ("model", "kind"): KINDS,
-    ("model", "family"): FAMILIES,
     ("data", "target"): METHODS,
     ("train", "optimizer"): ("adam", "adamw", "sgd"),
     ("train", "loss"): ("mse", "ohkm"),

@@ -16,6 +16,7 @@ import functools
 import os
 import platform
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HrposeError
@@ -135,17 +136,84 @@ def check_precision(precision: str) -> None:
                           f"{', '.join(PRECISION_CHOICES)}")
 
 
-def resolve_precision(precision: str, device: str = "cpu", *, warn: bool = True) -> str:
-    """`auto` -> bf16 where it is native (CPU with AVX-512 BF16 / AMX, or a bf16 GPU), else
-    fp32. An explicit bf16 on a CPU without it is kept, with a warning."""
+@dataclass(frozen=True)
+class PrecisionRule:
+    """What a runtime does with an asked precision: runs `effective` (None: refuses), and
+    `say` is the warning (or, refused, the reason) given once when it is resolved."""
+
+    effective: str | None
+    say: str = ""
+
+
+_EMULATED = "emulated"          # the warning of warn_emulated_bf16, worded for this CPU
+_ORT_OWN = ("ONNX Runtime runs the file's own precision; use --precision fp32, or the openvino "
+            "backend for bf16")
+# The one precision policy: (runtime, what the hardware has) -> asked -> what runs. Hardware:
+# "cpu+bf16" (AVX-512 BF16 or AMX, no cap below them), "cpu", "gpu+bf16", "gpu". "file": the
+# precision the exported graph was written in. PyTorch emulates bf16 without native kernels
+# (slow, but it runs what was asked); OpenVINO has no bf16 kernels there and runs fp32.
+PRECISION_POLICY: dict[tuple[str, str], dict[str, PrecisionRule]] = {
+    ("torch", "cpu+bf16"): {"auto": PrecisionRule("bf16"), "fp32": PrecisionRule("fp32"),
+                            "bf16": PrecisionRule("bf16"),
+                            "fp16": PrecisionRule(None, "fp16 needs a CUDA device; use bf16 on "
+                                                  "the CPU")},
+    ("torch", "cpu"): {"auto": PrecisionRule("fp32"), "fp32": PrecisionRule("fp32"),
+                       "bf16": PrecisionRule("bf16", _EMULATED),
+                       "fp16": PrecisionRule(None, "fp16 needs a CUDA device; use bf16 on the "
+                                             "CPU")},
+    ("torch", "gpu+bf16"): {"auto": PrecisionRule("bf16"), "fp32": PrecisionRule("fp32"),
+                            "bf16": PrecisionRule("bf16"), "fp16": PrecisionRule("fp16")},
+    ("torch", "gpu"): {"auto": PrecisionRule("fp32"), "fp32": PrecisionRule("fp32"),
+                       "bf16": PrecisionRule("bf16"), "fp16": PrecisionRule("fp16")},
+    ("openvino", "cpu+bf16"): {"auto": PrecisionRule("bf16"), "fp32": PrecisionRule("fp32"),
+                               "bf16": PrecisionRule("bf16"), "fp16": PrecisionRule("fp16")},
+    ("openvino", "cpu"): {"auto": PrecisionRule("fp32"), "fp32": PrecisionRule("fp32"),
+                          "bf16": PrecisionRule("fp32", "bf16 is not native on this CPU: "
+                                                "OpenVINO runs the model in fp32"),
+                          "fp16": PrecisionRule("fp16")},
+    ("onnxruntime", "cpu+bf16"): {"auto": PrecisionRule("file"), "fp32": PrecisionRule("file"),
+                                  "bf16": PrecisionRule(None, _ORT_OWN),
+                                  "fp16": PrecisionRule(None, _ORT_OWN)},
+}
+PRECISION_POLICY[("onnxruntime", "cpu")] = PRECISION_POLICY[("onnxruntime", "cpu+bf16")]
+
+
+def hardware_kind(device: str = "cpu") -> str:
+    """The precision policy's hardware column for a device: cpu or gpu, +bf16 where native."""
+    if str(device).startswith(("cuda", "mps")):
+        return "gpu+bf16" if gpu_has_bf16(device) else "gpu"
+    return "cpu+bf16" if cpu_has_native_bf16() else "cpu"
+
+
+def effective_precision(runtime: str, precision: str, device: str = "cpu", *,
+                        warn: bool = True) -> str:
+    """What `runtime` runs when `precision` is asked on `device`, by PRECISION_POLICY: a
+    refusal is one line, a change or an emulation one warning (unless `warn` is off)."""
     check_precision(precision)
-    on_cpu = not str(device).startswith(("cuda", "mps"))
-    if precision == "auto":
-        return "bf16" if (cpu_has_native_bf16() if on_cpu else gpu_has_bf16(device)) \
-            else "fp32"
-    if precision == "bf16" and on_cpu and warn and not cpu_has_native_bf16():
+    where = hardware_kind(device)
+    column = PRECISION_POLICY.get((runtime, where))
+    if column is None:
+        raise HrposeError(f"{runtime} runs on the CPU; device {device!r} is for torch")
+    rule = column[precision]
+    if rule.effective is None:
+        raise HrposeError(f"--precision {precision}: {rule.say}")
+    if warn and rule.say == _EMULATED:
         warn_emulated_bf16()
-    return precision
+    elif warn and rule.say:
+        warnings.warn(rule.say, stacklevel=3)
+    return rule.effective
+
+
+def resolve_precision(precision: str, device: str = "cpu", *, warn: bool = True) -> str:
+    """PyTorch's row of the policy: `auto` -> bf16 where it is native (CPU with AVX-512 BF16 /
+    AMX, or a bf16 GPU), else fp32; an explicit bf16 on a CPU without it is kept, with a
+    warning; fp16 only on a GPU."""
+    return effective_precision("torch", precision, device, warn=warn)
+
+
+def cpu_threads(threads: int | None = None) -> int:
+    """CPU threads for a model: `threads`, else every core this process may run on."""
+    return threads or len(os.sched_getaffinity(0))
 
 
 def warn_emulated_bf16() -> None:

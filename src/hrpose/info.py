@@ -16,6 +16,7 @@ FACTS: dict[str, dict] = json.loads(FACTS_FILE.read_text())
 
 def measure(name: str) -> dict:
     """The facts of zoo model `name`, counted on the meta device (no memory, no weights)."""
+    from .models.arch import family_of
     from .models.complexity import measure as count
     from .models.zoo import create_model, get_spec
 
@@ -23,7 +24,7 @@ def measure(name: str) -> dict:
     c = count(create_model(name, device="meta"), (3, *spec.input_hw), spec.paper_unit)
     paper = ((round(spec.published["paper_MFLOPs"] / 1000, 4)
               if "paper_MFLOPs" in spec.published else None)
-             if spec.arch.family == "litehrnet" else round(c.paper_gflops, 1))
+             if spec.paper_flops.divisor is None else round(c.paper_gflops, 1))
     return {
         "name": name, "keypoints": spec.keypoints, "num_joints": spec.num_joints,
         "kind": spec.kind, "input_shape": list(c.input_shape),
@@ -31,6 +32,7 @@ def measure(name: str) -> dict:
         "output_shapes": [list(o) for o in c.output_shapes],
         "params": c.params, "macs": c.macs, "gmacs": round(c.gmacs, 2),
         "official_macs": c.official_macs, "paper_gflops": paper,
+        "paper_flops": family_of(spec.arch).paper_flops,
         "gflops": round(2 * c.gmacs, 2), "mean": list(spec.mean), "std": list(spec.std),
         "published": dict(spec.published), "weights_url": spec.weights_url,
     }

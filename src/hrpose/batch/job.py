@@ -13,6 +13,7 @@ from dataclasses import asdict
 from tqdm import tqdm
 
 from ..errors import HrposeError
+from ..inference.options import EstimatorOptions
 from ..version import __version__
 from .inputs import (
     Item,
@@ -30,11 +31,12 @@ from .writer import BatchSettings, PartWriter
 __all__ = ["BatchSettings", "run_batch"]
 
 
-def run_batch(source: str, out: str, model: str, options: dict,
+def run_batch(source: str, out: str, model: str, options: EstimatorOptions = EstimatorOptions(),
               settings: BatchSettings = BatchSettings(), engine: str = "local",
               ray: dict | None = None) -> dict:
     """Every item of `source` not done yet in `out` (this shard's, with settings.shard) ->
-    part files, then the manifest. Returns the summary. engine "ray": on the Ray cluster at
+    part files, then the manifest, `model` run as `options` say (on every writer, Ray actors
+    too). Returns the summary. engine "ray": on the Ray cluster at
     ray["address"] (None: a local one), ray["concurrency"] actors of ray["num_gpus"] GPUs."""
     start = time.perf_counter()
     if engine == "ray":

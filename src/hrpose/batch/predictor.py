@@ -8,12 +8,14 @@ calls the function its `make_predict_fn` returns the same way. Nothing here impo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import HrposeError
 from ..inference.estimator import PoseEstimator
 from ..inference.images import to_rgb
+from ..inference.options import EstimatorOptions
 from ..inference.person import Person, coco_result
 from ..io import decode_image
 
@@ -25,12 +27,13 @@ class PosePredictor:
     `{"bbox": [x, y, w, h], "box_score", "score", "keypoints": [x, y, score] * K}` in image
     pixels (the rows of `hrpose infer`'s results.json, rounded to 0.01 px).
 
-    model and the keyword options are `PoseEstimator`'s (backend, device, precision, weights,
-    detector, box_threshold, flip, decode, batch, threads, streams, ...). All images of a call
-    share model batches."""
+    model, `options` and the keywords are `PoseEstimator`'s (an `EstimatorOptions`, or its
+    names: backend, device, precision, weights, detector, box_threshold, flip, decode, batch,
+    threads, streams, ...). All images of a call share model batches."""
 
-    def __init__(self, model: str = "hrnet_w32_256x192", **options: object) -> None:
-        self.estimator = PoseEstimator(model, **options)   # type: ignore[arg-type]
+    def __init__(self, model: str = "hrnet_w32_256x192",
+                 options: EstimatorOptions | None = None, **keywords: Any) -> None:
+        self.estimator = PoseEstimator(model, options, **keywords)
         self.card = self.estimator.card
         self.joints = list(self.estimator.skeleton.joints)
 

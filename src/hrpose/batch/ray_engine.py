@@ -15,6 +15,7 @@ import logging
 import socket
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 
 from ..errors import HrposeError
 from .inputs import Part
@@ -69,19 +70,20 @@ def check_reachable(address: str) -> None:
 
 
 def run_parts(parts: list[Part], writer: dict, address: str | None = None,
-              concurrency: int | None = None, num_gpus: float = 0,
-              threads: int | None = None) -> Iterator[PartInfo]:
+              concurrency: int | None = None, num_gpus: float = 0) -> Iterator[PartInfo]:
     """Each part written by a pool of `concurrency` actors (default: as many as the cluster's
-    GPUs / CPUs allow), each with `num_gpus` GPUs and `threads` CPUs (default 1), in any
-    order; yields each part's outcome as it completes."""
+    GPUs / CPUs allow), each with `num_gpus` GPUs and the writer options' threads CPUs, in any
+    order; yields each part's outcome as it completes. An actor reserves its threads on the
+    cluster, so threads not given are 1 (many actors share the cores), not every core."""
     ray = connect(address)
-    threads = threads or 1
+    runtime = writer["options"].runtime
+    threads = runtime.threads or 1
     if concurrency is None:
         resources = ray.cluster_resources()
         concurrency = int(resources.get("GPU", 0) // num_gpus) if num_gpus else \
             int(resources.get("CPU", 1) // threads)
     concurrency = max(1, min(concurrency, len(parts)))
-    options = {**writer["options"], "threads": threads}
+    options = replace(writer["options"], runtime=replace(runtime, threads=threads))
     dataset = ray.data.from_items(
         [{"name": p.name, "items": json.dumps([i.to_dict() for i in p.items])} for p in parts],
         override_num_blocks=len(parts))

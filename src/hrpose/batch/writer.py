@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import HrposeError
 from ..inference.images import prefetch
 from ..inference.infer import InferSettings, image_groups
+from ..inference.options import EstimatorOptions
 from ..inference.person import Person
 from ..inference.pipeline import Frame, FramePoses
 from ..inference.video import SmoothingSettings, Stream, VideoReader
@@ -43,9 +44,9 @@ class PartWriter:
     """Parts in, part files out: `{"name": [...], "items": [JSON list of items]}` -> one row
     per part: name, rows, completed items, failures (JSON), seconds. The model loads once."""
 
-    def __init__(self, model: str, options: dict, out: str, settings: dict) -> None:
+    def __init__(self, model: str, options: EstimatorOptions, out: str, settings: dict) -> None:
         start = time.perf_counter()
-        self.predictor = PosePredictor(model, **options)
+        self.predictor = PosePredictor(model, options)
         self.settings = BatchSettings(**{**settings, "smoothing": SmoothingSettings(
             **settings.get("smoothing", {}))})
         self.store = Store(out)
@@ -53,7 +54,7 @@ class PartWriter:
         self.fields = {"model": est.card.name or Path(str(model)).name,
                        "keypoint_set": est.skeleton.name,
                        "codec": est.codec.method if est.codec is not None else est.card.codec,
-                       "precision": getattr(est.runner, "precision", est.card.precision),
+                       "precision": est.runner.precision,
                        "hrpose_version": __version__}
         self.info = {"card": est.card.to_metadata(), "joints": self.predictor.joints,
                      **self.fields}

@@ -1,5 +1,6 @@
-"""What the commands share: argument types whose errors are one line, the runtime options of
-`eval` and `infer`, and printing metrics."""
+"""What the commands share: argument types whose errors are one line, the runtime and model
+flags of `eval`, `infer`, `serve` and batch jobs (and the one place they become typed options),
+and printing metrics."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import HrposeError
+
+if TYPE_CHECKING:
+    from ..inference.options import EstimatorOptions, RuntimeOptions
 
 
 def count(minimum: int = 1) -> Callable[[str], int]:
@@ -124,6 +129,27 @@ def estimator_arguments(p: argparse.ArgumentParser) -> None:
 DETECTOR_HELP = ("person detector: a zoo detector name, an exported detector (.onnx / .xml, "
                  "PicoDet layout), or 'none' to take the whole image as one person (default: "
                  "picodet_s_320_pedestrian, downloaded on first use)")
+
+
+def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
+    """The runtime flags (`runtime_arguments`) as one checked value."""
+    from ..inference.options import RuntimeOptions
+
+    return RuntimeOptions(args.backend, args.device, args.precision, args.threads, args.streams)
+
+
+def estimator_options(args: argparse.Namespace, **changes: object) -> EstimatorOptions:
+    """The model flags (`estimator_arguments` and --detector, --batch where a command has
+    them) as one checked value: what `infer`, `serve` and batch jobs pass whole. `--detector
+    none` is `detector=None`; no --detector, the zoo's default one."""
+    from ..inference.options import DEFAULT, EstimatorOptions
+
+    detector = getattr(args, "detector", None) or DEFAULT
+    values = {"runtime": runtime_options(args), "weights": args.weights, "detector": detector,
+              "box_threshold": args.box_threshold, "flip": args.flip, "decode": args.decode,
+              "batch": getattr(args, "batch", None), "scales": tuple(args.scales),
+              "keypoints": args.keypoints}
+    return EstimatorOptions(**{**values, **changes})
 
 
 def triple(text: str) -> tuple[float, float, float]:

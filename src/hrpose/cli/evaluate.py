@@ -14,6 +14,7 @@ from .common import (
     folder,
     print_metrics,
     runtime_arguments,
+    runtime_options,
     scales_argument,
     triple,
 )
@@ -83,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.model is None:
         raise HrposeError("give a MODEL to evaluate (or --results FILE to score a results file)")
-    loaded = open_model(args.model, args.weights, args.backend, args.device, args.precision,
-                        args.threads)
+    loaded = open_model(args.model, runtime_options(args), args.weights)
     runner = BGRInput(loaded.runner) if args.bgr else loaded.runner
     settings = EvalSettings(flip=args.flip, decode=args.decode, batch=args.batch,
                             workers=args.workers, det_json=args.det_json,

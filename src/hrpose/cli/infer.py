@@ -8,7 +8,7 @@ import sys
 
 from ..errors import HrposeError
 from ..paths import check_output
-from .common import DETECTOR_HELP, count, estimator_arguments, folder, number
+from .common import DETECTOR_HELP, count, estimator_arguments, estimator_options, folder, number
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -111,11 +111,7 @@ def run_batch(args: argparse.Namespace) -> int:
     if not is_url(args.out):
         check_output(args.out, [*(s for s in list_sources(args.input) if not is_url(s)),
                                 args.model, args.weights, args.detector])
-    options = {"backend": args.backend, "device": args.device, "precision": args.precision,
-               "weights": args.weights, "detector": args.detector or "default",
-               "box_threshold": args.box_threshold, "flip": args.flip, "decode": args.decode,
-               "batch": args.batch, "threads": args.threads, "streams": args.streams,
-               "scales": tuple(args.scales), "keypoints": args.keypoints}
+    options = estimator_options(args)
     smoothing = {k: v for k, v in (("min_cutoff", args.min_cutoff), ("beta", args.beta))
                  if v is not None}
     settings = BatchSettings(
@@ -124,7 +120,7 @@ def run_batch(args: argparse.Namespace) -> int:
         smoothing=SmoothingSettings(**smoothing), keypoint_threshold=args.keypoint_threshold,
         progress=not args.json)
     ray = {"address": args.address, "concurrency": args.concurrency,
-           "num_gpus": args.num_gpus, "threads": args.threads}
+           "num_gpus": args.num_gpus}
     summary = run_batch(args.input, str(args.out), args.model, options, settings,
                         args.engine, ray)
     if args.json:
@@ -160,13 +156,8 @@ def run(args: argparse.Namespace) -> int:
                             args.detector])
     # No --detector: the zoo's default one, loaded when an image needs it (never for a
     # bottom-up model, or with --boxes); "none": the whole image is one person.
-    detector = None if args.boxes else args.detector or "default"
-    estimator = PoseEstimator(args.model, args.backend, args.device, args.precision,
-                              weights=args.weights, detector=detector,
-                              box_threshold=args.box_threshold, flip=args.flip,
-                              decode=args.decode, batch=args.batch, threads=args.threads,
-                              streams=args.streams,
-                              scales=args.scales, keypoints=args.keypoints)
+    options = estimator_options(args, **({"detector": None} if args.boxes else {}))
+    estimator = PoseEstimator(args.model, options)
     settings = InferSettings(
         boxes=args.boxes, box_threshold=args.box_threshold,
         keypoint_threshold=args.keypoint_threshold, person_threshold=args.person_threshold,

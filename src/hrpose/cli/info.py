@@ -30,6 +30,7 @@ def _published(published: dict[str, float]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..info import FACTS, model_info
+    from ..models.family import PAPER_FLOPS
 
     if args.model is None:
         rows = [model_info(name) for name in FACTS]
@@ -60,22 +61,15 @@ def run(args: argparse.Namespace) -> int:
     _, c, h, w = info["input_shape"]
     k = info["num_joints"]
     shapes = [" x ".join(map(str, ["N", *s[1:]])) for s in info["output_shapes"]]
-    if info["kind"] == "bottomup":
-        output = (f"{shapes[0]} ({k} heatmaps + {k} tags at 1/4) and {shapes[1]} (heatmaps "
-                  "at 1/2)")
-        paper = (f"{info['paper_gflops']:.1f} (the official HigherHRNet summary tool: the "
-                 "transposed convolution counted over its output positions, 4x, then / 10^9)")
-    elif "paper_MFLOPs" in info["published"] or info["name"].startswith(("tinypose",
-                                                                          "naive", "wider")):
-        output = f"{shapes[0]} heatmaps (1/4 of the input)"
-        mflops = info["published"].get("paper_MFLOPs")
-        paper = ((f"{mflops / 1000:.4g} (the paper's {mflops} M FLOPs, from the official "
-                  "repo's torchstat tool: MACs plus BN and activation elements, each module's "
-                  "last call only, / 2^20)") if mflops else "none published")
+    output = (f"{shapes[0]} ({k} heatmaps + {k} tags at 1/4) and {shapes[1]} (heatmaps at "
+              "1/2)" if info["kind"] == "bottomup" else f"{shapes[0]} heatmaps (1/4 of the input)")
+    counted = PAPER_FLOPS[info["paper_flops"]]
+    mflops = info["published"].get("paper_MFLOPs")
+    if counted.divisor is not None:
+        paper = f"{info['paper_gflops']:.1f} ({counted.says})"
     else:
-        output = f"{shapes[0]} heatmaps (1/4 of the input)"
-        paper = (f"{info['paper_gflops']:.1f} (the MACs / 2^30: the figure the HRNet papers "
-                 "print, from the official summary tool)")
+        paper = f"{mflops / 1000:.4g} ({counted.says}: {mflops} M)" if mflops else \
+            "none published"
     lines = [
         ("keypoints", f"{info['keypoints']} ({info['num_joints']} joints)"),
         ("input", f"N x {c} x {h} x {w} (RGB in [0, 1], normalised by ImageNet mean/std)"),

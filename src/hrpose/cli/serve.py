@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..errors import HrposeError
-from .common import DETECTOR_HELP, count, estimator_arguments, number
+from .common import DETECTOR_HELP, count, estimator_arguments, estimator_options, number
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=count(0), default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=count(), default=1,
                    help="processes, each with its own model and batcher (default 1)")
-    p.add_argument("--max-batch", type=count(), default=8,
-                   help="crops (bottom-up: images) per model call (default 8)")
+    p.add_argument("--batch", "--max-batch", dest="max_batch", type=count(), default=8,
+                   help="crops (bottom-up: images) per model call, from concurrent requests "
+                   "together (default 8)")
     p.add_argument("--max-wait-ms", type=number(0, 10_000), default=5.0,
                    help="longest wait for a model batch to fill (default 5)")
     p.add_argument("--max-queue", type=count(), default=64,
@@ -61,12 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from ..serve.settings import API_KEY_VARIABLE, SETTINGS_VARIABLE, ServeSettings, open_estimator
 
     settings = ServeSettings(
-        model=args.model, weights=args.weights, detector=args.detector or "default",
-        backend=args.backend, device=args.device, precision=args.precision,
-        threads=args.threads, streams=args.streams, decode=args.decode, flip=args.flip,
-        box_threshold=args.box_threshold, keypoint_threshold=args.keypoint_threshold,
-        person_threshold=args.person_threshold, scales=tuple(args.scales),
-        keypoints=args.keypoints,
+        model=args.model, options=estimator_options(args),
+        keypoint_threshold=args.keypoint_threshold, person_threshold=args.person_threshold,
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
         timeout_s=args.timeout_s, api_key=args.api_key or os.environ.get(API_KEY_VARIABLE),

@@ -7,7 +7,9 @@ is a world of one and touches no process group.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +80,20 @@ def mean_over_ranks(value: Tensor) -> Tensor:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first(world: World) -> Iterator[None]:
+    """The block runs on rank 0 first, then on the other ranks (rank 0 downloads a file once;
+    the others find it in the cache). A failure on rank 0 still lets the others go on (to
+    fail the same way), rather than leaving them waiting."""
+    if not world.is_main:
+        barrier()
+    try:
+        yield
+    finally:
+        if world.is_main:
+            barrier()
 
 
 class _AllReduceSum(torch.autograd.Function):

@@ -1,14 +1,14 @@
 """What differs between training a top-down and a bottom-up model, as two small task objects
-the trainer holds: the data set, the initialisation from scratch, the loss and the evaluation.
-The trainer itself (engine/train.py) is the same loop for both."""
+the trainer holds: the data set, the loss and the evaluation. The trainer itself
+(engine/train.py) is the same loop for both; each model knows its own initialisation from
+scratch (`init_from_scratch`)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..codecs.associative_embedding import STRIDES
@@ -40,9 +40,6 @@ class TopDownTask:
         return TopDownDataset(data, image_dir, self.codec, cfg.data.augment, cfg.train.seed,
                               cfg.data.padding)
 
-    def init_from_scratch(self, model: nn.Module) -> None:
-        init_kaiming(model.backbone)
-
     def loss(self, output: Tensor, batch: dict, device: torch.device, x: Tensor,
              teacher: Teacher | None) -> Tensor:
         train = self.config.train
@@ -73,11 +70,6 @@ class BottomUpTask:
         return BottomUpDataset(data, image_dir, cfg.data.input_wh[0], STRIDES, cfg.data.sigma,
                                bu.max_people, bu.augment, cfg.train.seed)
 
-    def init_from_scratch(self, model: nn.Module) -> None:
-        init_kaiming(model.backbone)
-        init_kaiming(model.head.deconv_layers)       # its head has convolution blocks too
-        init_tags(model.head.final_layers[0], self.config.model.num_joints)
-
     def loss(self, output: list[Tensor], batch: dict, device: torch.device, x: Tensor,
              teacher: None) -> Tensor:
         bu = self.config.bottomup
@@ -98,19 +90,3 @@ class BottomUpTask:
 def task_for(config: Config) -> TopDownTask | BottomUpTask:
     return BottomUpTask(config) if config.model.kind == "bottomup" else TopDownTask(config)
 
-
-def init_kaiming(module: nn.Module) -> None:
-    """He initialisation (fan-out) for training from scratch: the official N(0, 0.001) is meant
-    to be overwritten by ImageNet weights, and from scratch it makes Adam's first steps huge
-    relative to the weights."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-
-def init_tags(layer: nn.Conv2d, num_joints: int) -> None:
-    """He-initialised tag outputs for training from scratch: tags that all start at ~0 sit on
-    a saddle of the push loss (exp(-d^2) is flat at d = 0) and stay collapsed for epochs."""
-    with torch.no_grad():
-        fan_in = layer.weight[num_joints:][0].numel()
-        layer.weight[num_joints:].normal_(0, math.sqrt(2 / fan_in))

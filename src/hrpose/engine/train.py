@@ -1,28 +1,26 @@
-"""Top-down training: one code path for one CPU, one GPU or many devices through torchrun.
+"""Training: one code path for one CPU, one GPU or many devices through torchrun, top-down and
+bottom-up alike (what differs is the task: engine/tasks.py).
 
 RUN_DIR receives: config.yaml (the resolved config), latest.pt (the whole training state, for
---resume), latest.safetensors and best.safetensors (weights with metadata: `hrpose eval` and
-inference open them alone), metrics.json / results.json / predictions.jpg after each evaluation
-(metrics.json in `hrpose eval`'s format plus epoch and step), log.jsonl and tb/ (TensorBoard).
+--resume: engine/run_state.py), latest.safetensors and best.safetensors (weights with
+metadata: `hrpose eval` and inference open them alone), metrics.json / results.json /
+predictions.jpg after each evaluation (metrics.json in `hrpose eval`'s format plus epoch and
+step), log.jsonl and tb/ (TensorBoard: engine/logs.py). The sampler (engine/sampler.py) and
+Ctrl-C handling (engine/interrupts.py) keep a resumed run bit for bit the uninterrupted one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import Config, config_to_dict, dump_config, load_config, resolve_keypoints
@@ -31,124 +29,46 @@ from ..data.transforms import normalize_tensor
 from ..errors import HrposeError
 from ..hardware import resolve_precision
 from ..inference.backends import TorchRunner
-from ..io import atomic_path, remove_stale_temporaries, write_failure
+from ..inference.options import RuntimeOptions
+from ..io import atomic_path, remove_stale_temporaries
 from ..models.card import IMAGENET_MEAN, IMAGENET_STD
 from ..models.checkpoint import save_weights
-from ..models.loading import init_weights, load_for_keypoints
+from ..models.loading import initialised_model
 from ..models.pact import calibrate, prepare_pact
 from ..paths import check_output
 from ..skeletons import Skeleton, describe_flip_pairs
 from . import distributed
 from .distill import Teacher
+from .interrupts import Interrupts, SafeStop, ignore_interrupts
+from .logs import RunLog
 from .optim import base_lr, lr_at, make_optimizer
+from .run_state import State, read_state, restore_state, write_state
+from .sampler import EpochSampler
 from .tasks import task_for
 
+__all__ = ["EpochSampler", "NonFiniteLoss", "Trainer", "resume_config", "train",
+           "weights_metadata"]
+
 log = logging.getLogger(__name__)
-STATE_FORMAT = "hrpose-train-1"
 
 
 class NonFiniteLoss(HrposeError):
     pass
 
 
-class EpochSampler(Sampler[int]):
-    """A shuffled order per epoch, drawn from (seed, epoch). Rank r takes positions r, r + W,
-    ...; so global batch i (the rank batches i together) is the same set of samples for any
-    number of processes with the same global batch. Only full global batches are used. A
-    resumed epoch starts at `start_batch`."""
-
-    def __init__(self, n: int, batch: int, world: distributed.World, seed: int) -> None:
-        self.n, self.batch, self.world, self.seed = n, batch, world, seed
-        self.batches = n // (batch * world.size)
-        self.epoch, self.start_batch = 0, 0
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
-
-    def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.n, generator=g)[: self.batches * self.batch * self.world.size]
-        mine = order[self.world.rank :: self.world.size]
-        return iter(mine[self.start_batch * self.batch :].tolist())
-
-    def __len__(self) -> int:
-        return (self.batches - self.start_batch) * self.batch
-
-
-@dataclass
-class State:
-    """Where training stands; saved in latest.pt with the model, optimiser and scaler."""
-
-    epoch: int = 0            # the epoch in progress (or the next one)
-    batch: int = 0            # batches of `epoch` already done
-    step: int = 0             # optimiser steps so far
-    best_ap: float = -1.0
-    best_epoch: int = -1
-    evaluated: int = 0        # the last epoch evaluated (an interrupt may fall between the two)
-
-
-class Interrupts:
-    """Ctrl-C (SIGINT) while training: the first one is held until the step in progress is
-    complete and counted, so the saved state is exactly what the weights hold and a resumed run
-    is bit-exact; a second one stops at once, without saving. Installed in the main thread only
-    (signal handlers live there)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        tqdm.write("hrpose: stopping after this step and saving (Ctrl-C again: stop now, "
-                   "unsaved)", file=sys.stderr)
-
-
-class SafeStop(KeyboardInterrupt):
-    """Raised at a point where the training state is consistent: saving it is safe."""
-
-
-def training_model(config: Config, device: torch.device, main: bool) -> nn.Module:
-    """The configured architecture with its initialisation (downloads once, on rank 0 first),
-    fake-quantised for PACT training when `quant.pact` (after loading float weights)."""
-    model = _initialised_model(config, device, main)
+def training_model(config: Config, device: torch.device, world: distributed.World
+                   ) -> nn.Module:
+    """The configured architecture with its initialisation (models.loading.initialised_model:
+    rank 0 first, so that a download happens once), fake-quantised for PACT training when
+    `quant.pact` (after loading float weights)."""
+    w, h = config.data.input_wh
+    with distributed.main_first(world):
+        model, note = initialised_model(config.model, config.model.init, (h, w),
+                                        config.skeleton, config.model.carry_joints)
+    if note and world.is_main:
+        tqdm.write(f"hrpose: {note}", file=sys.stderr)
     if config.quant.pact:
         prepare_pact(model, config.quant.alpha or 6.0)
-    return model
-
-
-def _initialised_model(config: Config, device: torch.device, main: bool) -> nn.Module:
-    model = config.model.create()
-    init = config.model.init
-    if init in ("none", ""):
-        return model.to(device)
-    if init == "kaiming":
-        task_for(config).init_from_scratch(model)
-        return model.to(device)
-    if not main:
-        distributed.barrier()       # rank 0 downloads; the file lock covers the rest
-    try:
-        w, h = config.data.input_wh
-        path, source = init_weights(init, config.model, (h, w))
-    except HrposeError as e:
-        raise HrposeError(f"model.init {init}: {e}") from None
-    finally:
-        if main:
-            distributed.barrier()
-    note = load_for_keypoints(model, config.model, path, config.skeleton, source,
-                              config.model.carry_joints)
-    if note and main:
-        tqdm.write(f"hrpose: {note}", file=sys.stderr)
     return model.to(device)
 
 
@@ -196,35 +116,59 @@ def weights_metadata(config: Config, extra: dict | None = None) -> dict[str, str
 
 
 class Trainer:
-    """Owns the model, optimiser, data and run folder of one training run (one process)."""
+    """Owns the model, optimiser, data and run folder of one training run (one process).
+    Built in order: the run folder checked, precision, data, model, optimiser, the saved state
+    (with --resume), the model wrapped for DDP / compile, the run folder written."""
 
     def __init__(self, config: Config, run_dir: str | Path, resume: bool = False,
                  progress: bool = True,
                  on_step: Callable[[int], None] | None = None) -> None:
-        self.run_dir = Path(run_dir)
+        self.run_dir, self.config = Path(run_dir), config
         self.progress, self.on_step = progress, on_step
         self.world, self.device = distributed.setup(config.train.device)
         self.main = self.world.is_main
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
+        saved = self._check_run_folder(resume)
+        torch.manual_seed(config.train.seed)
+        self._choose_precision()
+        self._load_data()
+        self._build_model(resumed=saved is not None)
+        self._build_optimizer()
+        self.state = State() if saved is None else restore_state(
+            saved, self.run_dir / "latest.pt", self.net, self.optimizer, self.scaler,
+            self.device)
+        self.model = self._wrap(self.net)
+        self.interrupts = Interrupts()
+        self.log = RunLog(self.run_dir, self.main)
+        self._write_run_folder()
+
+    def _check_run_folder(self, resume: bool) -> dict | None:
+        """Nothing of the inputs under the run folder, no run overwritten; the saved state
+        when resuming."""
+        config = self.config
         check_output(self.run_dir, [config.data.root, config.model.init,   # files only count
                                     config.distill.teacher, config.distill.teacher_weights])
-        if not resume and (self.run_dir / "latest.pt").exists():
+        latest = self.run_dir / "latest.pt"
+        if not resume and latest.exists():
             raise HrposeError(f"{self.run_dir}: already holds a run (latest.pt); continue it "
                               "with --resume, or choose another --out")
-        checkpoint = self._read_state(self.run_dir / "latest.pt") if resume else None
-        self.config = config
-        torch.manual_seed(config.train.seed)
-        self.amp_dtype = _amp_dtype(config, self.device)
-        self.channels_last = _channels_last(config, self.device)
+        return read_state(latest) if resume else None
+
+    def _choose_precision(self) -> None:
+        self.amp_dtype = _amp_dtype(self.config, self.device)
+        self.channels_last = _channels_last(self.config, self.device)
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device)
         self.std = torch.tensor(IMAGENET_STD, device=self.device)
 
-        data_cfg = config.data
+    def _load_data(self) -> None:
+        """The training annotations (their keypoint set resolves the config's), the task's
+        data set and the sampler."""
+        data_cfg = self.config.data
         root = Path(data_cfg.root)
         train_data = load_keypoints(root / data_cfg.train_ann, data_cfg.keypoints)
         try:
-            config = self.config = resolve_keypoints(config, train_data.skeleton)
+            config = self.config = resolve_keypoints(self.config, train_data.skeleton)
         except HrposeError as e:
             raise HrposeError(f"{train_data.path}: {e}") from None
         if self.main and not config.skeleton.builtin:
@@ -241,7 +185,10 @@ class Trainer:
         if config.train.max_iters:
             self.steps_per_epoch = min(self.steps_per_epoch, config.train.max_iters)
 
-        self.net = training_model(config, self.device, self.main)
+    def _build_model(self, resumed: bool) -> None:
+        """The initialised model, its frozen stages, PACT clips and the distillation teacher."""
+        config = self.config
+        self.net = training_model(config, self.device, self.world)
         if config.model.sync_bn and self.world.distributed:
             distributed.convert_sync_bn(self.net, self.device)
         self.frozen = frozen_modules(self.net, config.train.freeze_stages)
@@ -249,33 +196,37 @@ class Trainer:
             module.requires_grad_(False)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        if config.quant.pact and checkpoint is None and not config.quant.alpha:
+        if config.quant.pact and not resumed and not config.quant.alpha:
             self._calibrate_clips()
         self.teacher = None
         if config.distill.teacher:
-            w, h = data_cfg.input_wh
+            w, h = config.data.input_wh
             self.teacher = Teacher(config.distill, self.device,
-                                   (config.model.num_joints, *data_cfg.heatmap_wh[::-1]), (h, w))
-        self.lr = base_lr(config.train, self.world.size)
-        self.optimizer = make_optimizer(self.net, config.train, self.lr)
+                                   (config.model.num_joints, *config.data.heatmap_wh[::-1]),
+                                   (h, w))
+
+    def _build_optimizer(self) -> None:
+        self.lr = base_lr(self.config.train, self.world.size)
+        self.optimizer = make_optimizer(self.net, self.config.train, self.lr)
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.amp_dtype == torch.float16)
-        self.state = State()
-        if checkpoint is not None:
-            self._load_state(checkpoint, self.run_dir / "latest.pt")
-        self.model: nn.Module = self.net
+
+    def _wrap(self, net: nn.Module) -> nn.Module:
+        """What the loop calls: the model, in DDP across processes, compiled when asked."""
+        model: nn.Module = net
         if self.world.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
-        if config.train.compile:
-            self.model = torch.compile(self.model)
-        self.writer = None
-        self.interrupts = Interrupts()
+            model = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        if self.config.train.compile:
+            model = torch.compile(model)
+        return model
+
+    def _write_run_folder(self) -> None:
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.run_dir)      # what a killed save left
             with atomic_path(self.run_dir / "config.yaml") as tmp:
-                tmp.write_text(dump_config(config))
+                tmp.write_text(dump_config(self.config))
 
     def _calibrate_clips(self) -> None:
         """PACT clips from the first training batch (before DDP wraps the model)."""
@@ -288,59 +239,15 @@ class Trainer:
                 if hasattr(m, "alpha"):
                     torch.distributed.broadcast(m.alpha.data, 0)
 
-    # --- checkpoints ---------------------------------------------------------------------
-
-    def _read_state(self, path: Path) -> dict:
-        if not path.is_file():
-            raise HrposeError(f"{path}: nothing to resume (no latest.pt in the run folder)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:   # truncated file, or one that is not a plain-tensor checkpoint
-            raise HrposeError(f"{path}: cannot read the training state "
-                              f"({str(e).splitlines()[0][:120]})") from None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise HrposeError(f"{path}: not an hrpose training state")
-        return state
-
-    def _load_state(self, checkpoint: dict, path: Path) -> None:
-        """The saved state into this run; one line naming the file when it does not fit (a
-        different config, a corrupt or hand-edited file)."""
-        try:
-            model = checkpoint["model"]
-            bad = next((k for k, v in model.items() if isinstance(v, torch.Tensor)
-                        and v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
-            if bad is not None:
-                raise HrposeError(f"{path}: tensor {bad} holds NaN or infinite values")
-            self.net.load_state_dict(model)
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            self.scaler.load_state_dict(checkpoint["scaler"])
-            saved = dict(checkpoint["state"])
-            # States saved before `evaluated` existed were saved after their evaluation.
-            self.state = State(**{"evaluated": saved.get("epoch", 0), **saved})
-            torch.set_rng_state(checkpoint["rng"]["torch"])
-            if self.device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            raise HrposeError(f"{path}: the training state does not fit this run ({first})"
-                              ) from None
-
     def save(self) -> None:
         """latest.pt (everything --resume needs) and latest.safetensors; rank 0 only."""
         if not self.main:
             return
-        rng = {"torch": torch.get_rng_state(),
-               "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda"
-               else None}
-        state = {"format": STATE_FORMAT, "model": self.net.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                 "state": vars(self.state).copy(), "rng": rng,
-                 "config": config_to_dict(self.config)}
         save_weights(self.run_dir / "latest.safetensors", self.net.state_dict(),
                      weights_metadata(self.config, {"epoch": self.state.epoch,
                                                     "step": self.state.step}))
-        with atomic_path(self.run_dir / "latest.pt") as tmp:
-            torch.save(state, tmp)
+        write_state(self.run_dir / "latest.pt", self.net, self.optimizer, self.scaler,
+                    self.state, config_to_dict(self.config), self.device)
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -348,8 +255,7 @@ class Trainer:
         """Trains to the configured number of epochs; returns the last evaluation's metrics."""
         cfg = self.config.train
         metrics: dict = {}
-        if self.main:
-            self.writer = _tensorboard(self.run_dir / "tb")
+        self.log.open()
         try:
             with self.interrupts:
                 while True:
@@ -378,9 +284,7 @@ class Trainer:
                       f"{self.run_dir / 'latest.pt'} as last saved", file=sys.stderr)
             raise
         finally:
-            if self.writer is not None:
-                with contextlib.suppress(OSError):    # a full disk was reported already
-                    self.writer.close()
+            self.log.close()
         return metrics
 
     def _due(self, epoch: int) -> bool:
@@ -408,7 +312,7 @@ class Trainer:
         loader = DataLoader(self.dataset, batch_size=cfg.batch, sampler=self.sampler,
                             num_workers=self.config.data.workers, drop_last=True,
                             pin_memory=self.device.type == "cuda",
-                            persistent_workers=False, worker_init_fn=_ignore_interrupts)
+                            persistent_workers=False, worker_init_fn=ignore_interrupts)
         remaining = self.steps_per_epoch - self.state.batch
         bar = tqdm(total=self.steps_per_epoch, initial=self.state.batch,
                    desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="it",
@@ -436,7 +340,7 @@ class Trainer:
                           "img_per_s": window_images / max(seconds, 1e-9), "skipped": skipped}
                 bar.set_postfix(loss=f"{record['loss']:.3g}", lr=f"{lr:.2g}",
                                 img_s=f"{record['img_per_s']:.0f}")
-                self._log(record)
+                self.log.record(record)
                 window_loss, window_n, window_images = 0.0, 0, 0
                 window_start = time.perf_counter()
             if self.on_step is not None:
@@ -487,7 +391,9 @@ class Trainer:
         cfg, data = self.config, self.config.data
         self.net.eval()
         w, h = data.input_wh
-        runner = TorchRunner(self.net, (h, w), str(self.device), "fp32")
+        runner = TorchRunner(self.net, (h, w), RuntimeOptions(
+            device=str(self.device), precision="fp32", threads=torch.get_num_threads()
+        ).resolve("torch"))
         extra = {"epoch": self.state.epoch, "step": self.state.step}
         common = dict(ann=Path(data.root) / data.val_ann, images=Path(data.root) / data.val_images,
                       progress=self.progress and self.main, extra=extra,
@@ -495,69 +401,13 @@ class Trainer:
         metrics = self.task.evaluate(runner, self.run_dir, cfg.test, **common)
         self.net.train()
         ap = metrics.get("AP", metrics.get("PCKh", 0.0))
-        self._log({"kind": "eval", **extra, **metrics})
+        self.log.record({"kind": "eval", **extra, **metrics})
         if self.main and ap > self.state.best_ap:
             self.state.best_ap, self.state.best_epoch = ap, self.state.epoch
             save_weights(self.run_dir / "best.safetensors", self.net.state_dict(),
                          weights_metadata(cfg, {**extra, "AP": round(ap, 4)}))
-        if self.main and self.writer is not None:
-            picture = self.run_dir / "predictions.jpg"
-            if picture.exists():
-                import cv2
-
-                image = cv2.imread(str(picture))[:, :, ::-1]
-                self.writer.add_image("val/predictions", image.copy(), self.state.step,
-                                      dataformats="HWC")
+        self.log.picture("val/predictions", self.run_dir / "predictions.jpg", self.state.step)
         return metrics
-
-    def _log(self, record: dict) -> None:
-        if not self.main:
-            return
-        record = {"time": round(time.time(), 3), **record}
-        try:
-            with open(self.run_dir / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-        except OSError as e:
-            raise write_failure(e, self.run_dir / "log.jsonl") from None
-        if self.writer is not None:
-            prefix = "train" if record["kind"] == "train" else "val"
-            for key, value in record.items():
-                if key not in ("time", "kind", "epoch", "step", "iter") and isinstance(
-                        value, (int, float)):
-                    self.writer.add_scalar(f"{prefix}/{key}", value, record["step"])
-
-
-def _ignore_interrupts(worker: int) -> None:
-    """Data workers leave Ctrl-C to the main process, which stops at a consistent step."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _tensorboard(folder: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:    # tensorboard is a dependency; a stripped environment still trains
-        log.warning("tensorboard is not installed: no TensorBoard scalars")
-        return None
-    _quiet_writer_threads()
-    return SummaryWriter(str(folder))
-
-
-def _quiet_writer_threads() -> None:
-    """TensorBoard writes from a thread of its own: a failed write there (a full disk) is one
-    warning, not a traceback beside the one-line error the training loop reports."""
-    previous = threading.excepthook
-    if getattr(previous, "hrpose", False):
-        return
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        writer = type(args.thread).__module__.startswith(("tensorboard", "torch.utils"))
-        if writer and issubclass(args.exc_type, OSError):
-            log.warning("TensorBoard events not written: %s", args.exc_value)
-        else:
-            previous(args)
-
-    hook.hrpose = True
-    threading.excepthook = hook
 
 
 def resume_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:

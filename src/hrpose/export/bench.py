@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +25,19 @@ from ..data.synthetic import write_split
 from ..data.topdown import ground_truth_boxes
 from ..data.transforms import normalize
 from ..errors import HrposeError
-from ..hardware import cpu_summary, resolve_precision
+from ..hardware import cpu_summary, cpu_threads, resolve_precision
 from ..hub import cached_path
 from ..inference.backends import Runner, TorchRunner, exported_file, open_exported, open_model
 from ..inference.estimator import PoseEstimator
 from ..inference.images import prefetch
 from ..inference.infer import InferSettings
+from ..inference.options import EstimatorOptions, RuntimeOptions
 from ..models.checkpoint import save_weights
 from ..models.loading import build_model
 from ..models.zoo import MODELS
 from .calibration import person_crops
-from .exporter import FORMATS, export_model
+from .exporter import export_model
+from .formats import format_for_runtime
 from .verify import Agreement, compare, run_batched
 
 BENCH_BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
@@ -95,7 +97,8 @@ def _paths(model: str, weights: str | None, backend: str, precision: str, calib:
         if b == "torch":
             if plain is not None and precision != "fp32":
                 runner = TorchRunner(plain.runner.model, plain.runner.input_hw,  # type: ignore
-                                     precision=precision)
+                                     RuntimeOptions(precision=precision, threads=threads)
+                                     .resolve("torch"))
                 out.append(RuntimePath(b, precision, runner, model))
             continue
         if exported and b == "onnxruntime" and exported_file(model).suffix.lower() != ".onnx":
@@ -107,17 +110,18 @@ def _paths(model: str, weights: str | None, backend: str, precision: str, calib:
                                                   exported_file(model).suffix == ".onnx"):
             file = str(exported_file(model))
         else:
-            fmt = "onnx" if b == "onnxruntime" else "openvino"
+            fmt = format_for_runtime(b)
             say(f"exporting for {b} {precision}")
-            target = work / f"{b}_{precision}{FORMATS[fmt]}"
-            file = str(export_model(model, target, fmt, weights=weights,
+            target = work / f"{b}_{precision}{fmt.suffix}"
+            file = str(export_model(model, target, fmt.name, weights=weights,
                                     int8=precision == "int8", calib=calib, force=True,
                                     log=False).path)
-        run_precision = "bf16" if precision == "bf16" else "fp32"
-        out.append(RuntimePath(b, precision, open_exported(file, b, run_precision, threads), file))
-        if b == "openvino" and (threads or len(os.sched_getaffinity(0))) >= 2:
-            out.append(RuntimePath(b, precision, open_exported(file, b, run_precision, threads,
-                                                               streams=2), file, streams=2))
+        runtime = RuntimeOptions(b, precision="bf16" if precision == "bf16" else "fp32",
+                                 threads=threads)
+        out.append(RuntimePath(b, precision, open_exported(file, runtime), file))
+        if b == "openvino" and cpu_threads(threads) >= 2:
+            out.append(RuntimePath(b, precision, open_exported(file, replace(runtime, streams=2)),
+                                   file, streams=2))
     if not out and not (plain is not None and precision == "fp32"):
         raise HrposeError(f"{model}: no {precision} path on backend {backend}")
     return out
@@ -185,7 +189,8 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
             weights = str(work / "random.safetensors")
             save_weights(weights, build_model(model).state_dict(), {"model": model})
         plain: RuntimePath | None = None
-        loaded = open_model(model, weights, precision="fp32", threads=threads)
+        fp32 = RuntimeOptions(precision="fp32", threads=threads)
+        loaded = open_model(model, fp32, weights)
         if loaded.card.bottomup:
             raise HrposeError(f"{model}: hrpose bench times top-down models; for bottom-up "
                               "speed see benchmarks/bottomup.py")
@@ -194,8 +199,7 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
         candidates = _paths(model, weights, backend, precision, calib, threads, plain, work, say)
         if plain is not None and backend in ("auto", "torch") and precision == "fp32":
             candidates.append(plain)
-        reference = plain.runner if plain else open_exported(exported_file(model),
-                                                             precision="fp32", threads=threads)
+        reference = plain.runner if plain else open_exported(exported_file(model), fp32)
         crops = person_crops([root], reference.input_hw, limit=64)
         x = normalize(crops, loaded.card.mean, loaded.card.std)
         ref_heatmaps = run_batched(reference, x, batch)
@@ -214,15 +218,14 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
             say(f"no {precision} path keeps 99% of joints within 1 heatmap px of fp32; "
                 "timing the fastest anyway")
         say(f"pipeline: {passes} passes over {root}")
-        estimators = {"chosen": PoseEstimator(chosen.model, None if chosen.backend == "torch"
-                                              else chosen.backend, "cpu",
-                                              "bf16" if precision == "bf16" else "fp32",
-                                              weights=weights if chosen.backend == "torch"
-                                              else None, batch=batch, threads=threads,
-                                              streams=chosen.streams)}
+        torch_weights = weights if chosen.backend == "torch" else None
+        estimators = {"chosen": PoseEstimator(chosen.model, EstimatorOptions(
+            RuntimeOptions(None if chosen.backend == "torch" else chosen.backend, "cpu",
+                           "bf16" if precision == "bf16" else "fp32", threads, chosen.streams),
+            weights=torch_weights, batch=batch))}
         if plain is not None:
-            estimators["plain"] = PoseEstimator(model, "torch", weights=weights, batch=batch,
-                                                threads=threads)
+            estimators["plain"] = PoseEstimator(model, EstimatorOptions(
+                RuntimeOptions("torch", threads=threads), weights=weights, batch=batch))
         pipeline = _pipeline(estimators, root, passes)
 
     return _result(model, precision, batch, threads, rounds, images, root, chosen, plain,

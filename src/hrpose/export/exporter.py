@@ -24,17 +24,16 @@ from ..inference.backends import (
     open_exported,
     open_model,
 )
+from ..inference.options import RuntimeOptions
 from ..io import write_failure
 from ..models.pact import is_pact
 from ..paths import check_output
-from ..runtimes import read_openvino
 from ..version import __version__
 from .calibration import person_crops, synthetic_crops
-from .onnx import copy_onnx, export_onnx, quantize_onnx
-from .openvino import quantize_openvino, save_openvino
+from .formats import FORMATS, export_format
+from .onnx import export_onnx
 from .verify import Agreement, compare
 
-FORMATS = {"onnx": ".onnx", "openvino": ".xml"}
 VERIFY_CROPS = 64
 # The share of joints an export must decode within one heatmap pixel of its source on the
 # verification crops, or it is refused (unless `force`). A float export (fp32, FP16) computes
@@ -70,7 +69,7 @@ def default_output(model: str, format: str, precision: str) -> Path:
     stem = path.stem if path.suffix else path.name
     if stem in ("model", "inference", "best", "latest") and path.suffix:
         stem = path.parent.name or stem
-    return Path(f"{stem}_{precision}{FORMATS[format]}")
+    return Path(f"{stem}_{precision}{export_format(format).suffix}")
 
 
 def _metadata(model: str, loaded: LoadedModel, input_hw: tuple[int, int], precision: str
@@ -102,7 +101,8 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         if log:
             print(message, file=sys.stderr, flush=True)
 
-    loaded = open_model(model, weights, precision="fp32")   # a zoo name: its published weights
+    # a zoo name: its published weights
+    loaded = open_model(model, RuntimeOptions(precision="fp32"), weights)
     if loaded.card.bottomup:
         raise HrposeError(f"{model}: exporting bottom-up models is not supported yet; they run "
                           "on torch (PoseEstimator, hrpose eval / infer)")
@@ -132,11 +132,13 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         say(f"calibrating on {len(x)} crops from {', '.join(map(str, calib))}")
 
     if not isinstance(reference, TorchRunner):
-        if format == "onnx" and source.suffix.lower() != ".onnx":
-            raise HrposeError(f"{source}: an OpenVINO IR cannot be turned back into ONNX; "
-                              "use --format openvino")
-        if format == "onnx" and fp16:
-            raise HrposeError(f"{source}: FP16 of an ONNX file from elsewhere is not "
+        target = export_format(format)
+        if source.suffix.lower() not in target.reads:
+            others = [f.name for f in FORMATS.values() if source.suffix.lower() in f.reads]
+            raise HrposeError(f"{source}: a {source.suffix} file cannot be turned back into "
+                              f"{target.title}; use --format {' or '.join(others)}")
+        if fp16 and not target.fp16_from_file:
+            raise HrposeError(f"{source}: FP16 of a {format} file from elsewhere is not "
                               "supported; use --format openvino --fp16")
     try:
         agreement = _write(reference, source, out, format, precision, metadata, x,
@@ -160,31 +162,32 @@ def _write(reference: object, source: Path | None, out: Path, format: str, preci
            simplify: bool, force: bool) -> Agreement:
     """Writes the export beside `out` under a temporary name, verifies it, moves it to
     `out`."""
+    target = export_format(format)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as work:
         staged = Path(work) / f"model{out.suffix}"
+        quantise = calibration if int8 else None
         if isinstance(reference, TorchRunner):
-            onnx_file = staged if format == "onnx" and not int8 else Path(work) / "fp32.onnx"
+            # torch writes ONNX: a float ONNX export is that file, anything else is made from it
+            direct = target.from_torch and not int8
+            onnx_file = staged if direct else Path(work) / "fp32.onnx"
             export_onnx(reference.model, reference.input_hw, onnx_file, metadata,
-                        fp16=fp16 and onnx_file == staged, dynamic_batch=dynamic_batch,
-                        batch=batch, simplify=simplify)
-            if onnx_file != staged:
-                _convert(onnx_file, staged, format, int8, fp16, calibration, metadata)
-        elif format == "onnx" and not int8:
-            copy_onnx(source, staged, metadata, simplify)
+                        fp16=fp16 and direct, dynamic_batch=dynamic_batch, batch=batch,
+                        simplify=simplify)
+            if not direct:
+                target.write(onnx_file, staged, quantise, fp16, metadata, simplify)
         else:
-            _convert(source, staged, format, int8, fp16, calibration, metadata)
+            target.write(source, staged, quantise, fp16, metadata, simplify)
         agreement = _verify(reference, staged, x, f"{out}: the {format} {precision} export",
                             reference_name, MIN_AGREEMENT[precision], force)
-        _publish(staged, out)
+        _publish(staged, out, target.companions)
     return agreement
 
 
 def _check_options(format: str, out: str | Path | None, fp16: bool, int8: bool,
                    calib: Sequence[str], batch: int, calib_limit: int) -> str:
     """The export's precision, once its options agree."""
-    if format not in FORMATS:
-        raise HrposeError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    target = export_format(format)
     if fp16 and int8:
         raise HrposeError("choose one of --fp16 and --int8")
     if int8 and not calib:
@@ -193,8 +196,8 @@ def _check_options(format: str, out: str | Path | None, fp16: bool, int8: bool,
     if batch < 1 or calib_limit < 1:
         raise HrposeError(f"batch and calib_limit must be at least 1, got {batch}, "
                           f"{calib_limit}")
-    if out is not None and Path(out).suffix.lower() != FORMATS[format]:
-        raise HrposeError(f"{out}: a {format} model is written as a {FORMATS[format]} file")
+    if out is not None and Path(out).suffix.lower() != target.suffix:
+        raise HrposeError(f"{out}: a {format} model is written as a {target.suffix} file")
     return "int8" if int8 else "fp16" if fp16 else "fp32"
 
 
@@ -202,7 +205,7 @@ def _verify(reference: object, staged: Path, x: np.ndarray, what: str, reference
             need: float, force: bool) -> Agreement:
     """The staged file against its source on the verification crops; refused below `need`
     of the joints within 1 heatmap px (written with a warning when `force`)."""
-    exported = open_exported(staged, precision="fp32")
+    exported = open_exported(staged, RuntimeOptions(precision="fp32"))
     agreement = compare(reference, exported, x[:VERIFY_CROPS])
     del exported                  # an OpenVINO model holds its file open until released
     if agreement.within_1px < need:
@@ -215,11 +218,11 @@ def _verify(reference: object, staged: Path, x: np.ndarray, what: str, reference
     return agreement
 
 
-def _publish(staged: Path, out: Path) -> None:
-    """Moves a verified export into place: an IR's .bin before its .xml, so a reader never
-    pairs a new .xml with an old .bin."""
-    if staged.suffix == ".xml":
-        os.replace(staged.with_suffix(".bin"), out.with_suffix(".bin"))
+def _publish(staged: Path, out: Path, companions: tuple[str, ...]) -> None:
+    """Moves a verified export into place: its companions (an IR's .bin) before the file, so a
+    reader never pairs a new .xml with an old .bin."""
+    for suffix in companions:
+        os.replace(staged.with_suffix(suffix), out.with_suffix(suffix))
     os.replace(staged, out)
 
 
@@ -228,15 +231,3 @@ def _calibration_batches(x: np.ndarray, size: int) -> list[np.ndarray]:
     if len(x) < size:
         x = np.concatenate([x] * -(-size // len(x)))
     return [np.ascontiguousarray(x[i : i + size]) for i in range(0, len(x) - size + 1, size)]
-
-
-def _convert(source: Path, out: Path, format: str, int8: bool, fp16: bool,
-             calibration: list[np.ndarray], metadata: dict[str, str]) -> None:
-    """An ONNX or IR file -> `out` in `format`, quantised when `int8`."""
-    if format == "onnx":            # only INT8 reaches here
-        quantize_onnx(source, out, calibration, metadata)
-        return
-    model = read_openvino(source)
-    if int8:
-        model = quantize_openvino(model, calibration)
-    save_openvino(model, out, metadata, fp16=fp16)

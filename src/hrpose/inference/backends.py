@@ -12,7 +12,6 @@ what running it needs (normalisation, keypoint set, codec), read from the model 
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,22 +21,24 @@ import numpy as np
 import torch
 
 from ..errors import HrposeError
-from ..hardware import check_device, check_precision, cpu_has_native_bf16, resolve_precision
 from ..models.card import ModelCard
 from ..models.loading import CHECKPOINTS, load_model
 from ..models.zoo import MODELS
 from ..runtimes import deploy_keypoint_set, openvino_core, openvino_metadata, read_openvino
 from ..skeletons import get_skeleton
+from .options import Runtime, RuntimeOptions
 
-BACKENDS = ("torch", "onnxruntime", "openvino")
 STATIC_SHAPE_BYTES = 32 * 2**20    # models with fewer weight bytes get a compilation per batch size
 
 
 class Runner(Protocol):
     """What every runner (and wrapper of one) has: `run_all` gives every output of the model
-    (a bottom-up model's two heatmap maps, a detector's boxes and scores), a call its heatmaps."""
+    (a bottom-up model's two heatmap maps, a detector's boxes and scores), a call its heatmaps;
+    `backend` and `precision` say what runs (precision "file": an exported graph's own)."""
 
     input_hw: tuple[int, int]
+    backend: str
+    precision: str
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]: ...
 
@@ -54,36 +55,38 @@ def check_finite(output: np.ndarray) -> np.ndarray:
 
 
 class TorchRunner:
-    """A PyTorch module; bf16 / fp16 run under autocast, outputs come back as float32.
-    precision "auto": bf16 where it is native (hardware.resolve_precision), else fp32."""
+    """A PyTorch module; bf16 / fp16 run under autocast, outputs come back as float32. Its
+    calls use `runtime.threads` CPU threads and give the process's setting back after, so
+    opening a model changes nothing for the rest of the program."""
 
     backend = "torch"
 
-    def __init__(self, model: torch.nn.Module, input_hw: tuple[int, int], device: str = "cpu",
-                 precision: str = "auto") -> None:
-        device = check_device(device)
-        precision = resolve_precision(precision, device)
-        if precision == "fp16" and not str(device).startswith("cuda"):
-            raise HrposeError("fp16 needs a CUDA device; use bf16 on the CPU")
-        self.device = torch.device(device)
+    def __init__(self, model: torch.nn.Module, input_hw: tuple[int, int],
+                 runtime: Runtime | None = None) -> None:
+        runtime = runtime or RuntimeOptions().resolve("torch")
+        self.device = torch.device(runtime.device)
         self.model = model.to(self.device).eval()
-        self.input_hw, self.precision = tuple(input_hw), precision
+        self.input_hw, self.precision, self.threads = tuple(input_hw), runtime.precision, \
+            runtime.threads
 
     @torch.inference_mode()
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            out = self.model(x)
+        before = torch.get_num_threads()
+        if before != self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+                out = self.model(x)
+        finally:
+            if before != self.threads:
+                torch.set_num_threads(before)
         outs = out if isinstance(out, (list, tuple)) else [out]
         return [o.float().cpu().numpy() for o in outs]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.run_all(batch)[0]
-
-
-def _threads(threads: int | None) -> int:
-    return threads or len(os.sched_getaffinity(0))
 
 
 class OnnxRunner:
@@ -93,15 +96,16 @@ class OnnxRunner:
     backend = "onnxruntime"
     precision = "file"             # the graph's own types: ONNX Runtime takes no hint
 
-    def __init__(self, path: str | Path, threads: int | None = None,
+    def __init__(self, path: str | Path, runtime: Runtime | None = None,
                  heatmaps: bool = True) -> None:
+        runtime = runtime or RuntimeOptions().resolve("onnxruntime")
         try:
             import onnxruntime as ort
         except ImportError:
             raise HrposeError("ONNX models need onnxruntime: pip install 'hrpose[runtimes]'") \
                 from None
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads(threads)
+        options.intra_op_num_threads = runtime.threads
         try:
             self.session = ort.InferenceSession(str(path), options,
                                                 providers=["CPUExecutionProvider"])
@@ -132,24 +136,18 @@ class OnnxRunner:
 class OpenVINORunner:
     """An OpenVINO IR (.xml + .bin) or ONNX file through OpenVINO on the CPU.
 
-    precision "fp32" asks for f32 inference (OpenVINO's CPU default on bf16-capable CPUs is bf16);
-    "bf16" asks for bf16; "auto" for bf16 where it is native. `heatmaps=False` opens a model
-    whose outputs are not heatmaps."""
+    The runtime's precision is the inference precision hint: fp32 asks for f32 (OpenVINO's CPU
+    default on bf16-capable CPUs is bf16), bf16 for bf16. `auto`: what was asked was auto (a
+    graph that will not build in bf16 then runs with the f32 hint). `heatmaps=False` opens a
+    model whose outputs are not heatmaps."""
 
     backend = "openvino"
 
-    def __init__(self, path: str | Path, precision: str = "auto",
-                 threads: int | None = None, heatmaps: bool = True, streams: int = 1) -> None:
-        check_precision(precision)
-        self.auto = precision == "auto"
-        if precision == "auto":
-            precision = resolve_precision("auto")
-        elif precision == "bf16" and not cpu_has_native_bf16():
-            # OpenVINO has no bf16 kernels without native bf16 (and fails to compile some
-            # under an ISA cap): it runs fp32, as its docs say it falls back
-            warnings.warn("bf16 is not native on this CPU: OpenVINO runs the model in fp32",
-                          stacklevel=2)
-            precision = "fp32"
+    def __init__(self, path: str | Path, runtime: Runtime | None = None,
+                 heatmaps: bool = True) -> None:
+        runtime = runtime or RuntimeOptions().resolve("openvino")
+        self.auto, precision, streams = runtime.asked == "auto", runtime.precision, \
+            runtime.streams
         model = read_openvino(path)
         import openvino as ov
 
@@ -166,7 +164,7 @@ class OpenVINORunner:
         hint = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[precision]
         self.precision, self.path, self.model = precision, path, model
         self.config = {"INFERENCE_PRECISION_HINT": hint,
-                       "INFERENCE_NUM_THREADS": _threads(threads)}
+                       "INFERENCE_NUM_THREADS": runtime.threads}
         # A light model runs 10-25% faster compiled for one batch size than for any (PP-TinyPose
         # bf16: 6.8 against 8.6 ms at batch 1, 6.1 against 7.2 at 2); each size costs a
         # compilation (0.4 s) and a copy of the weights, so only small models get them.
@@ -288,41 +286,63 @@ def _chunks(batch: np.ndarray, size: int | None) -> list[np.ndarray]:
     return out
 
 
+@dataclass(frozen=True)
+class ExportedRuntime:
+    """A runtime of exported files: its runner, and the file suffixes it opens (the first
+    runtime in RUNTIMES that opens a suffix is that suffix's default)."""
+
+    name: str
+    runner: type
+    opens: tuple[str, ...]
+
+
+RUNTIMES: tuple[ExportedRuntime, ...] = (
+    ExportedRuntime("onnxruntime", OnnxRunner, (".onnx",)),
+    ExportedRuntime("openvino", OpenVINORunner, (".xml", ".onnx")),
+)
+EXPORTED_SUFFIXES = tuple(dict.fromkeys(s for r in RUNTIMES for s in r.opens))
+
+
 def exported_file(path: str | Path) -> Path:
     """An exported model file, or a folder holding exactly one (.onnx or .xml)."""
     path = Path(path)
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.suffix.lower() in (".onnx", ".xml"))
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in EXPORTED_SUFFIXES)
         if len(found) != 1:
             raise HrposeError(f"{path}: a model folder must hold exactly one .onnx or .xml "
                               f"file; found {[p.name for p in found] or 'none'}")
         return found[0]
     if not path.is_file():
         beside = sorted(p.name for p in path.parent.glob("*")
-                        if p.suffix.lower() in (".onnx", ".xml")) if path.parent.is_dir() else []
+                        if p.suffix.lower() in EXPORTED_SUFFIXES) if path.parent.is_dir() else []
         raise HrposeError(f"{path}: no such file" + (f" (the folder has {', '.join(beside)})"
                                                       if beside else ""))
     return path
 
 
-def open_exported(path: str | Path, backend: str | None = None, precision: str = "auto",
-                  threads: int | None = None, heatmaps: bool = True, streams: int = 1
-                  ) -> OnnxRunner | OpenVINORunner:
+def exported_runtime(path: Path, backend: str | None) -> ExportedRuntime:
+    """The runtime of an exported file: the one asked, else its suffix's default."""
+    suffix = path.suffix.lower()
+    if suffix not in EXPORTED_SUFFIXES:
+        raise HrposeError(f"{path}: an exported model is a .onnx or an OpenVINO .xml file")
+    runtime = next((r for r in RUNTIMES if r.name == backend) if backend else
+                   (r for r in RUNTIMES if suffix in r.opens), None)
+    if runtime is None or suffix not in runtime.opens:
+        raise HrposeError(f"{path}: backend {backend!r} cannot run a {suffix} file")
+    return runtime
+
+
+def open_exported(path: str | Path, options: RuntimeOptions = RuntimeOptions(),
+                  heatmaps: bool = True) -> Runner:
     """A runner for an exported file: .onnx runs on ONNX Runtime (or OpenVINO when asked),
     .xml on OpenVINO."""
     path = exported_file(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".onnx", ".xml"):
-        raise HrposeError(f"{path}: an exported model is a .onnx or an OpenVINO .xml file")
-    backend = backend or ("openvino" if suffix == ".xml" else "onnxruntime")
-    if backend == "openvino":
-        return OpenVINORunner(path, precision, threads, heatmaps, streams)
-    if backend == "onnxruntime" and suffix == ".onnx":
-        if precision not in ("auto", "fp32"):
-            raise HrposeError(f"{path}: ONNX Runtime runs the file's own precision; use "
-                              "--precision fp32, or the openvino backend for bf16")
-        return OnnxRunner(path, threads, heatmaps)
-    raise HrposeError(f"{path}: backend {backend!r} cannot run a {suffix} file")
+    chosen = exported_runtime(path, options.backend)
+    try:
+        runtime = options.resolve(chosen.name)
+    except HrposeError as e:
+        raise HrposeError(f"{path}: {e}") from None
+    return chosen.runner(path, runtime, heatmaps)
 
 
 class BGRInput:
@@ -330,8 +350,7 @@ class BGRInput:
 
     def __init__(self, runner: Runner) -> None:
         self.runner, self.input_hw = runner, runner.input_hw
-        self.backend = getattr(runner, "backend", "")
-        self.precision = getattr(runner, "precision", "")
+        self.backend, self.precision = runner.backend, runner.precision
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         return self.runner.run_all(np.ascontiguousarray(batch[:, ::-1]))
@@ -348,36 +367,28 @@ class LoadedModel:
     card: ModelCard
 
 
-def open_model(model: str, weights: str | None = None, backend: str | None = None,
-               device: str = "cpu", precision: str = "auto", threads: int | None = None,
-               streams: int = 1) -> LoadedModel:
+def open_model(model: str, options: RuntimeOptions = RuntimeOptions(),
+               weights: str | None = None) -> LoadedModel:
     """A runner for a zoo model name (its published weights; `weights`: a file, URL,
     "imagenet", or "none" for random initialisation), a checkpoint file, or an exported .onnx /
-    .xml file. Each states its card (models/card.py); an
-    exported file without hrpose metadata gets ImageNet mean/std and the classic codec, and the
-    keypoint set its PaddleDetection deployment config (infer_cfg.yml) names, if any."""
-    if backend is not None and backend not in BACKENDS:
-        raise HrposeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    check_precision(precision)
+    .xml file, run as `options` say. Each states its card (models/card.py); an exported file
+    without hrpose metadata gets ImageNet mean/std and the classic codec, and the keypoint set
+    its PaddleDetection deployment config (infer_cfg.yml) names, if any."""
     suffix = Path(model).suffix.lower()
     if model in MODELS or (suffix in CHECKPOINTS and Path(model).is_file()):
-        if backend not in (None, "torch"):
+        if options.backend not in (None, "torch"):
             raise HrposeError(f"{model}: a PyTorch model runs on torch; export it for "
-                              f"{backend}")
+                              f"{options.backend}")
+        runtime = options.resolve("torch")
         net, card = load_model(model, weights)
-        if threads:
-            torch.set_num_threads(threads)
-        return LoadedModel(TorchRunner(net, card.input_hw, device, precision), card)
+        return LoadedModel(TorchRunner(net, card.input_hw, runtime), card)
     if weights is not None:
         raise HrposeError(f"{model}: --weights is for zoo models; an exported file carries its "
                           "own weights")
     if not suffix and not Path(model).is_dir():
         raise HrposeError(f"unknown model {model!r}: give a zoo name ({', '.join(MODELS)}), a "
                           "checkpoint, or an exported .onnx / .xml file (or its folder)")
-    if str(check_device(device)) != "cpu":
-        raise HrposeError(f"{model}: exported files run on the CPU (ONNX Runtime, OpenVINO); "
-                          f"device {device!r} is for zoo models and checkpoints")
-    runner = open_exported(model, backend, precision, threads, streams=streams)
+    runner = open_exported(model, options)
     card = ModelCard.from_metadata(runner.metadata, str(model))
     if card.keypoints is None and deploy_keypoint_set(model):    # PaddleDetection's export
         card = replace(card, keypoints=get_skeleton(deploy_keypoint_set(model)))

@@ -15,6 +15,7 @@ from ..errors import HrposeError
 from ..models.zoo import DETECTORS, IMAGENET_MEAN, IMAGENET_STD, detector_file
 from .backends import open_exported
 from .boxes import nms, xyxy_to_xywh
+from .options import RuntimeOptions
 
 
 class Detector(Protocol):
@@ -29,16 +30,17 @@ class ExportedDetector:
 
     input: the whole image resized to the model's input size (no aspect ratio kept), RGB,
     normalised by `mean`/`std`; outputs: boxes (N, M, 4) x1, y1, x2, y2 in input pixels and
-    scores (N, C, M) with the person class at `class_index`; no NMS inside the model."""
+    scores (N, C, M) with the person class at `class_index`; no NMS inside the model. `runtime`:
+    how it runs (default: by its file, precision auto, every core)."""
 
-    def __init__(self, path: str | Path, backend: str | None = None, precision: str = "fp32",
-                 threads: int | None = None, score_threshold: float = 0.5,
+    def __init__(self, path: str | Path, runtime: RuntimeOptions = RuntimeOptions(),
+                 score_threshold: float = 0.5,
                  iou_threshold: float = 0.6, class_index: int = 0,
                  mean: tuple[float, ...] = IMAGENET_MEAN,
                  std: tuple[float, ...] = IMAGENET_STD) -> None:
         if str(path) in DETECTORS:             # a zoo detector: its cached (downloaded) file
             path = detector_file(str(path))
-        self.runner = open_exported(path, backend, precision, threads, heatmaps=False)
+        self.runner = open_exported(path, runtime, heatmaps=False)
         shapes = self.runner.output_shapes
         boxes = [i for i, s in enumerate(shapes) if len(s) == 3 and s[2] == 4]
         scores = [i for i, s in enumerate(shapes) if len(s) == 3 and i not in boxes]

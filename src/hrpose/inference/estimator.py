@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +23,8 @@ from ..errors import HrposeError
 from ..skeletons import Skeleton, resolve_skeleton_option, unnamed_skeleton
 from .backends import open_model
 from .bottomup import BottomUpEstimator
-from .detector import Detector
 from .images import to_rgb
+from .options import DEFAULT, EstimatorOptions, RuntimeOptions
 from .person import Person
 from .topdown import TopDownEstimator
 
@@ -35,69 +37,55 @@ class PoseEstimator:
     model: a zoo name ("hrnet_w32_256x192": its published weights unless `weights` says
     otherwise), a checkpoint file (.safetensors from `hrpose train`, or any published layout), or
     an exported .onnx / OpenVINO .xml file. The keypoint set, input size, normalisation and
-    heatmap codec come from the model; `decode` overrides the codec's decoding ("classic",
-    "dark", "udp"). `detector` finds people in images given without boxes: "default" (the zoo's
-    PicoDet-S pedestrian detector, downloaded on first use), a zoo detector name, an exported
-    detector file or a `Detector`; None (or "none") takes the whole image as one person, with a
-    warning when the pose found that way is unsure. `box_threshold`: the detector's score
-    threshold (a named or file detector). `flip` turns on the flip
-    test (about 2x the model time, a little more accurate). `batch`: crops per model call
-    (default 8 on the CPU, 32 on a GPU). `streams` (OpenVINO): split the CPU into that many
-    streams and each batch across them (more images/s for light models at batch 8; a batch of
-    one crop then runs on one stream's threads). `keypoints`: the keypoint set of a model whose
-    file states none (an exported graph from elsewhere): a built-in name, a set file or a
-    `Skeleton`; a model that states its set must agree with it."""
+    heatmap codec come from the model.
 
-    def __init__(self, model: str | Path = "hrnet_w32_256x192", backend: str | None = None,
-                 device: str = "cpu", precision: str = "auto", *, weights: str | None = None,
-                 detector: str | Path | Detector | None = "default",
-                 box_threshold: float = 0.5, flip: bool = False,
-                 decode: str | None = None, batch: int | None = None,
-                 threads: int | None = None, streams: int = 1,
-                 padding: float = BOX_PADDING, scales: Sequence[float] = (1.0,),
+    How it runs is an `EstimatorOptions` (inference/options.py), given whole as `options` or as
+    keywords of the same names, which are the command line's flags with _ for -: backend,
+    device, precision, threads, streams (where and how the model runs), weights, detector
+    ("default": the zoo's PicoDet-S pedestrian detector, downloaded on first use; a zoo
+    detector name, an exported detector file or a `Detector`; None: the whole image is one
+    person, with a warning when the pose found that way is unsure), box_threshold, flip (the
+    flip test: about 2x the model time, a little more accurate), decode ("classic", "dark",
+    "udp"; default the model's), batch (crops per model call; default 8 on the CPU, 32 on a
+    GPU), scales, keypoints (the set of a model file that states none: a built-in name, a set
+    file or a `Skeleton`; a model that states its set must agree with it). Keywords change the
+    given `options`. `detector_runtime`: how the detector runs, when not as the pose model
+    (`RuntimeOptions.for_detector`)."""
+
+    def __init__(self, model: str | Path = "hrnet_w32_256x192",
+                 options: EstimatorOptions | None = None, *, padding: float = BOX_PADDING,
                  grouping: GroupingSettings | None = None,
-                 keypoints: str | Path | Skeleton | None = None) -> None:
-        # Crops per model call. On a CPU, HRNet-W32 runs fastest at 4-8 (measured: 11.3
-        # images/s at 8, 8.0 at 32, whose activations spill out of the caches); GPUs want more.
-        batch = batch if batch is not None else 8 if str(device) == "cpu" else 32
-        if batch < 1:
-            raise HrposeError(f"batch must be at least 1, got {batch}")
-        if not 0 <= box_threshold <= 1:
-            raise HrposeError(f"box_threshold must be in [0, 1], got {box_threshold}")
-        if not scales or min(scales) <= 0:
-            raise HrposeError(f"scales must be positive numbers, got {tuple(scales)}")
-        loaded = open_model(str(model), weights, backend, device, precision, threads, streams)
+                 detector_runtime: RuntimeOptions | None = None, **keywords: Any) -> None:
+        if keywords:
+            options = EstimatorOptions.build(**{**_fields(options), **keywords})
+        self.options = options = options or EstimatorOptions()
+        loaded = open_model(str(model), options.runtime, options.weights)
         self.runner, self.card = loaded.runner, loaded.card
         h, w = self.input_hw = self.runner.input_hw
-        if detector == "none":
-            detector = None
         if self.card.bottomup:
-            if detector not in (None, "default"):
+            if options.detector not in (None, DEFAULT):
                 raise HrposeError(f"{model}: a bottom-up model finds people itself; drop the "
                                   "detector")
             probe = self.runner.run_all(np.zeros((1, 3, 64, 64), np.float32))[-1]
         else:
-            if tuple(scales) != (1.0,):
-                raise HrposeError(f"{model}: scales {tuple(scales)} are for bottom-up models; "
+            if options.scales != (1.0,):
+                raise HrposeError(f"{model}: scales {options.scales} are for bottom-up models; "
                                   "a top-down model sees person crops at one size")
             probe = self.runner(np.zeros((1, 3, h, w), np.float32))
         joints = probe.shape[1]
-        self.skeleton: Skeleton = model_keypoints(str(model), self.card.keypoints, keypoints,
-                                                  joints, flip)
+        self.skeleton: Skeleton = model_keypoints(str(model), self.card.keypoints,
+                                                  options.keypoints, joints, options.flip)
         if self.skeleton.num_joints != joints:
             raise HrposeError(f"{model}: the model predicts {joints} joints, its keypoint set "
                               f"{self.skeleton.name!r} has {self.skeleton.num_joints}")
         if self.card.bottomup:
             self.pipeline: TopDownEstimator | BottomUpEstimator = BottomUpEstimator(
-                self.runner, self.card, self.skeleton, flip=flip, scales=scales,
-                grouping=grouping or GroupingSettings())
+                self.runner, self.card, self.skeleton, flip=options.flip,
+                scales=options.scales, grouping=grouping or GroupingSettings())
         else:
             self.pipeline = TopDownEstimator(
                 self.runner, self.card, self.skeleton, (probe.shape[3], probe.shape[2]),
-                decode=decode, detector=detector, box_threshold=box_threshold, flip=flip,
-                batch=batch, padding=padding, threads=threads,
-                # fp32 or bf16 asked for: the detector too; else its own choice
-                detector_precision=precision if precision in ("fp32", "bf16") else "auto")
+                options, padding, detector_runtime)
 
     @property
     def kind(self) -> str:
@@ -171,3 +159,12 @@ def model_keypoints(model: str, stated: Skeleton | None, given: str | Path | Ske
     warnings.warn(f"{model}: the file states no keypoint set: its {joints} joints are unnamed, "
                   "with no flip pairs or links (give --keypoints NAME or FILE)", stacklevel=3)
     return unnamed_skeleton(joints)
+
+
+def _fields(options: EstimatorOptions | None) -> dict[str, Any]:
+    """An options value as the keywords that build it (its runtime's fields flattened)."""
+    if options is None:
+        return {}
+    values = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "runtime"}
+    return {**values, **{f.name: getattr(options.runtime, f.name)
+                         for f in fields(options.runtime)}}

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..codecs.heatmap import HeatmapCodec
 from ..data.topdown import crop_people
-from ..data.transforms import apply_affine, boxes_to_crops, invert_affine, normalize
+from ..data.transforms import BOX_PADDING, apply_affine, boxes_to_crops, invert_affine, normalize
 from ..metrics.coco import rescore
 from ..models.card import ModelCard
 from ..models.zoo import DEFAULT_DETECTOR
@@ -23,6 +23,7 @@ from ..skeletons import Skeleton
 from .backends import Runner, check_finite
 from .boxes import check_boxes
 from .detector import Detector, ExportedDetector
+from .options import DEFAULT, EstimatorOptions, RuntimeOptions
 from .person import Person
 
 # A whole-image box whose joints score below this on average is probably not one person
@@ -69,23 +70,25 @@ class Crops:
 
 
 class TopDownEstimator:
-    """Boxes, then keypoints in each box. `detector`: "default" (the zoo's, loaded when an image
-    first needs it), a zoo name or file, a `Detector`, or None (the whole image)."""
+    """Boxes, then keypoints in each box, as `options` say. Its detector: "default" (the
+    zoo's, loaded when an image first needs it), a zoo name or file, a `Detector`, or None (the
+    whole image); it runs as `detector_runtime` says (default: `options.runtime.for_detector`)."""
 
     def __init__(self, runner: Runner, card: ModelCard, skeleton: Skeleton,
-                 heatmap_wh: tuple[int, int], *, decode: str | None, detector: object,
-                 box_threshold: float, flip: bool, batch: int, padding: float,
-                 threads: int | None, detector_precision: str = "auto") -> None:
+                 heatmap_wh: tuple[int, int], options: EstimatorOptions,
+                 padding: float = BOX_PADDING, detector_runtime: RuntimeOptions | None = None
+                 ) -> None:
         h, w = runner.input_hw
         self.runner, self.mean, self.std, self.skeleton = runner, card.mean, card.std, skeleton
-        self.codec = HeatmapCodec((w, h), heatmap_wh, method=decode or card.codec)
-        self.flip, self.batch, self.padding = flip, batch, padding
+        self.codec = HeatmapCodec((w, h), heatmap_wh, method=options.decode or card.codec)
+        self.flip, self.batch, self.padding = options.flip, options.model_batch, padding
         self.detector: Detector | None = None
         self._lazy_detector: str | None = None     # a zoo detector, loaded when first needed
-        self._threads, self._box_threshold = threads, box_threshold
-        self._detector_precision = detector_precision
+        self._box_threshold = options.box_threshold
+        self._detector_runtime = detector_runtime or options.runtime.for_detector()
         self._warned_whole_image = False
-        if detector == "default":
+        detector = options.detector
+        if detector == DEFAULT:
             self._lazy_detector = DEFAULT_DETECTOR
         elif isinstance(detector, (str, Path)):
             self.detector = self._open_detector(detector)
@@ -166,8 +169,7 @@ class TopDownEstimator:
     def _open_detector(self, detector: str | Path) -> Detector:
         # "auto": bf16 where it is native, as the pose model: PicoDet-S 8.0 -> 5.7 ms a 720p
         # frame, the same people on a test clip (box IoU with fp32: median 0.994, lowest 0.94)
-        return ExportedDetector(detector, precision=self._detector_precision,
-                                threads=self._threads,
+        return ExportedDetector(detector, self._detector_runtime,
                                 score_threshold=self._box_threshold)
 
     def _warn_unsure_whole_image(self, keypoints: np.ndarray, whole: np.ndarray,

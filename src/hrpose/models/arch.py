@@ -1,80 +1,41 @@
-"""Architectures as types, one per (family, kind), each with its own defaults: what the zoo's
-specs hold, what checkpoints record (`to_dict`, in the form hrpose has always written) and what
-a training config's `model:` section extends with how training starts (config.py)."""
+"""Architectures as types, one per (family, kind), each with its own defaults, defined in its
+family's file beside its network (`HRNetArch` in hrnet.py, `HigherHRNetArch` in
+higherhrnet.py, `LiteHRNetArch` in litehrnet.py), with its `Family` record (models/family.py):
+what the zoo's specs hold, what checkpoints record (`to_dict`, in the form hrpose has always
+written) and what a training config's `model:` section extends with how training starts
+(config.py). `MODEL_FAMILIES` lists the records: a new family is its file and one line here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 from ..errors import HrposeError
-from .heads import HeatmapHead, TopDownModel
-from .higherhrnet import BottomUpModel, HigherResolutionHead
-from .hrnet import HRNet, HRNetConfig
-from .litehrnet import LiteHRNetConfig, litehrnet_topdown
+from . import higherhrnet, hrnet, litehrnet
+from .family import Arch, Family
+from .heads import TopDownModel
+from .higherhrnet import BottomUpModel, HigherHRNetArch
+from .hrnet import HRNetArch
+from .litehrnet import LiteHRNetArch
 
-FAMILIES = ("hrnet", "litehrnet")
+__all__ = ["FAMILIES", "MODEL_FAMILIES", "Arch", "HRNetArch", "HigherHRNetArch",
+           "LiteHRNetArch", "arch_from_dict", "family_of", "find_family", "model_from_arch"]
 
+MODEL_FAMILIES: tuple[Family, ...] = (hrnet.FAMILY, higherhrnet.FAMILY, litehrnet.FAMILY)
 
-def _values(arch: object, base: type, skip: tuple[str, ...] = ()) -> dict:
-    return {f.name: getattr(arch, f.name) for f in fields(base) if f.name not in skip}
-
-
-@dataclass(frozen=True)
-class HRNetArch(HRNetConfig):
-    """A top-down HRNet (HRNetConfig's fields; defaults HRNet-W32) with a heatmap head."""
-
-    num_joints: int = 17
-    family: str = "hrnet"
-    kind: str = "topdown"              # person crops
-
-    def create(self) -> TopDownModel:
-        backbone = HRNet(HRNetConfig(**_values(self, HRNetConfig)))
-        return TopDownModel(backbone, HeatmapHead(backbone.out_channels[0], self.num_joints))
-
-    def to_dict(self) -> dict:
-        return {**_values(self, HRNetConfig, ("multi_scale_output",)),
-                "num_joints": self.num_joints}
+FAMILIES = tuple(dict.fromkeys(f.family for f in MODEL_FAMILIES))      # names, for configs
 
 
-@dataclass(frozen=True)
-class HigherHRNetArch(HRNetArch):
-    """HigherHRNet: the HRNet with `deconv_blocks` basic blocks at 1/2 resolution; whole
-    images."""
-
-    kind: str = "bottomup"
-    deconv_blocks: int = 4
-
-    def create(self) -> BottomUpModel:
-        backbone = HRNet(HRNetConfig(**_values(self, HRNetConfig)))
-        channels = backbone.out_channels[0]
-        return BottomUpModel(backbone, HigherResolutionHead(channels, self.num_joints, channels,
-                                                            self.deconv_blocks))
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "kind": "bottomup", "deconv_blocks": self.deconv_blocks}
+def find_family(family: str, kind: str) -> Family | None:
+    """The record of a family and kind (read from MODEL_FAMILIES at each call)."""
+    return next((f for f in MODEL_FAMILIES if f.key == (family, kind)), None)
 
 
-@dataclass(frozen=True)
-class LiteHRNetArch(LiteHRNetConfig):
-    """A LiteHRNet (LiteHRNetConfig's fields; defaults LiteHRNet-18) with a heatmap head."""
-
-    num_joints: int = 17
-    family: str = "litehrnet"
-    kind: str = "topdown"
-
-    def create(self) -> TopDownModel:
-        return litehrnet_topdown(LiteHRNetConfig(**_values(self, LiteHRNetConfig)),
-                                 self.num_joints)
-
-    def to_dict(self) -> dict:
-        return {"family": "litehrnet", **_values(self, LiteHRNetConfig),
-                "num_joints": self.num_joints}
-
-
-Arch = HRNetArch | HigherHRNetArch | LiteHRNetArch
-ARCHS: dict[tuple[str, str], type] = {
-    ("hrnet", "topdown"): HRNetArch, ("hrnet", "bottomup"): HigherHRNetArch,
-    ("litehrnet", "topdown"): LiteHRNetArch}
+def family_of(arch: Arch) -> Family:
+    """The record of an architecture's family and kind."""
+    found = find_family(arch.family, arch.kind)
+    if found is None:
+        raise HrposeError(f"no model family {arch.family!r} of kind {arch.kind!r}")
+    return found
 
 
 def arch_from_dict(arch: object) -> Arch:
@@ -84,10 +45,12 @@ def arch_from_dict(arch: object) -> Arch:
     if not isinstance(arch, dict):
         raise HrposeError(f"bad model architecture {arch!r}: expected an object of fields")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
+    # files written before `family` and `kind` existed are top-down HRNets
     key = (values.get("family", "hrnet"), values.get("kind", "topdown"))
-    if key not in ARCHS:
+    family = find_family(*key)
+    if family is None:
         raise HrposeError(f"bad model architecture {arch}: unknown family and kind {key}")
-    cls = ARCHS[key]
+    cls = family.arch
     for f in fields(cls):
         if f.name in values and not _fits(f.name, f.type, values[f.name]):
             raise HrposeError(f"bad model architecture: field {f.name!r} is "

@@ -91,10 +91,12 @@ def convert_openvino(src: str | os.PathLike, dst: str | os.PathLike,
                      model_name: str | None = None) -> dict[str, str]:
     """An OpenVINO IR of a zoo architecture with folded batch norm (PP-TinyPose) -> an hrpose
     checkpoint: every convolution's weight and bias, matched in construction order and
-    shape-checked. The model is named, or found from the input size among tinypose_*."""
+    shape-checked. The model is named, or found from the input size among the zoo's models
+    with biased convolutions (PP-TinyPose)."""
     convs, hw = read_openvino_convs(src)
     if model_name is None:
-        found = [n for n, s in MODELS.items() if n.startswith("tinypose")
+        # zoo models with biased convolutions (batch norm folded in, as published)
+        found = [n for n, s in MODELS.items() if getattr(s.arch, "conv_bias", False)
                  and tuple(s.input_hw) == tuple(hw)]
         if len(found) != 1:
             raise CheckpointError(f"{src}: input {hw[0]}x{hw[1]} is no tinypose_* model's; "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 
@@ -42,3 +45,24 @@ class TopDownModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.backbone(x))
+
+    def init_from_scratch(self) -> None:
+        """Weights for training from nothing (`model.init: kaiming`)."""
+        init_kaiming(self.backbone)
+
+
+def init_kaiming(module: nn.Module) -> None:
+    """He initialisation (fan-out) for training from scratch: the official N(0, 0.001) is meant
+    to be overwritten by ImageNet weights, and from scratch it makes Adam's first steps huge
+    relative to the weights."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+def init_tags(layer: nn.Conv2d, num_joints: int) -> None:
+    """He-initialised tag outputs for training from scratch: tags that all start at ~0 sit on
+    a saddle of the push loss (exp(-d^2) is flat at d = 0) and stay collapsed for epochs."""
+    with torch.no_grad():
+        fan_in = layer.weight[num_joints:][0].numel()
+        layer.weight[num_joints:].normal_(0, math.sqrt(2 / fan_in))

@@ -9,11 +9,14 @@ block), so the official and mmpose 0.x checkpoints load with a prefix rename.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
-from .heads import TopDownModel
-from .hrnet import BasicBlock
+from .family import Family, field_values
+from .heads import TopDownModel, init_kaiming, init_tags
+from .hrnet import BasicBlock, HRNet, HRNetArch, HRNetConfig
 
 
 class HigherResolutionHead(nn.Module):
@@ -69,3 +72,30 @@ class BottomUpModel(TopDownModel):
     @property
     def num_joints(self) -> int:
         return self.head.num_joints
+
+    def init_from_scratch(self) -> None:
+        init_kaiming(self.backbone)
+        init_kaiming(self.head.deconv_layers)       # its head has convolution blocks too
+        init_tags(self.head.final_layers[0], self.num_joints)
+
+
+@dataclass(frozen=True)
+class HigherHRNetArch(HRNetArch):
+    """HigherHRNet: the HRNet with `deconv_blocks` basic blocks at 1/2 resolution; whole
+    images."""
+
+    kind: str = "bottomup"
+    deconv_blocks: int = 4
+
+    def create(self) -> BottomUpModel:
+        backbone = HRNet(HRNetConfig(**field_values(self, HRNetConfig)))
+        channels = backbone.out_channels[0]
+        return BottomUpModel(backbone, HigherResolutionHead(channels, self.num_joints, channels,
+                                                            self.deconv_blocks))
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "kind": "bottomup", "deconv_blocks": self.deconv_blocks}
+
+
+FAMILY = Family("hrnet", "bottomup", HigherHRNetArch, init="imagenet",
+                paper_flops="higherhrnet", layouts=("official", "mmpose0", "imagenet"))

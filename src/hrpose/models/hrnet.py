@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from .family import Family, field_values
+from .heads import HeatmapHead, TopDownModel
+
 
 @dataclass(frozen=True)
 class HRNetConfig:
@@ -238,3 +241,24 @@ class HRNet(nn.Module):
             xs = getattr(self, f"stage{stage}")(xs)
         return xs
 
+
+
+@dataclass(frozen=True)
+class HRNetArch(HRNetConfig):
+    """A top-down HRNet (HRNetConfig's fields; defaults HRNet-W32) with a heatmap head."""
+
+    num_joints: int = 17
+    family: str = "hrnet"
+    kind: str = "topdown"              # person crops
+
+    def create(self) -> TopDownModel:
+        backbone = HRNet(HRNetConfig(**field_values(self, HRNetConfig)))
+        return TopDownModel(backbone, HeatmapHead(backbone.out_channels[0], self.num_joints))
+
+    def to_dict(self) -> dict:
+        return {**field_values(self, HRNetConfig, ("multi_scale_output",)),
+                "num_joints": self.num_joints}
+
+
+FAMILY = Family("hrnet", "topdown", HRNetArch, init="imagenet", paper_flops="hrnet",
+                layouts=("official", "mmpose0", "imagenet", "paddle", "mindspore"))

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .family import Family, field_values
 from .heads import HeatmapHead, TopDownModel
 
 
@@ -347,3 +348,25 @@ def litehrnet_topdown(config: LiteHRNetConfig, num_joints: int) -> TopDownModel:
     """A LiteHRNet with the 1x1 heatmap layer (`head.final_layer`, with bias)."""
     backbone = LiteHRNet(config)
     return TopDownModel(backbone, HeatmapHead(backbone.out_channels[0], num_joints))
+
+
+@dataclass(frozen=True)
+class LiteHRNetArch(LiteHRNetConfig):
+    """A LiteHRNet (LiteHRNetConfig's fields; defaults LiteHRNet-18) with a heatmap head."""
+
+    num_joints: int = 17
+    family: str = "litehrnet"
+    kind: str = "topdown"
+
+    def create(self) -> TopDownModel:
+        return litehrnet_topdown(LiteHRNetConfig(**field_values(self, LiteHRNetConfig)),
+                                 self.num_joints)
+
+    def to_dict(self) -> dict:
+        return {"family": "litehrnet", **field_values(self, LiteHRNetConfig),
+                "num_joints": self.num_joints}
+
+
+# trained from the official random init as published
+FAMILY = Family("litehrnet", "topdown", LiteHRNetArch, init="none", paper_flops="torchstat",
+                layouts=("mmpose0", "paddle", "openvino"))

@@ -149,6 +149,25 @@ def init_weights(init: str, arch: Arch, input_hw: tuple[int, int]
     return weights_file(init, "", arch.width), None
 
 
+def initialised_model(arch: Arch, init: str, input_hw: tuple[int, int], skeleton: Skeleton,
+                      carry_joints: bool = True) -> tuple[nn.Module, str]:
+    """A model of `arch` to train, initialised as a config's `model.init` says: "none" (the
+    architecture's own), "kaiming" (from scratch: `init_from_scratch`), or weights (a zoo name,
+    "published", "imagenet", a file or a URL: `init_weights`, then `load_for_keypoints`).
+    Returns the model and a line saying what started fresh ("" when nothing did)."""
+    model = arch.create()
+    if init in ("none", ""):
+        return model, ""
+    if init == "kaiming":
+        model.init_from_scratch()
+        return model, ""
+    try:
+        path, source = init_weights(init, arch, input_hw)
+    except HrposeError as e:
+        raise HrposeError(f"model.init {init}: {e}") from None
+    return model, load_for_keypoints(model, arch, path, skeleton, source, carry_joints)
+
+
 def load_for_keypoints(model: nn.Module, arch: Arch, path: str | os.PathLike,
                        skeleton: Skeleton, source: Skeleton | None = None,
                        carry: bool = True) -> str:

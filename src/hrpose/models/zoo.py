@@ -10,8 +10,9 @@ import torch
 from ..errors import HrposeError
 from ..hub import download
 from ..skeletons import SKELETONS, get_skeleton
-from .arch import Arch, HigherHRNetArch, HRNetArch, LiteHRNetArch, arch_from_dict
+from .arch import Arch, HigherHRNetArch, HRNetArch, LiteHRNetArch, arch_from_dict, family_of
 from .card import IMAGENET_MEAN, IMAGENET_STD, ModelCard
+from .family import PAPER_FLOPS, PaperFlops
 from .heads import TopDownModel
 from .higherhrnet import BottomUpModel
 
@@ -60,9 +61,14 @@ class ModelSpec:
                          else "classic", self.kind, self.name)
 
     @property
+    def paper_flops(self) -> PaperFlops:
+        """How its family's papers count FLOPs (models/family.py)."""
+        return PAPER_FLOPS[family_of(self.arch).paper_flops]
+
+    @property
     def paper_unit(self) -> float:
         """The divisor of the official summary tool's "GFLOPs" (see models/complexity.py)."""
-        return 1e9 if self.kind == "bottomup" else 2**30
+        return self.paper_flops.divisor or 2**30
 
 
 JOINTS = {name: skeleton.num_joints for name, skeleton in SKELETONS.items()}

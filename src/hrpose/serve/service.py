@@ -169,6 +169,7 @@ def _hex(rgb: tuple[int, int, int]) -> str:
 def model_card(estimator: PoseEstimator, settings: ServeSettings, detector: bool) -> dict:
     """What a client needs to send images and draw what comes back (`GET /v1/model`)."""
     card, skeleton, runner = estimator.card, estimator.skeleton, estimator.runner
+    options = settings.options
     h, w = estimator.input_hw
     codec = estimator.codec
     return {
@@ -180,12 +181,12 @@ def model_card(estimator: PoseEstimator, settings: ServeSettings, detector: bool
                       "joint_colours": [_hex(c) for c in joint_colours(skeleton)],
                       "link_colours": [_hex(c) for c in limb_colours(skeleton)]},
         "codec": codec.method if codec is not None else card.codec,
-        "backend": getattr(runner, "backend", ""), "precision": getattr(runner, "precision", ""),
-        "flip": settings.flip,
+        "backend": runner.backend, "precision": runner.precision,
+        "flip": options.flip,
         # top-down: the detector that finds people without given boxes ("none": the whole
         # image is one person); bottom-up: none is needed
-        "detector": None if card.bottomup else settings.detector if detector else "none",
-        "thresholds": {"box": settings.box_threshold, "keypoint": settings.keypoint_threshold,
+        "detector": None if card.bottomup else options.detector if detector else "none",
+        "thresholds": {"box": options.box_threshold, "keypoint": settings.keypoint_threshold,
                        "person": settings.person_threshold},
         "batching": {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms},
         "limits": {"max_upload_mb": settings.max_upload_mb, "max_pixels": settings.max_pixels,

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..errors import HrposeError
 from ..inference.estimator import PoseEstimator
+from ..inference.options import EstimatorOptions, split_threads
 
 SETTINGS_VARIABLE = "HRPOSE_SERVE_SETTINGS"
 API_KEY_VARIABLE = "HRPOSE_API_KEY"
@@ -18,22 +19,12 @@ API_KEY_VARIABLE = "HRPOSE_API_KEY"
 
 @dataclass(frozen=True)
 class ServeSettings:
-    # The model, as `hrpose infer` takes it.
+    # The model, and how it runs: as `hrpose infer` takes them (the options' batch is
+    # max_batch: the batchers fill the model calls).
     model: str = "hrnet_w32_256x192"
-    weights: str | None = None
-    detector: str | None = "default"   # zoo name or file; None: the whole image is one person
-    backend: str | None = None
-    device: str = "cpu"
-    precision: str = "auto"
-    threads: int | None = None
-    streams: int = 1                     # OpenVINO streams (a batch is split across them)
-    decode: str | None = None
-    flip: bool = False
-    box_threshold: float = 0.5
+    options: EstimatorOptions = field(default_factory=EstimatorOptions)
     keypoint_threshold: float = 0.3      # drawings: joints at or above this
     person_threshold: float = 0.1        # drawings: people at or above this
-    scales: tuple[float, ...] = (1.0,)
-    keypoints: str | None = None         # the set of a model file that states none
     # Batching: a model call takes up to max_batch crops (bottom-up: images), waiting at most
     # max_wait_ms after the oldest job for more to arrive.
     max_batch: int = 8
@@ -51,6 +42,9 @@ class ServeSettings:
                   ("max_wait_ms", 0 <= self.max_wait_ms <= 10_000),
                   ("max_upload_mb", self.max_upload_mb > 0), ("max_pixels", self.max_pixels >= 1),
                   ("timeout_s", self.timeout_s > 0)]
+        if not isinstance(self.options.detector, str | None):
+            raise HrposeError("the service's detector is a name or a file (it is opened in "
+                              "each worker process)")
         for name, ok in checks:
             if not ok:
                 raise HrposeError(f"serve setting {name}={getattr(self, name)!r} is out of range")
@@ -62,13 +56,13 @@ class ServeSettings:
                               "print(secrets.token_urlsafe(24))')")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps({**asdict(self), "options": self.options.to_dict()})
 
     @classmethod
     def from_json(cls, text: str) -> ServeSettings:
         values = json.loads(text)
-        for name in ("scales", "cors_origins"):
-            values[name] = tuple(values[name])
+        values["cors_origins"] = tuple(values["cors_origins"])
+        values["options"] = EstimatorOptions.from_dict(values["options"])
         return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     @classmethod
@@ -82,10 +76,12 @@ class ServeSettings:
 
 def open_estimator(settings: ServeSettings) -> PoseEstimator:
     """The service's model: a `PoseEstimator` as `hrpose infer` opens it, with the model
-    batch the service's `max_batch`."""
-    return PoseEstimator(settings.model, settings.backend, settings.device, settings.precision,
-                         weights=settings.weights, detector=settings.detector,
-                         box_threshold=settings.box_threshold, flip=settings.flip,
-                         decode=settings.decode, batch=settings.max_batch,
-                         threads=settings.threads, streams=settings.streams,
-                         scales=settings.scales, keypoints=settings.keypoints)
+    batch the service's `max_batch`. The detector and the pose model run at once here (each
+    behind its own batcher), so they share the threads: the detector a third, the pose model
+    the rest (each at least one); `hrpose infer` runs them in turn, each with them all."""
+    options = replace(settings.options, batch=settings.max_batch)
+    if options.detector is None:
+        return PoseEstimator(settings.model, options)
+    pose, detector = split_threads(options.runtime)
+    return PoseEstimator(settings.model, replace(options, runtime=pose),
+                         detector_runtime=detector)
