@@ -55,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     detector = None
     if args.detector:
         from ..inference.detector import ExportedDetector
+        from ..inference.options import RuntimeOptions
 
-        detector = ExportedDetector(args.detector)
+        # calibration boxes in fp32 on every CPU: the same crops wherever the export runs
+        detector = ExportedDetector(args.detector, RuntimeOptions(precision="fp32"))
     result = export_model(args.model, args.out, args.format, weights=args.weights,
                           fp16=args.fp16, int8=args.int8, calib=args.calib or (),
                           detector=detector, dynamic_batch=args.dynamic_batch, batch=args.batch,

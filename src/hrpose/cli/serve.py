@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=count(0), default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=count(), default=1,
                    help="processes, each with its own model and batcher (default 1)")
-    p.add_argument("--batch", "--max-batch", dest="max_batch", type=count(), default=8,
+    p.add_argument("--batch", "--max-batch", dest="max_batch", type=count(), default=8, metavar="N",
                    help="crops (bottom-up: images) per model call, from concurrent requests "
                    "together (default 8)")
     p.add_argument("--max-wait-ms", type=number(0, 10_000), default=5.0,
