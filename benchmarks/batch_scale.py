@@ -75,7 +75,7 @@ def ray_parts(folder: Path, out: Path, actors: int, threads: int) -> dict:
     model load, and their rate while writing parts (images / time inside write_part per
     actor); the rest of the wall time is the per-job overhead (actor start, scheduling)."""
     parts = plan_parts(expand(list_sources(str(folder)), 500), set(), PART)
-    options = EstimatorOptions.build(runtime=OPTIONS.runtime, detector=PICODET, threads=threads)
+    options = OPTIONS.changed(threads=threads)
     writer = {"model": TINYPOSE, "options": options, "out": str(out), "settings": {}}
     start = time.perf_counter()
     rows = images = 0

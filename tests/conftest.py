@@ -51,9 +51,7 @@ def tinypose_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     checkpoint once for the whole session: `hrpose convert`."""
     from hrpose.cli import main
 
-    from .helpers import shared_data
-
-    xml = shared_data("models", "tinypose_256x192", "model.xml")
+    xml = shared_data(TINYPOSE_XML)
     out = tmp_path_factory.mktemp("tinypose") / "tinypose_256x192.safetensors"
     assert main(["convert", str(xml), str(out)]) == 0
     return out

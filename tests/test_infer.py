@@ -18,10 +18,9 @@ from hrpose.inference.images import find_inputs, to_rgb
 from hrpose.inference.video import OneEuroFilter, PoseTracker, SmoothingSettings, VideoReader
 from hrpose.io import read_image
 
+from .helpers import PICODET_XML as PICODET
+from .helpers import TINYPOSE_XML as TINYPOSE
 from .helpers import shared_data
-
-TINYPOSE = "models/tinypose_256x192/model.xml"
-PICODET = "models/picodet_s_320_pedestrian/picodet_s_320_lcnet_pedestrian.xml"
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,8 @@ from hrpose.inference.backends import OpenVINORunner
 from hrpose.inference.options import RuntimeOptions
 from hrpose.models.litehrnet import channel_shuffle
 
+from .helpers import TINYPOSE_XML as TINYPOSE
 from .helpers import shared_data
-
-TINYPOSE = "models/tinypose_256x192/model.xml"
 
 
 def test_normalize_equals_the_textbook_formula():

@@ -23,10 +23,9 @@ from hrpose.inference.pipeline import FramePoses, run_pipeline
 from hrpose.inference.video import Stream, VideoReader, boxes_from_keypoints
 
 from .clips import write_clip
+from .helpers import PICODET_XML as PICODET
+from .helpers import TINYPOSE_XML as TINYPOSE
 from .helpers import shared_data
-
-TINYPOSE = "models/tinypose_256x192/model.xml"
-PICODET = "models/picodet_s_320_pedestrian/picodet_s_320_lcnet_pedestrian.xml"
 
 
 class FakeReader:

@@ -138,42 +138,40 @@ def check_precision(precision: str) -> None:
 
 @dataclass(frozen=True)
 class PrecisionRule:
-    """What a runtime does with an asked precision: runs `effective` (None: refuses), and
-    `say` is the warning (or, refused, the reason) given once when it is resolved."""
+    """What a runtime does with an asked precision: runs `effective` (None: refuses); `say` is
+    the warning (or, refused, the reason) given when it is resolved; `emulated`: PyTorch's bf16
+    without native kernels (warn_emulated_bf16 words that warning for this CPU)."""
 
     effective: str | None
     say: str = ""
+    emulated: bool = False
 
 
-_EMULATED = "emulated"          # the warning of warn_emulated_bf16, worded for this CPU
-_ORT_OWN = ("ONNX Runtime runs the file's own precision; use --precision fp32, or the openvino "
-            "backend for bf16")
+_FP16_CPU = PrecisionRule(None, "fp16 needs a CUDA device; use bf16 on the CPU")
+_ORT_OWN = PrecisionRule(None, "ONNX Runtime runs the file's own precision; use --precision "
+                         "fp32, or the openvino backend for bf16")
+_RUNS = {p: PrecisionRule(p) for p in ("fp32", "bf16", "fp16", "file")}
 # The one precision policy: (runtime, what the hardware has) -> asked -> what runs. Hardware:
 # "cpu+bf16" (AVX-512 BF16 or AMX, no cap below them), "cpu", "gpu+bf16", "gpu". "file": the
 # precision the exported graph was written in. PyTorch emulates bf16 without native kernels
 # (slow, but it runs what was asked); OpenVINO has no bf16 kernels there and runs fp32.
 PRECISION_POLICY: dict[tuple[str, str], dict[str, PrecisionRule]] = {
-    ("torch", "cpu+bf16"): {"auto": PrecisionRule("bf16"), "fp32": PrecisionRule("fp32"),
-                            "bf16": PrecisionRule("bf16"),
-                            "fp16": PrecisionRule(None, "fp16 needs a CUDA device; use bf16 on "
-                                                  "the CPU")},
-    ("torch", "cpu"): {"auto": PrecisionRule("fp32"), "fp32": PrecisionRule("fp32"),
-                       "bf16": PrecisionRule("bf16", _EMULATED),
-                       "fp16": PrecisionRule(None, "fp16 needs a CUDA device; use bf16 on the "
-                                             "CPU")},
-    ("torch", "gpu+bf16"): {"auto": PrecisionRule("bf16"), "fp32": PrecisionRule("fp32"),
-                            "bf16": PrecisionRule("bf16"), "fp16": PrecisionRule("fp16")},
-    ("torch", "gpu"): {"auto": PrecisionRule("fp32"), "fp32": PrecisionRule("fp32"),
-                       "bf16": PrecisionRule("bf16"), "fp16": PrecisionRule("fp16")},
-    ("openvino", "cpu+bf16"): {"auto": PrecisionRule("bf16"), "fp32": PrecisionRule("fp32"),
-                               "bf16": PrecisionRule("bf16"), "fp16": PrecisionRule("fp16")},
-    ("openvino", "cpu"): {"auto": PrecisionRule("fp32"), "fp32": PrecisionRule("fp32"),
+    ("torch", "cpu+bf16"): {"auto": _RUNS["bf16"], "fp32": _RUNS["fp32"],
+                            "bf16": _RUNS["bf16"], "fp16": _FP16_CPU},
+    ("torch", "cpu"): {"auto": _RUNS["fp32"], "fp32": _RUNS["fp32"],
+                       "bf16": PrecisionRule("bf16", emulated=True), "fp16": _FP16_CPU},
+    ("torch", "gpu+bf16"): {"auto": _RUNS["bf16"], "fp32": _RUNS["fp32"],
+                            "bf16": _RUNS["bf16"], "fp16": _RUNS["fp16"]},
+    ("torch", "gpu"): {"auto": _RUNS["fp32"], "fp32": _RUNS["fp32"], "bf16": _RUNS["bf16"],
+                       "fp16": _RUNS["fp16"]},
+    ("openvino", "cpu+bf16"): {"auto": _RUNS["bf16"], "fp32": _RUNS["fp32"],
+                               "bf16": _RUNS["bf16"], "fp16": _RUNS["fp16"]},
+    ("openvino", "cpu"): {"auto": _RUNS["fp32"], "fp32": _RUNS["fp32"],
                           "bf16": PrecisionRule("fp32", "bf16 is not native on this CPU: "
                                                 "OpenVINO runs the model in fp32"),
-                          "fp16": PrecisionRule("fp16")},
-    ("onnxruntime", "cpu+bf16"): {"auto": PrecisionRule("file"), "fp32": PrecisionRule("file"),
-                                  "bf16": PrecisionRule(None, _ORT_OWN),
-                                  "fp16": PrecisionRule(None, _ORT_OWN)},
+                          "fp16": _RUNS["fp16"]},
+    ("onnxruntime", "cpu+bf16"): {"auto": _RUNS["file"], "fp32": _RUNS["file"],
+                                  "bf16": _ORT_OWN, "fp16": _ORT_OWN},
 }
 PRECISION_POLICY[("onnxruntime", "cpu")] = PRECISION_POLICY[("onnxruntime", "cpu+bf16")]
 
@@ -197,7 +195,7 @@ def effective_precision(runtime: str, precision: str, device: str = "cpu", *,
     rule = column[precision]
     if rule.effective is None:
         raise HrposeError(f"--precision {precision}: {rule.say}")
-    if warn and rule.say == _EMULATED:
+    if warn and rule.emulated:
         warn_emulated_bf16()
     elif warn and rule.say:
         warnings.warn(rule.say, stacklevel=3)

@@ -149,7 +149,7 @@ def estimator_options(args: argparse.Namespace, **changes: object) -> EstimatorO
               "box_threshold": args.box_threshold, "flip": args.flip, "decode": args.decode,
               "batch": getattr(args, "batch", None), "scales": tuple(args.scales),
               "keypoints": args.keypoints}
-    return EstimatorOptions(**{**values, **changes})
+    return EstimatorOptions(**values).changed(**changes)
 
 
 def triple(text: str) -> tuple[float, float, float]:

@@ -392,8 +392,7 @@ class Trainer:
         self.net.eval()
         w, h = data.input_wh
         runner = TorchRunner(self.net, (h, w), RuntimeOptions(
-            device=str(self.device), precision="fp32", threads=torch.get_num_threads()
-        ).resolve("torch"))
+            device=str(self.device), precision="fp32").resolve("torch"))
         extra = {"epoch": self.state.epoch, "step": self.state.step}
         common = dict(ann=Path(data.root) / data.val_ann, images=Path(data.root) / data.val_images,
                       progress=self.progress and self.main, extra=extra,

@@ -390,6 +390,7 @@ def open_model(model: str, options: RuntimeOptions = RuntimeOptions(),
                           "checkpoint, or an exported .onnx / .xml file (or its folder)")
     runner = open_exported(model, options)
     card = ModelCard.from_metadata(runner.metadata, str(model))
-    if card.keypoints is None and deploy_keypoint_set(model):    # PaddleDetection's export
-        card = replace(card, keypoints=get_skeleton(deploy_keypoint_set(model)))
+    stated = deploy_keypoint_set(model) if card.keypoints is None else None
+    if stated:                                   # PaddleDetection's export (infer_cfg.yml)
+        card = replace(card, keypoints=get_skeleton(stated))
     return LoadedModel(runner, replace(card, input_hw=runner.input_hw))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +55,8 @@ class PoseEstimator:
                  options: EstimatorOptions | None = None, *, padding: float = BOX_PADDING,
                  grouping: GroupingSettings | None = None,
                  detector_runtime: RuntimeOptions | None = None, **keywords: Any) -> None:
-        if keywords:
-            options = EstimatorOptions.build(**{**_fields(options), **keywords})
-        self.options = options = options or EstimatorOptions()
+        options = (options or EstimatorOptions()).changed(**keywords)
+        self.options = options
         loaded = open_model(str(model), options.runtime, options.weights)
         self.runner, self.card = loaded.runner, loaded.card
         h, w = self.input_hw = self.runner.input_hw
@@ -160,11 +158,3 @@ def model_keypoints(model: str, stated: Skeleton | None, given: str | Path | Ske
                   "with no flip pairs or links (give --keypoints NAME or FILE)", stacklevel=3)
     return unnamed_skeleton(joints)
 
-
-def _fields(options: EstimatorOptions | None) -> dict[str, Any]:
-    """An options value as the keywords that build it (its runtime's fields flattened)."""
-    if options is None:
-        return {}
-    values = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "runtime"}
-    return {**values, **{f.name: getattr(options.runtime, f.name)
-                         for f in fields(options.runtime)}}

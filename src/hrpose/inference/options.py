@@ -157,19 +157,25 @@ class EstimatorOptions:
             return self.batch
         return 8 if self.runtime.device == "cpu" else 32
 
-    @classmethod
-    def build(cls, **values: Any) -> EstimatorOptions:
-        """From keywords of either type (`backend=`, `flip=`, ...): the Python vocabulary of
-        `PoseEstimator(model, **keywords)`, the command line's flags with _ for -."""
+    def changed(self, **values: Any) -> EstimatorOptions:
+        """These options with some changed, by keywords of either type (`backend=`, `flip=`,
+        ...; or `runtime=` whole): the Python vocabulary of `PoseEstimator(model, **keywords)`,
+        the command line's flags with _ for -. Checked as a new value is."""
         runtime_names = {f.name for f in fields(RuntimeOptions)}
-        own = {f.name for f in fields(cls)} - {"runtime"}
+        own = {f.name for f in fields(self)}
         unknown = sorted(set(values) - runtime_names - own)
         if unknown:
             raise HrposeError(f"unknown estimator option {unknown[0]!r}; the options are "
-                              f"{', '.join(sorted(runtime_names | own))}")
-        runtime = values.pop("runtime", None) or RuntimeOptions()
-        changes = {k: values.pop(k) for k in list(values) if k in runtime_names}
-        return cls(runtime=replace(runtime, **changes), **values)
+                              f"{', '.join(sorted(runtime_names | own - {'runtime'}))}")
+        runtime = values.pop("runtime", self.runtime)
+        runtime = replace(runtime, **{k: values.pop(k) for k in list(values)
+                                      if k in runtime_names})
+        return replace(self, runtime=runtime, **values)
+
+    @classmethod
+    def build(cls, **values: Any) -> EstimatorOptions:
+        """The defaults changed by keywords (`changed`)."""
+        return cls().changed(**values)
 
     def to_dict(self) -> dict:
         """Plain values (JSON), for worker processes and Ray actors; a `Detector` object does
@@ -190,4 +196,4 @@ class EstimatorOptions:
         runtime = RuntimeOptions(**values.pop("runtime", {}))
         if isinstance(values.get("keypoints"), dict):
             values["keypoints"] = parse_skeleton(values["keypoints"])
-        return cls(runtime=runtime, **{**values, "scales": tuple(values.get("scales", (1.0,)))})
+        return cls(runtime=runtime, **values)

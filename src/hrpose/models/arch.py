@@ -17,12 +17,10 @@ from .higherhrnet import BottomUpModel, HigherHRNetArch
 from .hrnet import HRNetArch
 from .litehrnet import LiteHRNetArch
 
-__all__ = ["FAMILIES", "MODEL_FAMILIES", "Arch", "HRNetArch", "HigherHRNetArch",
+__all__ = ["MODEL_FAMILIES", "Arch", "HRNetArch", "HigherHRNetArch",
            "LiteHRNetArch", "arch_from_dict", "family_of", "find_family", "model_from_arch"]
 
 MODEL_FAMILIES: tuple[Family, ...] = (hrnet.FAMILY, higherhrnet.FAMILY, litehrnet.FAMILY)
-
-FAMILIES = tuple(dict.fromkeys(f.family for f in MODEL_FAMILIES))      # names, for configs
 
 
 def find_family(family: str, kind: str) -> Family | None:
