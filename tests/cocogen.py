@@ -51,3 +51,30 @@ def random_keypoint_set(n_images: int, n_people: int, n_results: int, seed: int 
           "categories": [{"id": 1, "name": "person", "supercategory": "person",
                           "keypoints": list(COCO.joints), "skeleton": []}]}
     return gt, results
+
+
+def random_crowd_set(n_images: int, n_people: int, n_results: int, seed: int = 0
+                     ) -> tuple[dict, list[dict]]:
+    """The same in CrowdPose's format: its 14 joints, no 'area', each image's crowdIndex spread
+    over [0, 1] (the split bounds 0.2 and 0.8 included), num_keypoints counting only joints
+    flagged visible (as CrowdPose's files often do), and some results with no scored joint."""
+    from hrpose.skeletons import CROWDPOSE
+
+    gt, results = random_keypoint_set(n_images, n_people, n_results, seed)
+    rng = np.random.default_rng(seed + 1)
+    keep = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]   # COCO rows standing in for 14
+    crowd_levels = np.concatenate([[0.2, 0.8, 0.0, 1.0], rng.uniform(0, 1, n_images)])
+    for image, level in zip(gt["images"], crowd_levels):
+        image["crowdIndex"] = round(float(level), 2)
+    for ann in gt["annotations"]:
+        kp = np.asarray(ann["keypoints"]).reshape(17, 3)[keep]
+        ann["keypoints"] = kp.ravel().tolist()
+        ann["num_keypoints"] = int((kp[:, 2] == 2).sum())
+        del ann["area"]
+    for j, res in enumerate(results):
+        kp = np.asarray(res["keypoints"]).reshape(17, 3)[keep]
+        if j % 23 == 0:
+            kp[:, 2] = 0
+        res["keypoints"] = kp.ravel().tolist()
+    gt["categories"][0]["keypoints"] = list(CROWDPOSE.joints)
+    return gt, results

@@ -152,6 +152,9 @@ def test_command_choices_are_their_owners() -> None:
         assert choices(command, "--backend") == BACKENDS
     assert DECODE_METHODS == METHODS
     assert choices("eval", "--nms") == NMS_METHODS
+    from hrpose.metrics.protocols import PROTOCOL_CHOICES
+
+    assert choices("eval", "--protocol") == PROTOCOL_CHOICES
     assert choices("export", "--format") == tuple(FORMATS)
     assert choices("bench", "--backend") == BENCH_BACKENDS
     assert choices("bench", "--precision") == BENCH_PRECISIONS

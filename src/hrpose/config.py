@@ -26,6 +26,7 @@ from .data.bottomup import BottomUpAugmentation
 from .data.topdown import Augmentation
 from .errors import HrposeError
 from .metrics.coco import NMS_METHODS
+from .metrics.protocols import PROTOCOL_CHOICES
 from .models import arch as model_arch
 from .models import higherhrnet, hrnet, litehrnet
 from .models.card import IMAGENET_MEAN, IMAGENET_STD, KINDS, ModelCard
@@ -193,6 +194,11 @@ class EvalSettings:
     rescore_threshold: float = 0.2     # joints above this count in the person score
     nms: str = "oks"                   # oks | soft | none
     nms_threshold: float = 0.9
+    # The benchmark's published scoring (metrics.protocols): auto (from the annotation file),
+    # coco, crowdpose, ochuman, mpii; MPII's head boxes (mpii_gt_val.mat; found beside the
+    # annotations when not given).
+    protocol: str = "auto"
+    headboxes: str | None = None
     # Bottom-up models: test scales (relative to the input size) and grouping.
     scales: tuple[float, ...] = (1.0,)
     grouping: GroupingSettings = field(default_factory=GroupingSettings)
@@ -438,6 +444,7 @@ CHOICES = {
     ("distill", "amp"): ("none", "bf16"),
     ("test", "decode"): METHODS,
     ("test", "nms"): NMS_METHODS,
+    ("test", "protocol"): PROTOCOL_CHOICES,
 }
 
 

@@ -1,4 +1,5 @@
-"""`hrpose eval`: COCO OKS AP or MPII PCKh of a model, or of a results file."""
+"""`hrpose eval`: OKS AP (COCO, CrowdPose, OCHuman) or MPII PCKh of a model, or of a results
+file, by each benchmark's published protocol."""
 
 from __future__ import annotations
 
@@ -19,13 +20,19 @@ from .common import (
     triple,
 )
 
+# The choices of metrics.protocols (a test holds them equal): the CLI imports no numpy.
+PROTOCOLS = ("auto", "coco", "crowdpose", "ochuman", "mpii")
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "eval", help="score a model on COCO keypoints (OKS AP) or MPII (PCKh)",
+        "eval", help="score a model on COCO, CrowdPose, OCHuman (OKS AP) or MPII (PCKh)",
         description="Runs a zoo model or an exported heatmap model (.onnx, OpenVINO .xml) over "
         "a data set's person boxes and writes OUT/results.json (COCO results) and "
-        "OUT/metrics.json (AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl; MPII: PCKh).")
+        "OUT/metrics.json, scored by the benchmark's published protocol (named there with its "
+        "parameters): COCO: AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl; CrowdPose: AP, "
+        "AP50, AP75, AR, AR50, AR75, AP_easy, AP_medium, AP_hard; OCHuman: COCO's ten; MPII: "
+        "PCKh@0.5 per joint and group, mean, PCKh@0.1.")
     p.add_argument("model", metavar="MODEL", nargs="?",
                    help="a zoo model name, a checkpoint file (.safetensors, .pth, ...: its model "
                    "is read from its metadata or guessed) or an exported .onnx / .xml file")
@@ -40,6 +47,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "ground-truth boxes)")
     p.add_argument("--min-det-score", type=FRACTION, default=0.0,
                    help="keep detections with at least this score (default 0.0)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="auto",
+                   help="how to score (default auto: from the annotation file; CrowdPose's "
+                   "images carry crowdIndex, OCHuman's files are named so, MPII's are lists)")
+    p.add_argument("--headboxes", metavar="MAT",
+                   help="MPII's head boxes (mpii_gt_val.mat), PCKh's normaliser (default: "
+                   "that file beside the annotations, else the neck to head top distance, "
+                   "which is not the published protocol)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="flip test: average with the mirrored crop (default on)")
     p.add_argument("--decode", choices=("classic", "dark", "udp"), default="classic",
@@ -75,11 +89,12 @@ def run(args: argparse.Namespace) -> int:
     from ..skeletons import FROM_DATA
 
     check_output(args.out, [args.data, args.ann, args.images, args.det_json, args.results,
-                            args.model, args.weights])
+                            args.model, args.weights, args.headboxes])
     if args.results:
         if args.model is not None:
             raise HrposeError("give a MODEL to run, or --results to score a file, not both")
-        metrics = score_results_file(args.results, args.data, args.out, args.ann)
+        metrics = score_results_file(args.results, args.data, args.out, args.ann,
+                                     args.protocol, args.headboxes)
         print(json.dumps({**metrics, "out": args.out}) if args.json else format_metrics(metrics))
         return 0
     if args.model is None:
@@ -88,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     runner = BGRInput(loaded.runner) if args.bgr else loaded.runner
     settings = EvalSettings(flip=args.flip, decode=args.decode, batch=args.batch,
                             workers=args.workers, det_json=args.det_json,
-                            min_det_score=args.min_det_score, nms=args.nms, scales=args.scales)
+                            min_det_score=args.min_det_score, nms=args.nms, scales=args.scales,
+                            protocol=args.protocol, headboxes=args.headboxes)
     extra = {"model": args.model, "weights": args.weights, "backend": args.backend or "auto",
              "precision": args.precision}
     start = time.perf_counter()

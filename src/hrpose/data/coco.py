@@ -47,6 +47,7 @@ class ImageInfo:
     file_name: str
     width: int | None = None
     height: int | None = None
+    crowd_index: float | None = None     # CrowdPose: the image's crowdIndex in [0, 1]
 
 
 @dataclass
@@ -66,6 +67,7 @@ class KeypointData:
     category_id: int = 1
     head_sizes: np.ndarray | None = None    # (M,) MPII only: the PCKh normaliser
     kind: str = "coco"               # "coco" (scored by OKS AP) or "mpii" (scored by PCKh)
+    head_source: str | None = None   # MPII: where the head sizes come from
     categories: list[dict] = field(default_factory=list)
     # Segmentations (polygons or RLE) of the people bottom-up training ignores: crowd regions
     # and people without keypoints, by row.
@@ -246,8 +248,10 @@ def parse_images(path: Path, entries: list) -> dict[int, ImageInfo]:
         position[image_id] = i
         size = [None if img.get(key) is None else
                 integer(img[key], where, key, 1, MAX_SIDE) for key in ("width", "height")]
+        crowd = (None if img.get("crowdIndex") is None else
+                 number(img["crowdIndex"], where, "crowdIndex", low=0, high=1))
         images[image_id] = ImageInfo(image_id, string(required(
-            img, "file_name", where), where, "file_name"), *size)
+            img, "file_name", where), where, "file_name"), *size, crowd)
     return images
 
 
@@ -320,14 +324,22 @@ def rle_string_counts(text: str, where: str) -> list[int]:
     return runs
 
 
-def load_mpii(path: str | Path) -> KeypointData:
+# MPII's ground-truth file of the validation people, as mmpose and the HRNet code name it.
+HEADBOX_FILES = ("mpii_gt_val.mat", "gt_valid.mat")
+HEAD_FALLBACK = "upper neck to head top (not the published protocol)"
+SC_BIAS = 0.6          # MPII's head size: this x the head box's diagonal
+
+
+def load_mpii(path: str | Path, headboxes: str | Path | None = None) -> KeypointData:
     """Read MPII in the json form of mmpose and the HRNet code: one entry per person with
     `image`, `center`, `scale` (box side / 200), `joints` (16 x 2) and `joints_vis`.
 
     MPII's coordinates are 1-based (MATLAB); they are shifted to hrpose's 0-based pixels. The
     person box is the official one: centre moved down by 15 * scale, side 200 * scale. The PCKh
-    normaliser is 0.6 x the head box diagonal when an entry has `headbox` [[x1, y1], [x2, y2]],
-    else the head segment length (upper neck to head top), PCKh's definition."""
+    normaliser is 0.6 x the head box diagonal, the head boxes read from `headboxes` (MPII's
+    `mpii_gt_val.mat`; when not given, such a file beside `path` with one box per entry) or
+    from the entries' `headbox` [[x1, y1], [x2, y2]]; else the head segment (upper neck to head
+    top), which is not the published protocol (`head_source` says which)."""
     path = Path(path)
     data = read_json(path)
     if not isinstance(data, list):
@@ -339,6 +351,7 @@ def load_mpii(path: str | Path) -> KeypointData:
     boxes = np.zeros((m, 4))
     keypoints = np.zeros((m, k, 3), np.float32)
     head_sizes = np.zeros(m)
+    has_headbox = np.zeros(m, bool)
     for i, entry in enumerate(data):
         where = f"{path}: entry #{i}"
         entry = record(entry, where)
@@ -359,16 +372,117 @@ def load_mpii(path: str | Path) -> KeypointData:
         keypoints[i, :, 2] = np.where(vis > 0, 2, 0)
         if entry.get("headbox") is not None:
             hb = numbers(entry["headbox"], where, "headbox", 4)
-            head_sizes[i] = 0.6 * math.hypot(hb[2] - hb[0], hb[3] - hb[1])
+            head_sizes[i] = SC_BIAS * math.hypot(hb[2] - hb[0], hb[3] - hb[1])
+            has_headbox[i] = True
         else:
             head_sizes[i] = float(np.linalg.norm(joints[9] - joints[8]))
-        if head_sizes[i] <= 0 and (vis > 0).any():
-            raise fail(where, "the head size (PCKh's normaliser: the head box, else "
-                              "upper neck to head top) is 0")
+    head_source = ("the entries' headbox" if has_headbox.all() and m else
+                   f"the entries' headbox where given, else {HEAD_FALLBACK}"
+                   if has_headbox.any() else HEAD_FALLBACK)
+    found = _headbox_file(path, m, headboxes)
+    if found is not None:
+        head_sizes = read_headboxes(*found, keypoints, path)
+        head_source = f"{found[0].name} head boxes"
+    zero = (head_sizes <= 0) & (keypoints[..., 2] > 0).any(-1)
+    if zero.any():
+        raise fail(f"{path}: entry #{int(np.argmax(zero))}",
+                   f"the head size (PCKh's normaliser, from {head_source}) is 0")
     by_id = {info.id: info for info in images.values()}
     return KeypointData(path, MPII, by_id, np.arange(1, m + 1), image_ids, boxes, keypoints,
                         np.zeros(m, bool), boxes[:, 2] * boxes[:, 3],
-                        (keypoints[..., 2] > 0).sum(-1), 1, head_sizes, kind="mpii")
+                        (keypoints[..., 2] > 0).sum(-1), 1, head_sizes, kind="mpii",
+                        head_source=head_source)
+
+
+def _headbox_file(path: Path, people: int, given: str | Path | None
+                  ) -> tuple[Path, dict[str, np.ndarray]] | None:
+    """The head box file to use and its arrays: `given`, else one of HEADBOX_FILES beside
+    `path` that holds one box per person of it (a training file beside the validation boxes
+    keeps its own)."""
+    if given is not None:
+        return Path(given), _mat_arrays(Path(given), MAT_VARIABLES)
+    for name in HEADBOX_FILES:
+        candidate = path.parent / name
+        if candidate.is_file():
+            arrays = _mat_arrays(candidate, MAT_VARIABLES)
+            boxes = arrays.get("headboxes_src")
+            if boxes is not None and boxes.ndim == 3 and boxes.shape[-1] == people:
+                return candidate, arrays
+    return None
+
+
+# What PCKh reads of mpii_gt_val.mat: head boxes (2 x 2 x people) and, to check that the file
+# pairs with the json, the joints (16 x 2 x people, 1-based).
+MAT_VARIABLES = ("headboxes_src", "pos_gt_src")
+
+
+# scipy.io.loadmat runs in a child process: on some damaged files its C reader crashes the
+# process instead of raising. The child hands back numeric arrays only (.npz, no pickles).
+_READ_MAT = """
+import sys
+import numpy as np
+from scipy.io import loadmat
+try:
+    mat = loadmat(sys.argv[1], variable_names=sys.argv[3:])
+    arrays = {k: np.asarray(mat[k], np.float64) for k in sys.argv[3:] if k in mat}
+except Exception as e:
+    sys.exit(f"{type(e).__name__}: {e}")
+np.savez(sys.argv[2], **arrays)
+"""
+
+
+def _mat_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Numeric variables of a MATLAB file, read with scipy.io.loadmat (no code in the file
+    runs); variables it does not have are left out."""
+    import subprocess
+    import sys
+    import tempfile
+
+    if not path.is_file():
+        raise HrposeError(f"{path}: no such file")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "arrays.npz"
+        try:
+            done = subprocess.run([sys.executable, "-c", _READ_MAT, str(path), str(out), *keys],
+                                  capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise HrposeError(f"{path}: reading it took over 2 minutes; is it a .mat file?"
+                              ) from None
+        if done.returncode != 0 or not out.is_file():
+            why = (done.stderr.strip().splitlines() or ["its reader crashed"])[-1]
+            raise HrposeError(f"{path}: not a MATLAB .mat file scipy can read ({why})")
+        with np.load(out, allow_pickle=False) as arrays:
+            return {key: arrays[key] for key in arrays.files}
+
+
+def read_headboxes(mat: Path, arrays: dict[str, np.ndarray], keypoints: np.ndarray,
+                   json_path: Path) -> np.ndarray:
+    """Head sizes (0.6 x head box diagonal) from MPII's ground-truth file, one per person of
+    `json_path` in order. When the file also has the joints (pos_gt_src), they must agree with
+    the json's: a file of another split or order is refused rather than mis-scored."""
+    if "headboxes_src" not in arrays:
+        raise HrposeError(f"{mat}: has no numeric variable 'headboxes_src'; MPII's "
+                          "mpii_gt_val.mat has it (2 x 2 x people)")
+    boxes = arrays["headboxes_src"]
+    people = len(keypoints)
+    if boxes.ndim != 3 or boxes.shape[:2] != (2, 2):
+        raise HrposeError(f"{mat}: headboxes_src has shape {list(boxes.shape)}, expected "
+                          "[2, 2, people]")
+    if boxes.shape[2] != people:
+        raise HrposeError(f"{mat}: {boxes.shape[2]} head boxes for the {people} people of "
+                          f"{json_path.name}; give the head boxes of this split")
+    if not np.isfinite(boxes).all():
+        raise HrposeError(f"{mat}: headboxes_src has values that are not finite")
+    positions = arrays.get("pos_gt_src")                  # (16, 2, people), 1-based
+    if positions is not None and positions.shape == (keypoints.shape[1], 2, people):
+        ours = keypoints[..., :2].transpose(1, 2, 0) + 1
+        both = (keypoints[..., 2].T > 0) & np.isfinite(positions).all(1) & (positions > 0).all(1)
+        gap = np.linalg.norm(ours - positions, axis=1)[both]
+        if gap.size and float(np.median(gap)) > 1.0:
+            raise HrposeError(f"{mat}: its joints are not those of {json_path.name} (median "
+                              f"distance {float(np.median(gap)):.1f} px); the head boxes belong "
+                              "to another file or order")
+    return SC_BIAS * np.linalg.norm(boxes[1] - boxes[0], axis=0)
 
 
 def group_by_image(image_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -432,9 +546,10 @@ def parse_boxes(path: Path, entries: list, category_id: int, label: str, *,
                       np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64))
 
 
-def load_keypoints(path: str | Path, keypoints: Skeleton | str = FROM_DATA) -> KeypointData:
-    """COCO (with `keypoints`: see `load_coco`) or MPII (whose set is MPII's), by the file's
-    content."""
+def load_keypoints(path: str | Path, keypoints: Skeleton | str = FROM_DATA,
+                   headboxes: str | Path | None = None) -> KeypointData:
+    """COCO (with `keypoints`: see `load_coco`) or MPII (whose set is MPII's; `headboxes`: see
+    `load_mpii`), by the file's content."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -445,5 +560,7 @@ def load_keypoints(path: str | Path, keypoints: Skeleton | str = FROM_DATA) -> K
         if isinstance(keypoints, Skeleton) and keypoints != MPII:
             raise HrposeError(f"{path}: an MPII file has MPII's 16 joints, not the keypoint set "
                               f"{keypoints.name!r}")
-        return load_mpii(path)
+        return load_mpii(path, headboxes)
+    if headboxes is not None:
+        raise HrposeError(f"{path}: head boxes are for MPII files; this is a COCO-format file")
     return load_coco(path, keypoints)

@@ -5,6 +5,7 @@ The same crop, runner and codec code as inference; this module only composes the
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tqdm import tqdm
 from ..codecs.heatmap import HeatmapCodec
 from ..config import EvalSettings
 from ..data.coco import (
+    HEAD_FALLBACK,
     Detections,
     KeypointData,
     find_dataset,
@@ -38,8 +40,11 @@ from ..metrics.coco import (
     rescore,
 )
 from ..metrics.pckh import format_pckh, pckh
+from ..metrics.protocols import AUTO, Protocol, choose_protocol
 from ..skeletons import FROM_DATA, Skeleton
 from .distributed import all_reduce_sum
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,7 +103,8 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
     are summed over the process group, every rank scores, and only rank 0 writes.
     `keypoints`: the model's keypoint set (the data must name its joints), else FROM_DATA."""
     ann_file, image_dir = find_dataset(data_root, ann, images)
-    data = load_keypoints(ann_file, keypoints)
+    data = load_keypoints(ann_file, keypoints, settings.headboxes)
+    protocol = choose_data_protocol(data, settings.protocol)
     if data.kind == "mpii" and settings.det_json:
         raise HrposeError("MPII is evaluated on its annotated people; --det-json is for COCO")
     if data.kind == "mpii":
@@ -131,12 +137,12 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
         results = KeypointResults(boxes.image_ids, pred.keypoints, np.ones(len(data)))
     else:
         results = coco_results(pred, data, settings)
-    metrics = score(data, results)
+    metrics = score(data, results, protocol[0])
     if rank == 0:
         _write_outputs(out, results, data, image_dir, metrics, picture, draw, {
             "dataset": str(ann_file), "people": len(boxes.scores),
             "boxes": settings.det_json or "ground truth", "settings": asdict(settings),
-            **(extra or {})})
+            **protocol_record(data, *protocol), **(extra or {})})
     return metrics
 
 
@@ -154,6 +160,7 @@ def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path
     data = load_keypoints(ann_file, keypoints)
     if data.kind == "mpii":
         raise HrposeError(f"{ann_file}: bottom-up models are scored on COCO-style data (OKS AP)")
+    protocol = choose_data_protocol(data, settings.protocol)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rank, world = shard
@@ -181,11 +188,12 @@ def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path
         np.concatenate([p for _, p, _ in found]) if found else np.zeros((0, k, 3), np.float32),
         np.concatenate([s for _, _, s in found]) if found else np.zeros(0, np.float32),
         data.category_id)
-    metrics = evaluate_keypoints(data, results)
+    metrics = evaluate_keypoints(data, results, protocol[0])
     if rank == 0:
         _write_outputs(out, results, data, image_dir, metrics, picture, draw, {
             "dataset": str(ann_file), "people": len(results), "boxes": "none (bottom-up)",
-            "settings": asdict(settings), **(extra or {})})
+            "settings": asdict(settings), **protocol_record(data, *protocol),
+            **(extra or {})})
     return metrics
 
 
@@ -228,32 +236,54 @@ def draw_results(results: KeypointResults, data: KeypointData, image_dir: Path, 
         write_image(path, tile(drawn))
 
 
-def score(data: KeypointData, results: KeypointResults) -> dict[str, float]:
-    """COCO OKS AP, or MPII PCKh (results list the annotated people in file order)."""
-    if data.kind != "mpii":
-        return evaluate_keypoints(data, results)
+def choose_data_protocol(data: KeypointData, asked: str) -> tuple[Protocol, str]:
+    """The protocol that scores `data` (`asked`: a name or "auto") and how it was chosen."""
+    has_crowd_index = any(info.crowd_index is not None for info in data.images.values())
+    return choose_protocol(asked, data.kind, has_crowd_index, data.path.name)
+
+
+def protocol_record(data: KeypointData, protocol: Protocol, chosen: str) -> dict:
+    """metrics.json's "protocol": its name, parameters, and how it was chosen."""
+    sigmas = data.skeleton.sigmas if protocol.metric == "oks" else None
+    record = {**protocol.parameters(sigmas), "chosen": chosen}
+    if protocol.metric == "pckh":
+        record["head_sizes"] = data.head_source
+    return {"protocol": record}
+
+
+def score(data: KeypointData, results: KeypointResults, protocol: Protocol) -> dict:
+    """OKS AP by `protocol`, or MPII PCKh (results list the annotated people in file order)."""
+    if protocol.metric == "oks":
+        return evaluate_keypoints(data, results, protocol)
     if len(results) != len(data) or not np.array_equal(results.image_ids, data.image_ids):
         raise HrposeError(f"MPII results must list the {len(data)} annotated people of "
                           f"{data.path.name} in file order (image ids numbered by first "
                           f"appearance); got {len(results)} entries in another order")
-    return pckh(results.keypoints, data.keypoints, data.head_sizes)
+    if data.head_source and HEAD_FALLBACK in data.head_source:
+        log.warning("%s: PCKh normalised by the upper neck to head top distance, not MPII's "
+                    "published protocol; give --headboxes mpii_gt_val.mat", data.path.name)
+    return pckh(results.keypoints, data.keypoints, data.head_sizes, data.skeleton.joints)
 
 
 def score_results_file(results_file: str | Path, data_root: str | Path, out_dir: str | Path,
-                       ann: str | Path | None = None) -> dict[str, float]:
-    """Score an existing COCO results file (from hrpose or any tool); writes OUT/metrics.json."""
+                       ann: str | Path | None = None, protocol: str = AUTO,
+                       headboxes: str | Path | None = None) -> dict:
+    """Score an existing results file (from hrpose or any tool) by `protocol` (a name or
+    "auto"); writes OUT/metrics.json."""
     ann_file, _ = find_dataset(data_root, ann, images=Path(data_root))
-    data = load_keypoints(ann_file, FROM_DATA)
+    data = load_keypoints(ann_file, FROM_DATA, headboxes)
+    chosen = choose_data_protocol(data, protocol)
     results = load_results(results_file, data.skeleton.num_joints, data.category_id)
-    metrics = score(data, results)
+    metrics = score(data, results, chosen[0])
     _write_metrics(Path(out_dir), metrics, {"dataset": str(ann_file),
-                                            "results": str(results_file)})
+                                            "results": str(results_file),
+                                            **protocol_record(data, *chosen)})
     return metrics
 
 
-def _write_metrics(out: Path, metrics: dict[str, float], record: dict) -> None:
+def _write_metrics(out: Path, metrics: dict, record: dict) -> None:
     write_json(out / "metrics.json", {**metrics, **record}, indent=True)
 
 
-def format_metrics(metrics: dict[str, float]) -> str:
+def format_metrics(metrics: dict) -> str:
     return format_pckh(metrics) if "PCKh" in metrics else format_stats(metrics)

@@ -17,9 +17,10 @@ from ..data.coco import KeypointData, group_by_image
 from ..errors import HrposeError
 from ..fields import integer, number, numbers, of_category, required
 from ..io import read_json, write_json
+from .protocols import COCO, COCO_STATS, Protocol
 
 NMS_METHODS = ("oks", "soft", "none")     # OKS-NMS, soft-OKS-NMS, none
-STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+STAT_NAMES = COCO_STATS
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 AREA_RANGES = {"all": (0.0, 1e10), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
@@ -149,46 +150,100 @@ def nms_per_image(results: KeypointResults, areas: np.ndarray, sigmas: Sequence[
                            results.category_id)
 
 
-def evaluate_keypoints(gt: KeypointData, results: KeypointResults,
-                       sigmas: Sequence[float] | None = None, max_dets: int = 20
-                       ) -> dict[str, float]:
-    """COCO keypoint AP/AR: the ten numbers of COCOeval.summarize(), by name."""
+def evaluate_keypoints(gt: KeypointData, results: KeypointResults, protocol: Protocol = COCO,
+                       sigmas: Sequence[float] | None = None) -> dict[str, float]:
+    """OKS AP / AR as `protocol` computes them: by default COCO's ten numbers
+    (COCOeval.summarize()), by name; CrowdPose's nine with its OKS area and crowd split."""
     sigmas = np.asarray(gt.skeleton.sigmas if sigmas is None else sigmas, np.float64)
     image_list = np.array(sorted(gt.images), np.int64)
     unknown = ~np.isin(results.image_ids, image_list)
     if unknown.any():
         raise HrposeError(f"results: image_id {int(results.image_ids[unknown][0])} is not in "
                           f"{gt.path.name}")
-    n_img = len(image_list)
+    if protocol.drop_unscored:
+        scored = (results.keypoints[..., 2] > 0).any(-1)
+        results = KeypointResults(results.image_ids[scored], results.keypoints[scored],
+                                  results.scores[scored], results.category_id)
+    if protocol.box_area_factor:
+        gt_area = protocol.box_area_factor * gt.boxes[:, 2] * gt.boxes[:, 3]
+    else:
+        gt_area = gt.areas
+    labelled = ((gt.keypoints[..., 2] > 0).sum(-1) if protocol.ignore_by_flags
+                else gt.num_keypoints)
+    scoring = _Scoring(gt, results, gt_area.astype(np.float64), labelled, sigmas,
+                       protocol.max_dets)
+    precision, recall = scoring.precision_recall(image_list)
+    if protocol.crowd_bounds is None:
+        return _summarize(precision, recall)
+    stats = _summarize_crowd(precision, recall)
+    for name, images in crowd_splits(gt, protocol.crowd_bounds).items():
+        stats[name] = _mean(scoring.precision_recall(images)[0][:, :, 0])
+    return stats
 
-    # Detections: per image by score (ties keep file order), at most max_dets each.
-    dt_img = np.searchsorted(image_list, results.image_ids)
-    order = np.lexsort((np.arange(len(results)), -results.scores, dt_img))
-    dt_img_sorted = dt_img[order]
-    first = np.searchsorted(dt_img_sorted, dt_img_sorted, side="left")
-    rank = np.arange(len(order)) - first
-    kept = order[rank < max_dets]
-    dt_rank, dt_img = rank[rank < max_dets], dt_img[kept]
-    dt_kp = results.keypoints[kept].astype(np.float64)
-    x, y = dt_kp[..., 0], dt_kp[..., 1]
-    dt_area = (x.max(-1) - x.min(-1)) * (y.max(-1) - y.min(-1))
 
-    # Ground truth: per image in file order.
-    gt_img = np.searchsorted(image_list, gt.image_ids)
-    gt_order = np.argsort(gt_img, kind="stable")
-    gt_img = gt_img[gt_order]
-    gt_area = gt.areas[gt_order].astype(np.float64)
-    gt_crowd = gt.iscrowd[gt_order].astype(bool)
-    gt_ignore = gt_crowd | (gt.num_keypoints[gt_order] == 0)
-    gt_ign_area = np.stack([gt_ignore | (gt_area < lo) | (gt_area > hi)
-                            for lo, hi in AREA_RANGES.values()])
-    matched, dt_ignored = _match(
-        dt_kp, dt_img, dt_area, gt.keypoints[gt_order].astype(np.float64), gt_img, gt_area,
-        gt.boxes[gt_order].astype(np.float64), gt_crowd, gt_ign_area, n_img, sigmas)
-    # Accumulate: all kept detections by score (ties: image order, then rank).
-    global_order = np.lexsort((dt_rank, dt_img, -results.scores[kept]))
-    return _summarize(*_accumulate(matched[..., global_order], dt_ignored[..., global_order],
-                                   gt_ign_area))
+def crowd_splits(gt: KeypointData, bounds: tuple[float, float]) -> dict[str, np.ndarray]:
+    """Image ids by crowd level, as CrowdPose splits them: crowdIndex below the first bound is
+    easy, below the second medium, the rest hard."""
+    missing = [i for i, info in gt.images.items() if info.crowd_index is None]
+    if missing:
+        raise HrposeError(f"{gt.path}: image {missing[0]} has no 'crowdIndex', which the "
+                          "CrowdPose evaluation needs for every image")
+    ids = np.array(sorted(gt.images), np.int64)
+    index = np.array([gt.images[int(i)].crowd_index for i in ids], np.float64)
+    return {"AP_easy": ids[index < bounds[0]],
+            "AP_medium": ids[(index >= bounds[0]) & (index < bounds[1])],
+            "AP_hard": ids[index >= bounds[1]]}
+
+
+@dataclass
+class _Scoring:
+    """Ground truth and results of one evaluation, scored over any subset of its images."""
+
+    gt: KeypointData
+    results: KeypointResults
+    gt_area: np.ndarray
+    labelled: np.ndarray          # (M,) labelled joints by the protocol's count; 0: ignored
+    sigmas: np.ndarray
+    max_dets: int
+
+    def precision_recall(self, image_list: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """COCOeval.accumulate's precision (threshold, recall point, area) and recall
+        (threshold, area) over the images `image_list` (sorted ids)."""
+        gt, results = self.gt, self.results
+        mine = np.isin(results.image_ids, image_list)
+        image_ids, scores = results.image_ids[mine], results.scores[mine]
+        n_img = len(image_list)
+
+        # Detections: per image by score (ties keep file order), at most max_dets each.
+        dt_img = np.searchsorted(image_list, image_ids)
+        order = np.lexsort((np.arange(len(image_ids)), -scores, dt_img))
+        dt_img_sorted = dt_img[order]
+        first = np.searchsorted(dt_img_sorted, dt_img_sorted, side="left")
+        rank = np.arange(len(order)) - first
+        kept = order[rank < self.max_dets]
+        dt_rank, dt_img = rank[rank < self.max_dets], dt_img[kept]
+        dt_kp = results.keypoints[mine][kept].astype(np.float64)
+        x, y = dt_kp[..., 0], dt_kp[..., 1]
+        dt_area = (x.max(-1) - x.min(-1)) * (y.max(-1) - y.min(-1)) if len(dt_kp) else \
+            np.zeros(0)
+
+        # Ground truth: per image in file order.
+        rows = np.flatnonzero(np.isin(gt.image_ids, image_list))
+        gt_img = np.searchsorted(image_list, gt.image_ids[rows])
+        gt_order = rows[np.argsort(gt_img, kind="stable")]
+        gt_img = np.sort(gt_img, kind="stable")
+        gt_area = self.gt_area[gt_order]
+        gt_crowd = gt.iscrowd[gt_order].astype(bool)
+        gt_ignore = gt_crowd | (self.labelled[gt_order] == 0)
+        gt_ign_area = np.stack([gt_ignore | (gt_area < lo) | (gt_area > hi)
+                                for lo, hi in AREA_RANGES.values()])
+        matched, dt_ignored = _match(
+            dt_kp, dt_img, dt_area, gt.keypoints[gt_order].astype(np.float64), gt_img, gt_area,
+            gt.boxes[gt_order].astype(np.float64), gt_crowd, gt_ign_area, n_img, self.sigmas)
+        # Accumulate: all kept detections by score (ties: image order, then rank).
+        global_order = np.lexsort((dt_rank, dt_img, -scores[kept]))
+        return _accumulate(matched[..., global_order], dt_ignored[..., global_order],
+                           gt_ign_area)
 
 
 def _match(dt_kp: np.ndarray, dt_img: np.ndarray, dt_area: np.ndarray, gt_kp: np.ndarray,
@@ -299,31 +354,55 @@ def _gt_oks(dt: np.ndarray, gt: np.ndarray, gt_area: np.ndarray, gt_box: np.ndar
     return (np.exp(-e) * use).sum(-1) / count
 
 
-def _summarize(precision: np.ndarray, recall: np.ndarray) -> dict[str, float]:
-    def mean(values: np.ndarray) -> float:
-        valid = values[values > -1]
-        return float(valid.mean()) if valid.size else -1.0
+def _mean(values: np.ndarray) -> float:
+    """COCOeval.summarize's mean: over the entries that are not -1 (no ground truth), else -1."""
+    valid = values[values > -1]
+    return float(valid.mean()) if valid.size else -1.0
 
+
+def _summarize(precision: np.ndarray, recall: np.ndarray) -> dict[str, float]:
     all_, med, large = 0, 1, 2
     return {
-        "AP": mean(precision[:, :, all_]), "AP50": mean(precision[0, :, all_]),
-        "AP75": mean(precision[5, :, all_]), "APm": mean(precision[:, :, med]),
-        "APl": mean(precision[:, :, large]), "AR": mean(recall[:, all_]),
-        "AR50": mean(recall[0, all_]), "AR75": mean(recall[5, all_]),
-        "ARm": mean(recall[:, med]), "ARl": mean(recall[:, large]),
+        "AP": _mean(precision[:, :, all_]), "AP50": _mean(precision[0, :, all_]),
+        "AP75": _mean(precision[5, :, all_]), "APm": _mean(precision[:, :, med]),
+        "APl": _mean(precision[:, :, large]), "AR": _mean(recall[:, all_]),
+        "AR50": _mean(recall[0, all_]), "AR75": _mean(recall[5, all_]),
+        "ARm": _mean(recall[:, med]), "ARl": _mean(recall[:, large]),
     }
 
 
+def _summarize_crowd(precision: np.ndarray, recall: np.ndarray) -> dict[str, float]:
+    """CrowdPose's first six numbers (all people, no area ranges)."""
+    return {"AP": _mean(precision[:, :, 0]), "AP50": _mean(precision[0, :, 0]),
+            "AP75": _mean(precision[5, :, 0]), "AR": _mean(recall[:, 0]),
+            "AR50": _mean(recall[0, 0]), "AR75": _mean(recall[5, 0])}
+
+
+# How each number is printed: (title, OKS thresholds, people) by name, as COCOeval and
+# CrowdPose's evaluation print them.
+_ROWS = {"AP": ("Average Precision", "0.50:0.95", "all"), "AP50": ("Average Precision", "0.50",
+                                                                   "all"),
+         "AP75": ("Average Precision", "0.75", "all"),
+         "APm": ("Average Precision", "0.50:0.95", "medium"),
+         "APl": ("Average Precision", "0.50:0.95", "large"),
+         "AR": ("Average Recall", "0.50:0.95", "all"), "AR50": ("Average Recall", "0.50", "all"),
+         "AR75": ("Average Recall", "0.75", "all"),
+         "ARm": ("Average Recall", "0.50:0.95", "medium"),
+         "ARl": ("Average Recall", "0.50:0.95", "large"),
+         "AP_easy": ("Average Precision", "0.50:0.95", "easy"),
+         "AP_medium": ("Average Precision", "0.50:0.95", "medium"),
+         "AP_hard": ("Average Precision", "0.50:0.95", "hard")}
+
+
 def format_stats(stats: dict[str, float]) -> str:
-    """The ten numbers as COCOeval prints them."""
-    rows = [("Average Precision", "AP", "0.50:0.95", "all"), ("Average Precision", "AP", "0.50",
-            "all"), ("Average Precision", "AP", "0.75", "all"),
-            ("Average Precision", "AP", "0.50:0.95", "medium"),
-            ("Average Precision", "AP", "0.50:0.95", "large"),
-            ("Average Recall", "AR", "0.50:0.95", "all"), ("Average Recall", "AR", "0.50", "all"),
-            ("Average Recall", "AR", "0.75", "all"), ("Average Recall", "AR", "0.50:0.95",
-                                                      "medium"),
-            ("Average Recall", "AR", "0.50:0.95", "large")]
-    return "\n".join(f" {title:<18} ({short}) @[ OKS={iou:<9} | area={area:>6} | maxDets= 20 ] "
-                     f"= {stats[name]:.3f}"
-                     for (title, short, iou, area), name in zip(rows, STAT_NAMES))
+    """The numbers as COCOeval (areas) or CrowdPose's evaluation (crowd levels) prints them."""
+    crowd = "AP_easy" in stats
+    label = "type" if crowd else "area"
+    names = [n for n in _ROWS if n in stats and not (crowd and n in ("APm", "APl"))]
+    lines = []
+    for name in names:
+        title, iou, people = _ROWS[name]
+        short = "AP" if title.endswith("Precision") else "AR"
+        lines.append(f" {title:<18} ({short}) @[ OKS={iou:<9} | {label}={people:>6} | "
+                     f"maxDets= 20 ] = {stats[name]:.3f}")
+    return "\n".join(lines)
