@@ -1,5 +1,8 @@
 # The two commands of README.md. Both create .venv on first use; torch is installed first and
-# pinned (the CPU build on this machine) so that nothing pulls CUDA packages.
+# pinned (the CPU build on this machine) so that nothing pulls CUDA packages. xtcocotools (the
+# test extra's reference for CrowdPose and OCHuman scores) is built from source, against the
+# installed numpy: its published wheels are built against numpy 1 and fail to import under
+# numpy 2. Its build needs cython, numpy and setuptools in place first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +14,8 @@ $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet "setuptools>=77" "cython>=3" "numpy>=1.24"
+	$(BIN)/python -m pip install --quiet --no-binary xtcocotools --no-build-isolation -e '.[test]'
 	touch $@
 
 # The main job on the embedded default: draw the synthetic people set, train the quickstart

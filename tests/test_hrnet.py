@@ -10,18 +10,24 @@ from hrpose.models.zoo import MODELS, create_model
 from .helpers import tiny_hrnet
 
 # Learnable parameters: the HRNet paper / official code (W32 28,536,113; W48 63,595,745 with 17
-# joints). The MPII head has 16 joints: 33 fewer (a 1x1 conv from 32 channels with bias).
+# joints). Fewer joints, fewer head parameters: a 1x1 conv with bias from 32 (48) channels, 33
+# (49) a joint: MPII 16 joints, CrowdPose 14.
 PARAMS = {
     "hrnet_w32_256x192": 28_536_113,
     "hrnet_w32_384x288": 28_536_113,
     "hrnet_w48_256x192": 63_595_745,
     "hrnet_w48_384x288": 63_595_745,
     "hrnet_w32_256x256_mpii": 28_536_113 - 33,
+    "hrnet_w48_256x256_mpii": 63_595_745 - 49,
+    "hrnet_w32_256x192_crowdpose": 28_536_113 - 3 * 33,
     # HigherHRNet (official code: W32 28,645,331) and LiteHRNet (official code, 17-joint head:
     # 18 1,130,769, 30 1,763,717); also checked in test_bottomup.py / test_litehrnet.py.
     "higherhrnet_w32_512": 28_645_331,
     "higherhrnet_w32_640": 28_645_331,
     "higherhrnet_w48_640": 63_827_139,
+    # 14 joints: per joint fewer, 2 x 33 (heatmap and tag rows of the 1/4 output), 4 x 4 x 32 x
+    # 2 (the deconvolution's input takes them both) and 33 (the 1/2 output).
+    "higherhrnet_w32_512_crowdpose": 28_645_331 - 3 * (2 * 33 + 16 * 32 * 2 + 33),
     "litehrnet_18_256x192": 1_130_769,
     "litehrnet_18_384x288": 1_130_769,
     "litehrnet_30_256x192": 1_763_717,

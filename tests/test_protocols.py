@@ -236,3 +236,31 @@ def test_a_damaged_mat_file_that_crashes_scipys_reader_is_one_line(tmp_path):
     with pytest.raises(HrposeError, match=r"crash\.mat: not a MATLAB \.mat file scipy can read"):
         score_results_file(res, tmp_path, tmp_path / "o", ann,
                            headboxes=tmp_path / "crash.mat")
+
+
+@pytest.mark.parametrize("name", ["hrnet_w32_256x192_crowdpose", "higherhrnet_w32_512_crowdpose",
+                                  "hrnet_w48_256x256_mpii"])
+def test_published_non_coco_weights_load_from_mmposes_layout(tmp_path, name):
+    """A file in mmpose 0.x's layout (keypoint_head., a state_dict in a dict with meta), named
+    as the zoo's URL names it, loads into the zoo model with the set of its card."""
+    import torch
+
+    from hrpose.models.loading import load_model
+    from hrpose.models.zoo import MODELS, create_model
+
+    from .helpers import randomize
+
+    spec = MODELS[name]
+    source = randomize(create_model(name), seed=1).eval()
+    state = {k.replace("head.", "keypoint_head.", 1) if k.startswith("head.") else k: v
+             for k, v in source.state_dict().items()}
+    path = tmp_path / spec.weights_url.rsplit("/", 1)[1]
+    torch.save({"meta": {"epoch": 210}, "state_dict": state}, path)
+    model, card = load_model(name, path)
+    assert card.keypoints.name == spec.keypoints
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        got, want = model(x), source(x)
+    for a, b in zip(got if isinstance(got, (list, tuple)) else [got],
+                    want if isinstance(want, (list, tuple)) else [want]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -76,7 +76,8 @@ JOINTS = {name: skeleton.num_joints for name, skeleton in SKELETONS.items()}
 
 def _published_hrnet(width: int, input_hw: tuple[int, int], keypoints: str, file: str,
                      published: dict[str, float]) -> ModelSpec:
-    """A zoo entry named from its shape: hrnet_w{width}_{H}x{W}, with "_mpii" for MPII."""
+    """A zoo entry named from its shape: hrnet_w{width}_{H}x{W}, with "_{set}" for a keypoint
+    set other than COCO's (mpii, crowdpose)."""
     suffix = "" if keypoints == "coco" else f"_{keypoints}"
     name = f"hrnet_w{width}_{input_hw[0]}x{input_hw[1]}{suffix}"
     return ModelSpec(name, HRNetArch(width=width, num_joints=JOINTS[keypoints]), input_hw,
@@ -120,8 +121,16 @@ MODELS: dict[str, ModelSpec] = {
                          {"paper_AP": 75.1, "weights_AP": 75.6}),
         _published_hrnet(48, (384, 288), "coco", "hrnet_w48_coco_384x288-314c8528_20200708.pth",
                          {"paper_AP": 76.3, "weights_AP": 76.7}),
+        # MPII val PCKh@0.5 (paper; mmpose weights, with mpii_gt_val.mat's head boxes).
         _published_hrnet(32, (256, 256), "mpii", "hrnet_w32_mpii_256x256-6c4f923f_20200812.pth",
                          {"paper_PCKh": 90.3, "weights_PCKh": 90.0}),
+        _published_hrnet(48, (256, 256), "mpii", "hrnet_w48_mpii_256x256-92cab7bd_20200812.pth",
+                         {"weights_PCKh": 90.1}),
+        # CrowdPose test AP and AP easy / medium / hard with mmpose's person boxes (YOLOv3).
+        _published_hrnet(32, (256, 192), "crowdpose",
+                         "hrnet_w32_crowdpose_256x192-960be101_20201227.pth",
+                         {"weights_AP": 67.5, "weights_AP_easy": 77.0,
+                          "weights_AP_medium": 68.7, "weights_AP_hard": 55.3}),
         # COCO val2017 AP without multi-scale test (paper), and of the mmpose 0.x weights. The
         # official weights (Google Drive / OneDrive) load the same way: hrpose convert FILE OUT.
         ModelSpec("higherhrnet_w32_512", HigherHRNetArch(), (512, 512), "coco",
@@ -132,6 +141,12 @@ MODELS: dict[str, ModelSpec] = {
                   {"paper_AP": 68.5, "weights_AP": 68.6}),
         ModelSpec("higherhrnet_w48_640", HigherHRNetArch(width=48), (640, 640), "coco", None,
                   {"paper_AP": 69.9}),
+        # CrowdPose test AP without multi-scale test (mmpose 0.x weights).
+        ModelSpec("higherhrnet_w32_512_crowdpose", HigherHRNetArch(num_joints=14), (512, 512),
+                  "crowdpose",
+                  MMPOSE_HIGHER + "higher_hrnet32_crowdpose_512x512-1aa4a132_20201017.pth",
+                  {"weights_AP": 65.5, "weights_AP_easy": 72.8, "weights_AP_medium": 66.0,
+                   "weights_AP_hard": 57.7}),
         # COCO val2017 AP with detector boxes (paper; mmpose weights), and the paper's
         # "FLOPs" (torchstat: MACs plus BN and activation elements, last call of each module,
         # / 2^20), which `hrpose info` shows beside the MACs.
