@@ -5,6 +5,7 @@ session where they are expensive, and the `realdata` marker, set on every test t
 from __future__ import annotations
 
 import inspect
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             functions += [d.func for defs in info.name2fixturedefs.values() for d in defs]
         if any(_reads_shared_data(f, known) for f in functions if f is not None):
             item.add_marker(pytest.mark.realdata)
+
+
+@pytest.fixture
+def server():
+    """A local HTTP file server on 127.0.0.1 (tests/fileserver.py)."""
+    from .fileserver import Server
+
+    s = Server()
+    thread = threading.Thread(target=s.serve_forever, daemon=True)
+    thread.start()
+    yield s
+    s.shutdown()
+    s.server_close()

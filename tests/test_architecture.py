@@ -164,6 +164,11 @@ def test_command_choices_are_their_owners() -> None:
     data = commands["data"]._subparsers._group_actions[0].choices
     convert = next(a for a in data["convert"]._actions if a.dest == "format")
     assert tuple(convert.choices) == LABEL_FORMATS == tuple(IMPORTERS)
+    from hrpose.cli.data import DATASETS as DATASET_NAMES
+    from hrpose.data.download import DATASETS
+
+    download = next(a for a in data["download"]._actions if a.dest == "name")
+    assert tuple(download.choices) == DATASET_NAMES == tuple(DATASETS)
 
 
 def test_bgr_input_runs_every_output() -> None:

@@ -99,7 +99,7 @@ def download(url: str, model_name: str | None = None, progress: bool = True,
     with _locked(locks / (name + ".lock")):
         if dest.exists():  # another process finished it while we waited
             return dest
-        _fetch(url, part, name, model_name, progress, timeout, alternative)
+        fetch(url, part, _offline_hint(name, model_name, alternative), progress, timeout)
         want = sha256 or expected_hash_prefix(name)
         if want is not None:
             got = sha256_of(part)
@@ -113,8 +113,12 @@ def download(url: str, model_name: str | None = None, progress: bool = True,
     return dest
 
 
-def _fetch(url: str, part: Path, name: str, model_name: str | None, progress: bool,
-           timeout: float, alternative: str | None = None) -> None:
+def fetch(url: str, part: Path, offline_hint: str, progress: bool = True,
+          timeout: float = 30.0) -> None:
+    """Download `url` into `part`, resuming what `part` already holds with an HTTP range
+    request. `offline_hint` ends the message when the server cannot be reached: what the user
+    can do instead. Raises DownloadError when the transfer stops early (run again to resume)."""
+    name = Path(urlparse(url).path).name or url
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "hrpose"})
     if offset:
@@ -124,12 +128,10 @@ def _fetch(url: str, part: Path, name: str, model_name: str | None, progress: bo
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:  # the part file is already complete
             return
-        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}; "
-                            + _offline_hint(name, model_name, alternative)) from None
+        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}; {offline_hint}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise DownloadError(f"cannot download {url} ({reason}); "
-                            + _offline_hint(name, model_name, alternative)) from None
+        raise DownloadError(f"cannot download {url} ({reason}); {offline_hint}") from None
     with response:
         if response.status != 206:  # the server ignored the range: start over
             offset = 0

@@ -11,8 +11,10 @@ from pathlib import Path
 from ..errors import HrposeError
 from .common import FRACTION, count, folder
 
-# The formats of data.importers.IMPORTERS (a test holds them equal): the CLI imports no numpy.
+# The formats of data.importers.IMPORTERS and the sets of data.download.DATASETS (a test holds
+# them equal): the CLI imports no numpy.
 FORMATS = ("yolo", "cvat", "labelstudio", "dlc")
+DATASETS = ("coco", "mpii", "crowdpose", "ochuman", "person-boxes")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -73,6 +75,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="people on the contact sheet (default 16)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_check)
+
+    _add_download(data_sub)
+
+
+def _add_download(data_sub: argparse._SubParsersAction) -> None:
+    p = data_sub.add_parser(
+        "download", help="fetch COCO, MPII (and check CrowdPose, OCHuman, the COCO person "
+        "boxes) into the layout hrpose reads",
+        description="Fetches NAME's archives into OUT/archives/ (an interrupted download "
+        "resumes; an archive placed there by hand is used), checks each against its published "
+        "checksum (else the server's length), writes their SHA-256 to OUT/SHA256SUMS (and "
+        "checks any already listed there), unpacks them with progress and reads the result as "
+        "evaluation will. coco: images and keypoint annotations (--split val, the default, or "
+        "train); mpii: images, mmpose's json annotations and mpii_gt_val.mat. crowdpose, "
+        "ochuman and person-boxes have no stable direct URL: the command says where to get "
+        "each file and where to put it, and checks the layout when run again.")
+    p.add_argument("name", choices=DATASETS, metavar="NAME", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--out", type=folder, required=True,
+                   help="the data root (for person-boxes: the COCO root)")
+    p.add_argument("--split", help="coco: val (default) or train; crowdpose: test (default) or "
+                   "trainval; ochuman: val (default) or test")
+    p.add_argument("--keep-archives", action="store_true",
+                   help="keep the archives in OUT/archives/ after unpacking them")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds to wait for the server (default 30)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_download)
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -186,3 +215,23 @@ def _print_report(report: dict) -> None:
         flag = "  <- suspicious: left and right look swapped" if pair["suspicious"] else ""
         print(f"  {pair['left']} / {pair['right']}: left lies right of right in "
               f"{100 * pair['left_right_of_right']:.0f}% of {pair['people']} people{flag}")
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from ..data.download import DATASETS as SOURCES
+    from ..data.download import download_dataset
+
+    source = SOURCES[args.name]
+    if not args.json and source.splits:
+        print(f"{source.title}; by downloading you accept {source.terms}")
+    summary = download_dataset(source, args.out, args.split, args.keep_archives,
+                               progress=not args.json, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['dataset']} {summary['split']} in {summary['root']}: "
+              f"{summary['check']}")
+        if summary["manifest"]:
+            print(f"SHA-256 of the archives: {summary['manifest']} (sha256sum -c on another "
+                  "machine compares)")
+    return 0
