@@ -1,17 +1,21 @@
-"""Results file -> COCO keypoint AP on a generated set of COCO's size.
+"""Results file -> keypoint AP on a generated set of COCO's (or CrowdPose test's) size.
 
-5,000 images, 11,000 people, 100,000 results (noisy copies and false positives, tied scores), the
-scale of COCO val2017 with a detector's boxes. Times hrpose (load_results + evaluate_keypoints)
-and pycocotools (loadRes + evaluate + accumulate + summarize) on the same files, interleaved, and
-checks that the ten numbers agree to 4 decimals.
+coco: 5,000 images, 11,000 people, 100,000 results (noisy copies and false positives, tied
+scores), the scale of COCO val2017 with a detector's boxes; times hrpose (load_results +
+evaluate_keypoints) and pycocotools (loadRes + evaluate + accumulate + summarize).
+crowdpose: 8,000 images with crowd indices over [0, 1], 29,000 people in CrowdPose's 14-joint
+format, 60,000 results; the reference is xtcocotools' "keypoints_crowd" mode (which scores the
+easy / medium / hard splits again after the whole set). Both on the same files, interleaved,
+checking that every number agrees to 4 decimals.
 
-    python benchmarks/coco_eval.py [--repeats 3] [--no-report]
+    python benchmarks/coco_eval.py [--protocol crowdpose] [--repeats 3] [--no-report]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import sys
 import tempfile
@@ -25,76 +29,85 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import median, report
 
-from cocogen import random_keypoint_set
+from cocogen import random_crowd_set, random_keypoint_set
 from hrpose.data.coco import load_coco
 from hrpose.metrics.coco import evaluate_keypoints, load_results
-from hrpose.skeletons import COCO
+from hrpose.metrics.protocols import PROTOCOLS
+
+# Per protocol: the generated set (images, people, results), its generator, the reference
+# (module, evaluate's arguments) and the report's title.
+SETUPS = {
+    "coco": ((5000, 11000, 100000), random_keypoint_set, ("pycocotools", ("keypoints",)),
+             "COCO keypoint evaluation (benchmarks/coco_eval.py)"),
+    "crowdpose": ((8000, 29000, 60000), random_crowd_set,
+                  ("xtcocotools", ("keypoints_crowd",)),
+                  "CrowdPose evaluation (benchmarks/coco_eval.py --protocol crowdpose)"),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=5000)
-    parser.add_argument("--people", type=int, default=11000)
-    parser.add_argument("--results", type=int, default=100000)
+    parser.add_argument("--protocol", choices=tuple(SETUPS), default="coco")
+    parser.add_argument("--images", type=int, help="default: the protocol's set size")
+    parser.add_argument("--people", type=int)
+    parser.add_argument("--results", type=int)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-report", action="store_true", help="do not append BENCHMARKS.md")
     args = parser.parse_args()
-    try:
-        from pycocotools.coco import COCO as CocoApi
-        from pycocotools.cocoeval import COCOeval
-    except ImportError:
-        CocoApi = None
+    sizes, generate, (library, mode), title = SETUPS[args.protocol]
+    images, people, n_results = (given or default for given, default in
+                                 zip((args.images, args.people, args.results), sizes))
+    protocol = PROTOCOLS[args.protocol]
+    reference = importlib.import_module(library + ".coco").COCO
+    cocoeval = importlib.import_module(library + ".cocoeval").COCOeval
     with tempfile.TemporaryDirectory() as tmp:
         gt_file, res_file = Path(tmp, "gt.json"), Path(tmp, "results.json")
-        gt, results = random_keypoint_set(args.images, args.people, args.results, seed=0)
+        gt, results = generate(images, people, n_results, seed=0)
         gt_file.write_bytes(orjson.dumps(gt))
         res_file.write_bytes(orjson.dumps(results))
         del results
-        data = load_coco(gt_file, COCO)
+        data = load_coco(gt_file)
+        k = data.skeleton.num_joints
+        extra = ((np.asarray(data.skeleton.sigmas), False) if library == "xtcocotools"
+                 else ())
         with contextlib.redirect_stdout(io.StringIO()):
-            coco_gt = CocoApi(str(gt_file)) if CocoApi else None
-
+            reference_gt = reference(str(gt_file))
         times: dict[str, list[float]] = {"hrpose load": [], "hrpose eval": [],
-                                         "pycocotools load": [], "pycocotools eval": []}
+                                         "reference load": [], "reference eval": []}
         ours = ref = None
         for _ in range(args.repeats):
             start = time.perf_counter()
-            res = load_results(res_file, 17)
+            res = load_results(res_file, k)
             loaded = time.perf_counter()
-            ours = evaluate_keypoints(data, res)
+            ours = evaluate_keypoints(data, res, protocol)
             times["hrpose load"].append(loaded - start)
             times["hrpose eval"].append(time.perf_counter() - loaded)
-            if coco_gt is not None:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    start = time.perf_counter()
-                    dt = coco_gt.loadRes(str(res_file))
-                    loaded = time.perf_counter()
-                    e = COCOeval(coco_gt, dt, "keypoints")
-                    e.evaluate()
-                    e.accumulate()
-                    e.summarize()
-                times["pycocotools load"].append(loaded - start)
-                times["pycocotools eval"].append(time.perf_counter() - loaded)
-                ref = e.stats
-    m = {k: median(v) for k, v in times.items() if v}
-    lines = [f"Results file -> the ten COCO keypoint numbers; {args.images:,} images, "
-             f"{args.people:,} people, {args.results:,} results (median of {args.repeats}, "
+            with contextlib.redirect_stdout(io.StringIO()):
+                start = time.perf_counter()
+                dt = reference_gt.loadRes(str(res_file))
+                loaded = time.perf_counter()
+                e = cocoeval(reference_gt, dt, *mode, *extra)
+                e.evaluate()
+                e.accumulate()
+                e.summarize()
+            times["reference load"].append(loaded - start)
+            times["reference eval"].append(time.perf_counter() - loaded)
+            ref = e.stats
+    m = {key: median(v) for key, v in times.items()}
+    total = m["hrpose load"] + m["hrpose eval"]
+    total_ref = m["reference load"] + m["reference eval"]
+    same = np.round(list(ours.values()), 4).tolist() == np.round(ref, 4).tolist()
+    lines = [f"Results file -> the {len(ours)} {args.protocol} keypoint numbers; {images:,} "
+             f"images, {people:,} people, {n_results:,} results (median of {args.repeats}, "
              "interleaved):", "", "| | load results (s) | evaluate (s) | total (s) |",
              "|---|---:|---:|---:|",
-             f"| hrpose | {m['hrpose load']:.2f} | {m['hrpose eval']:.2f} | "
-             f"{m['hrpose load'] + m['hrpose eval']:.2f} |"]
-    if ref is not None:
-        same = np.round(list(ours.values()), 4).tolist() == np.round(ref, 4).tolist()
-        total_ref = m["pycocotools load"] + m["pycocotools eval"]
-        total = m["hrpose load"] + m["hrpose eval"]
-        lines += [f"| pycocotools | {m['pycocotools load']:.2f} | {m['pycocotools eval']:.2f} | "
-                  f"{total_ref:.2f} |", "",
-                  f"Speed-up {total_ref / total:.1f}x; the ten numbers "
-                  f"{'equal' if same else 'DIFFER from'} pycocotools' to 4 decimals "
-                  f"(AP {ours['AP']:.4f})."]
-    else:
-        lines += ["", "pycocotools is not installed: no reference figure."]
-    report("COCO keypoint evaluation (benchmarks/coco_eval.py)", lines, append=not args.no_report)
+             f"| hrpose | {m['hrpose load']:.2f} | {m['hrpose eval']:.2f} | {total:.2f} |",
+             f"| {library} | {m['reference load']:.2f} | {m['reference eval']:.2f} | "
+             f"{total_ref:.2f} |", "",
+             f"Speed-up {total_ref / total:.1f}x; the {len(ours)} numbers "
+             f"{'equal' if same else 'DIFFER from'} {library}' to 4 decimals "
+             f"(AP {ours['AP']:.4f})."]
+    report(title, lines, append=not args.no_report)
 
 
 if __name__ == "__main__":

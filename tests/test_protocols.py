@@ -264,3 +264,25 @@ def test_published_non_coco_weights_load_from_mmposes_layout(tmp_path, name):
     for a, b in zip(got if isinstance(got, (list, tuple)) else [got],
                     want if isinstance(want, (list, tuple)) else [want]):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_cli_scores_a_results_file_by_the_protocol_asked(tmp_path):
+    from hrpose.cli import main
+
+    gt, results = random_crowd_set(12, 60, 90, 4)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "crowd.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["eval", "--results", str(tmp_path / "res.json"), "--data",
+                     str(tmp_path / "data"), "--protocol", "crowdpose", "--out",
+                     str(tmp_path / "out"), "--json"]) == 0
+    printed = json.loads(out.getvalue())
+    assert {"AP_easy", "AP_medium", "AP_hard"} <= set(printed) and "APm" not in printed
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["eval", "--results", str(tmp_path / "res.json"), "--data",
+                     str(tmp_path / "data"), "--protocol", "coco", "--out",
+                     str(tmp_path / "coco"), "--json"]) == 0
+    coco = json.loads((tmp_path / "coco" / "metrics.json").read_text())
+    assert coco["protocol"]["name"] == "coco" and coco["protocol"]["chosen"] == "--protocol"
