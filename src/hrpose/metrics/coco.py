@@ -1,8 +1,10 @@
-"""COCO keypoint evaluation: results JSON, rescoring, OKS-NMS and the COCOeval AP.
+"""Keypoint evaluation by OKS: results JSON, rescoring, OKS-NMS and the COCOeval AP.
 
 `evaluate_keypoints` is pycocotools' COCOeval for iouType "keypoints" (same matching, same
 interpolated precision, same ten numbers), vectorised over images: its Python loop runs over
-detection ranks (at most 20) instead of over images x thresholds x detections.
+detection ranks (at most 20) instead of over images x thresholds x detections. Other benchmarks'
+rules (CrowdPose's OKS area and crowd split, xtcocotools' conventions for OCHuman) are a
+`metrics.protocols.Protocol` passed to it.
 """
 
 from __future__ import annotations
