@@ -41,24 +41,29 @@ def test_every_recipe_loads_and_builds_its_model(path):
         assert config.model.num_joints == 5 and config.card().keypoints == five
     w, h = config.data.input_wh
     name = zoo_name_for(config.model.to_dict(), (h, w))
-    expected = {"hrnet_w32_256x192.yaml": ("hrnet_w32_256x192", 28_536_113),
-                "hrnet_w32_384x288.yaml": ("hrnet_w32_384x288", 28_536_113),
-                "hrnet_w48_256x192.yaml": ("hrnet_w48_256x192", 63_595_745),
-                "hrnet_w48_384x288.yaml": ("hrnet_w48_384x288", 63_595_745),
-                "hrnet_w32_256x256.yaml": ("hrnet_w32_256x256_mpii", 28_536_080),
-                "higherhrnet_w32_512.yaml": ("higherhrnet_w32_512", 28_645_331),
-                "litehrnet_18_256x192.yaml": ("litehrnet_18_256x192", 1_130_769),
-                "litehrnet_30_256x192.yaml": ("litehrnet_30_256x192", 1_763_717),
-                "litehrnet_30_256x192_distill.yaml": ("litehrnet_30_256x192", 1_763_717),
-                "litehrnet_30_256x192_pact.yaml": ("litehrnet_30_256x192", 1_763_717),
+    expected = {"coco/hrnet_w32_256x192.yaml": ("hrnet_w32_256x192", 28_536_113),
+                "coco/hrnet_w32_384x288.yaml": ("hrnet_w32_384x288", 28_536_113),
+                "coco/hrnet_w48_256x192.yaml": ("hrnet_w48_256x192", 63_595_745),
+                "coco/hrnet_w48_384x288.yaml": ("hrnet_w48_384x288", 63_595_745),
+                "mpii/hrnet_w32_256x256.yaml": ("hrnet_w32_256x256_mpii", 28_536_080),
+                "mpii/hrnet_w48_256x256.yaml": ("hrnet_w48_256x256_mpii", 63_595_696),
+                "coco/higherhrnet_w32_512.yaml": ("higherhrnet_w32_512", 28_645_331),
+                "crowdpose/hrnet_w32_256x192.yaml": ("hrnet_w32_256x192_crowdpose", 28_536_014),
+                "crowdpose/higherhrnet_w32_512.yaml": ("higherhrnet_w32_512_crowdpose",
+                                                       28_641_962),
+                "coco/litehrnet_18_256x192.yaml": ("litehrnet_18_256x192", 1_130_769),
+                "coco/litehrnet_30_256x192.yaml": ("litehrnet_30_256x192", 1_763_717),
+                "coco/litehrnet_30_256x192_distill.yaml": ("litehrnet_30_256x192", 1_763_717),
+                "coco/litehrnet_30_256x192_pact.yaml": ("litehrnet_30_256x192", 1_763_717),
                 # the zoo architectures with a 5-row head
-                "hrnet_w32_finetune.yaml": (None, 28_536_113 - 12 * 33),
-                "tinypose_finetune.yaml": (None, 1_300_177 - 12 * 41)}
+                "custom/hrnet_w32_finetune.yaml": (None, 28_536_113 - 12 * 33),
+                "custom/tinypose_finetune.yaml": (None, 1_300_177 - 12 * 41)}
     with torch.device("meta"):
         model = model_from_arch(config.model.to_dict())
     params = measure(model, (3, h, w)).params
-    if path.name in expected:
-        assert (name, params) == expected[path.name]
+    key = path.relative_to(ROOT / "configs").as_posix()
+    if key in expected:
+        assert (name, params) == expected[key]
     else:
         assert name is None and params < 2_000_000      # the quickstarts are small
     if config.quant.pact:                               # a PACT model adds one clip per conv

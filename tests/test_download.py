@@ -181,3 +181,26 @@ def test_cli_download_prints_a_summary(tmp_path, server, coco_like, monkeypatch)
         assert main(["data", "download", "coco", "--split", "test", "--out",
                      str(tmp_path)]) != 0
     assert "coco has the splits val, train; not 'test'" in err.getvalue()
+
+
+def test_crowdpose_annotations_are_fetched_and_the_images_explained(tmp_path, server):
+    """mmpose's annotation archive (members under annotations/) lands in ROOT/annotations/;
+    the images, which have no stable URL, are asked for, then the whole is checked."""
+    tiny = shared_data("crowdpose-tiny")
+    server.files["/crowdpose_annotations.tar"] = tar_gz_bytes({
+        "annotations/mmpose_crowdpose_test.json": (tiny / "test_crowdpose.json").read_bytes(),
+        "annotations/det_for_crowd_test_0.1_0.5.json":
+            (tiny / "test_crowdpose_det_AP_40.json").read_bytes()})
+    crowdpose = dl.DATASETS["crowdpose"]
+    source = replace(crowdpose, splits={"test": (replace(
+        crowdpose.splits["test"][0], url=server.url("/crowdpose_annotations.tar")),)})
+    with pytest.raises(HrposeError, match=r"images is missing\. CrowdPose's images .*"
+                       r"github\.com/Jeff-sjtu/CrowdPose"):
+        download_dataset(source, tmp_path, progress=False)
+    assert (tmp_path / "annotations" / "mmpose_crowdpose_test.json").is_file()
+    (tmp_path / "images").mkdir()
+    for image in tiny.glob("*.jpg"):
+        shutil.copy(image, tmp_path / "images")
+    summary = download_dataset(source, tmp_path, progress=False)
+    assert summary["fetched"] == []           # the annotations were fetched the first time
+    assert summary["check"].startswith("mmpose_crowdpose_test.json: 2 images, 5 people")

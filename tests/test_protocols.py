@@ -286,3 +286,49 @@ def test_cli_scores_a_results_file_by_the_protocol_asked(tmp_path):
                      str(tmp_path / "coco"), "--json"]) == 0
     coco = json.loads((tmp_path / "coco" / "metrics.json").read_text())
     assert coco["protocol"]["name"] == "coco" and coco["protocol"]["chosen"] == "--protocol"
+
+
+def test_a_coco_model_on_ochuman_tiny_is_scored_as_xtcocotools_scores_its_results(tmp_path):
+    """PP-TinyPose (COCO-trained) on OCHuman's occluded people with ground-truth boxes, the
+    published setting: the protocol is OCHuman's and the numbers are xtcocotools'."""
+    from .helpers import TINYPOSE_XML
+
+    root = shared_data("ochuman-tiny")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        from hrpose.cli import main
+
+        assert main(["eval", str(shared_data(TINYPOSE_XML)), "--data", str(root), "--out",
+                     str(tmp_path), "--draw", "0", "--json"]) == 0
+    ours = json.loads(out.getvalue())
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["protocol"]["name"] == "ochuman" and written["boxes"] == "ground truth"
+    reference = reference_stats(root / "test_ochuman.json", tmp_path / "results.json",
+                                "keypoints", written["protocol"]["sigmas"], use_area=True)
+    assert_equal_4({k: ours[k] for k in ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50",
+                                         "AR75", "ARm", "ARl")}, reference)
+    assert ours["AP"] > 0.3          # a real model finds most of these occluded people
+
+
+def test_a_bottom_up_model_on_crowdpose_tiny_is_scored_by_crowdposes_rules(tmp_path):
+    from hrpose.config import EvalSettings
+    from hrpose.engine.evaluate import evaluate_bottomup
+    from hrpose.models.higherhrnet import HigherHRNetArch
+
+    from .helpers import randomize
+
+    model = randomize(HigherHRNetArch(width=8, deconv_blocks=1, layer1_blocks=1, num_blocks=1,
+                                      stage_modules=(1, 1, 1), num_joints=14).create()).eval()
+    root = shared_data("crowdpose-tiny")
+    metrics = evaluate_bottomup(TorchRunner(model, (128, 128)), root, tmp_path,
+                                (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 128,
+                                EvalSettings(flip=False), ann=root / "test_crowdpose.json",
+                                images=root, progress=False, draw=0)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["protocol"]["name"] == "crowdpose"
+    assert list(metrics) == list(CROWDPOSE.stats)
+    results = tmp_path / "results.json"
+    assert json.loads(results.read_text())      # a random model still groups some people
+    assert_equal_4(metrics, reference_stats(root / "test_crowdpose.json", results,
+                                            "keypoints_crowd", written["protocol"]["sigmas"],
+                                            use_area=False))

@@ -96,7 +96,7 @@ def _check_mpii(root: Path, split: str) -> str:
 
 
 def _check_crowdpose(root: Path, split: str) -> str:
-    return _check_keypoint_file(root / "annotations" / f"crowdpose_{split}.json",
+    return _check_keypoint_file(root / "annotations" / f"mmpose_crowdpose_{split}.json",
                                 root / "images")
 
 
@@ -152,16 +152,18 @@ DATASETS: dict[str, DataSource] = {s.name: s for s in (
         notes=("13 GB; no checksums are published: the server's lengths are checked and "
                "SHA256SUMS written",)),
     DataSource(
-        "crowdpose", "CrowdPose: images and crowdpose_{trainval,test}.json", "CrowdPose's terms",
-        {}, {"test": ("annotations/crowdpose_test.json", "images"),
-             "trainval": ("annotations/crowdpose_trainval.json", "images")},
+        "crowdpose", "CrowdPose: mmpose's annotations and person boxes; the images by hand",
+        "CrowdPose's terms",
+        {split: (Archive("https://download.openmmlab.com/mmpose/datasets/"
+                         "crowdpose_annotations.tar", into="annotations"),)
+         for split in ("test", "trainval")},
+        {"test": ("annotations/mmpose_crowdpose_test.json",
+                  "annotations/det_for_crowd_test_0.1_0.5.json", "images"),
+         "trainval": ("annotations/mmpose_crowdpose_trainval.json", "images")},
         _check_crowdpose, default_split="test", manual=(
-            "CrowdPose is shared through Google Drive links on "
-            "https://github.com/Jeff-sjtu/CrowdPose (no stable direct URL). Download "
-            "images.zip and the annotations there, then put the images in ROOT/images/ and "
-            "crowdpose_test.json (and crowdpose_trainval.json) in ROOT/annotations/. mmpose's "
-            "person boxes for the test set (det_for_crowd_test_0.1_0.5.json) go in "
-            "ROOT/annotations/ too.")),
+            "CrowdPose's images are shared through Google Drive links on "
+            "https://github.com/Jeff-sjtu/CrowdPose (no stable direct URL): download "
+            "images.zip there and put its images in ROOT/images/.")),
     DataSource(
         "ochuman", "OCHuman: images and the COCO-format val / test annotations",
         "OCHuman's terms", {},
@@ -195,10 +197,6 @@ def download_dataset(source: DataSource, root: str | Path, split: str | None = N
         raise HrposeError(f"{source.name} has the splits {', '.join(source.layout)}; not "
                           f"{split!r}")
     archives = source.splits.get(split, ())
-    missing = _missing(root, source.layout[split])
-    if not archives and missing:
-        raise HrposeError(f"{source.name}: {root / missing[0]} is missing. "
-                          + source.manual.replace("ROOT", str(root)))
     root.mkdir(parents=True, exist_ok=True)
     state = _read_state(root)
     fetched = []
@@ -206,13 +204,16 @@ def download_dataset(source: DataSource, root: str | Path, split: str | None = N
         if state.get(archive.name, {}).get("done"):
             continue
         digest = _fetch_checked(archive, root, progress, timeout)
-        _unpack(root / ARCHIVES / archive.name, root / archive.into, progress)
+        _unpack(root / ARCHIVES / archive.name, root, archive.into, progress)
         if not keep_archives:
             (root / ARCHIVES / archive.name).unlink()
         state[archive.name] = {"done": True, "sha256": digest, "url": archive.url}
         write_json(root / STATE, state, indent=True)
         fetched.append(archive.name)
     missing = _missing(root, source.layout[split])
+    if missing and source.manual:
+        raise HrposeError(f"{source.name}: {root / missing[0]} is missing. "
+                          + source.manual.replace("ROOT", str(root)))
     if missing:
         found = sorted(str(p.relative_to(root)) for p in root.rglob(Path(missing[0]).name))
         raise HrposeError(
@@ -302,12 +303,15 @@ def file_digests(path: Path, algorithms: tuple[str, ...], progress: bool = True
     return {name: h.hexdigest() for name, h in hashes.items()}
 
 
-def _unpack(path: Path, into: Path, progress: bool) -> None:
-    """Unpack a zip or tar archive into `into`, with progress; members that would land
-    outside it are refused. A damaged or truncated archive is deleted (the next run fetches
-    it afresh)."""
+def _unpack(path: Path, root: Path, folder: str, progress: bool) -> None:
+    """Unpack a zip or tar archive into `root / folder` (an archive whose members all sit in
+    a folder of that name into `root`), with progress; members that would land outside it are
+    refused. A damaged or truncated archive is deleted (the next run fetches it afresh)."""
+    into = root / folder
     into.mkdir(parents=True, exist_ok=True)
     try:
+        if folder and _top_folder(path) == PurePosixPath(folder).name:
+            into = into.parent
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 members = archive.infolist()
@@ -333,6 +337,20 @@ def _unpack(path: Path, into: Path, progress: bool) -> None:
         path.unlink(missing_ok=True)
         raise HrposeError(f"{path}: the archive is damaged or truncated ({e}); it was "
                           "deleted, run again to fetch it afresh") from None
+
+
+def _top_folder(path: Path) -> str | None:
+    """The one folder every member of the archive sits in, if there is one."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    else:
+        with tarfile.open(path) as archive:
+            names = archive.getnames()
+    tops = {PurePosixPath(name).parts[0] for name in names if PurePosixPath(name).parts}
+    nested = all(len(PurePosixPath(name).parts) > 1 or name.rstrip("/") in tops
+                 for name in names)
+    return tops.pop() if len(tops) == 1 and nested else None
 
 
 # Python's safe extraction (no links out, no device files) where it has it (3.11.4+).
