@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import HrposeError
+from ..skeletons import MPII as MPII_JOINTS
+from .pckh import EXCLUDED
 
 COCO_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 CROWD_STATS = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
@@ -50,7 +52,8 @@ class Protocol:
         if self.metric == "pckh":
             return {"name": self.name, "reference": self.reference, "boxes": self.boxes,
                     "threshold": 0.5, "head_size": "0.6 x head box diagonal",
-                    "mean": "weighted by labelled joints, pelvis and thorax left out",
+                    "mean": "per-joint PCKh weighted by labelled joints",
+                    "left_out_of_mean": [MPII_JOINTS.joints[j] for j in EXCLUDED],
                     "also": {"PCKh@0.1": "threshold 0.1",
                              "PCKh@0.11": "threshold 0.11, what the HRNet code prints as "
                                           "Mean@0.1"}}
