@@ -4,7 +4,6 @@ the Ray engine on a local cluster. Real images and models from the shared data f
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -43,8 +42,6 @@ from .clips import write_clip
 from .helpers import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
-HAS_RAY = importlib.util.find_spec("ray") is not None
-needs_ray = pytest.mark.skipif(not HAS_RAY, reason="Ray is not installed (the 'ray' extra)")
 
 
 def models() -> tuple[str, str]:
@@ -331,7 +328,7 @@ def test_url_inputs_and_outputs(forty, plain, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    import ray  # its tests are marked needs_ray
+    import ray  # in the test extra (hrpose[ray]): its tests run, never skip
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray
@@ -339,7 +336,6 @@ def local_ray():
 
 
 @pytest.mark.slow
-@needs_ray
 def test_ray_engine_writes_the_rows_of_plain_infer(local_ray, forty, plain, tmp_path, capsys):
     out = tmp_path / "ray"
     assert main(["infer", str(forty), *model_args(), "--engine", "ray", "--concurrency", "2",
@@ -355,7 +351,6 @@ def _parts(out: Path) -> int:
 
 
 @pytest.mark.slow
-@needs_ray
 def test_a_killed_ray_job_resumes_with_each_row_once(forty, plain, tmp_path):
     """SIGKILL of the driver mid-way, then the same command again: the parts written survive,
     the rest are done, and every person is in the output exactly once."""
@@ -388,7 +383,6 @@ def test_a_killed_ray_job_resumes_with_each_row_once(forty, plain, tmp_path):
 
 
 @pytest.mark.slow
-@needs_ray
 def test_a_job_joins_a_running_cluster_at_its_address(forty, plain, tmp_path):
     """`ray start --head` on a port, then --address HOST:PORT, as on a real cluster's node; an
     address where nothing answers is one line at once (Ray itself retries for minutes)."""

@@ -22,6 +22,10 @@ from hrpose.hub import DownloadError
 from .helpers import shared_data
 
 
+def no_check(root, split):  # a stand-in for a set's check
+    return ""
+
+
 def zip_bytes(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -103,7 +107,7 @@ def test_a_truncated_archive_is_refused_and_deleted(tmp_path, server):
     whole = tar_gz_bytes({"images/a.jpg": bytes(200_000)})
     server.files["/images.tar.gz"] = whole[: len(whole) // 2]   # the server's file is cut
     source = DataSource("cut", "cut", "none", {"all": (Archive(server.url("/images.tar.gz")),)},
-                        {"all": ("images",)}, default_split="all")
+                        {"all": ("images",)}, no_check, default_split="all")
     with pytest.raises(HrposeError, match=r"damaged or truncated .*deleted, run again"):
         download_dataset(source, tmp_path, progress=False)
     assert not (tmp_path / "archives" / "images.tar.gz").exists()
@@ -139,7 +143,7 @@ def test_a_manifest_from_another_machine_is_enforced(tmp_path, server, coco_like
 def test_an_archive_member_outside_the_root_is_refused(tmp_path, server):
     server.files["/evil.zip"] = zip_bytes({"../outside.txt": b"x"})
     source = DataSource("evil", "evil", "none", {"all": (Archive(server.url("/evil.zip")),)},
-                        {"all": ("x",)}, default_split="all")
+                        {"all": ("x",)}, no_check, default_split="all")
     with pytest.raises(HrposeError, match="would be written outside"):
         download_dataset(source, tmp_path / "root", progress=False)
     assert not (tmp_path / "outside.txt").exists()
@@ -176,6 +180,10 @@ def test_cli_download_prints_a_summary(tmp_path, server, coco_like, monkeypatch)
     summary = json.loads(out.getvalue())
     assert summary["dataset"] == "coco" and summary["split"] == "val"
     assert summary["manifest"] == str(tmp_path / "SHA256SUMS")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):       # done before: only the check, and what it is
+        assert main(["data", "download", "coco", "--out", str(tmp_path)]) == 0
+    assert "val: 1 GB" in out.getvalue() and "4 images" in out.getvalue()
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         assert main(["data", "download", "coco", "--split", "test", "--out",

@@ -11,7 +11,6 @@ from pycocotools import cocoeval as pycocotools
 from hrpose.data.coco import load_coco
 from hrpose.errors import HrposeError
 from hrpose.metrics.coco import (
-    STAT_NAMES,
     KeypointResults,
     evaluate_keypoints,
     load_results,
@@ -20,6 +19,7 @@ from hrpose.metrics.coco import (
     soft_oks_nms,
 )
 from hrpose.metrics.pckh import pckh, pckh_per_joint
+from hrpose.metrics.protocols import COCO_STATS
 from hrpose.skeletons import COCO
 
 from .cocogen import random_keypoint_set
@@ -44,7 +44,7 @@ def test_coco_ap_equals_pycocotools(tmp_path, seed):
     (tmp_path / "res.json").write_text(json.dumps(results))
     data = load_coco(tmp_path / "gt.json", COCO)
     ours = evaluate_keypoints(data, load_results(tmp_path / "res.json", 17))
-    assert list(ours) == list(STAT_NAMES)
+    assert list(ours) == list(COCO_STATS)
     ref = pycocotools_stats(tmp_path / "gt.json", tmp_path / "res.json")
     assert np.round(list(ours.values()), 4).tolist() == np.round(ref, 4).tolist()
     assert 0.05 < ours["AP"] < 0.95                       # a set that tells numbers apart
@@ -100,7 +100,7 @@ def test_oks_by_hand_on_two_people(tmp_path):
             ap.append(0.0)
     assert stats["AP"] == pytest.approx(np.mean(ap))
     assert stats["AR"] == pytest.approx(np.mean((hits_a + 0.0 + hits_b) / 2))
-    assert stats == pytest.approx(dict(zip(STAT_NAMES,
+    assert stats == pytest.approx(dict(zip(COCO_STATS,
                                            pycocotools_stats(tmp_path / "gt.json",
                                                              tmp_path / "res.json"))))
 

@@ -192,8 +192,7 @@ def test_mpii_pckh_with_the_official_head_boxes(tmp_path, caplog):
     written = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert written["protocol"]["name"] == "mpii"
     assert written["protocol"]["head_sizes"] == "mpii_gt_val.mat head boxes"
-    # The published formula, computed here from the arrays: PCKh per joint, the mean
-    # weighted by labelled joints without pelvis and thorax.
+    # The head sizes are the official 0.6 x head box diagonal.
     data = load_keypoints(ann, headboxes=tmp_path / "mpii_gt_val.mat")
     assert data.head_sizes.tolist() == pytest.approx([6.0, 12.0])
 

@@ -25,6 +25,7 @@ from .codecs.heatmap import METHODS
 from .data.bottomup import BottomUpAugmentation
 from .data.topdown import Augmentation
 from .errors import HrposeError
+from .io import read_yaml
 from .metrics.coco import NMS_METHODS
 from .metrics.protocols import PROTOCOL_CHOICES
 from .models import arch as model_arch
@@ -385,18 +386,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     source = "config"
     if path is not None:
         source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError:
-            raise HrposeError(f"{path}: config file not found or unreadable") from None
-        except UnicodeDecodeError as e:
-            raise HrposeError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
-        try:
-            tree = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f" (line {mark.line + 1})" if mark else ""
-            raise HrposeError(f"{path}: not valid YAML{at}") from None
+        tree = read_yaml(path, "config file") or {}
         if not isinstance(tree, dict):
             raise HrposeError(f"{path}: expected a mapping of sections (model, data, train, "
                               "test)")

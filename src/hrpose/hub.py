@@ -48,11 +48,21 @@ def expected_hash_prefix(filename: str) -> str | None:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    return file_digests(path, ("sha256",), progress=False)["sha256"]
+
+
+def file_digests(path: Path, algorithms: tuple[str, ...], progress: bool = True
+                 ) -> dict[str, str]:
+    """Hex digests of `path` by each of `algorithms` (hashlib names), in one pass."""
+    hashes = {name: hashlib.new(name) for name in algorithms}
+    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
+                                     desc=f"checking {path.name}", disable=not progress,
+                                     leave=False) as bar:
         for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            for h in hashes.values():
+                h.update(block)
+            bar.update(len(block))
+    return {name: h.hexdigest() for name, h in hashes.items()}
 
 
 @contextlib.contextmanager

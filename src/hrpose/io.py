@@ -136,6 +136,26 @@ def read_json(path: str | Path) -> object:
         raise HrposeError(f"{path}: not valid JSON ({e})") from None
 
 
+def read_yaml(path: str | Path, what: str = "file") -> object:
+    """Parse a YAML (or JSON) file with yaml.safe_load (no code in it runs). A missing or
+    unreadable file, one that is not UTF-8 text and one that is not valid YAML are each one
+    line naming the file (and, for YAML, the line); `what` names the file in the first."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        raise HrposeError(f"{path}: {what} not found or unreadable") from None
+    except UnicodeDecodeError as e:
+        raise HrposeError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark else ""
+        raise HrposeError(f"{path}: not valid YAML{at}") from None
+
+
 def max_json_bytes() -> int:
     """The largest JSON file read_json parses: HRPOSE_MAX_JSON_BYTES, else an eighth of the
     available memory (COCO's 238 MB train annotations need about 2 GB parsed)."""

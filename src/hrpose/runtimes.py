@@ -69,10 +69,7 @@ def deploy_keypoint_set(model: str | Path) -> str | None:
     config = (path if path.is_dir() else path.parent) / DEPLOY_CONFIG
     if not config.is_file():
         return None
-    import yaml
+    from .io import read_yaml  # io loads the image codecs: only when a file is read
 
-    try:
-        value = yaml.safe_load(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        raise HrposeError(f"{config}: not a readable deployment config") from None
+    value = read_yaml(config, "deployment config")
     return DEPLOY_METRICS.get(value.get("metric")) if isinstance(value, dict) else None

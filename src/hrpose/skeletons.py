@@ -384,17 +384,9 @@ def skeleton_from_category(category: Mapping, where: str = "keypoint category") 
 def load_skeleton_file(path: str | Path) -> Skeleton:
     """A set file: YAML or JSON holding the serial form (what `hrpose data convert` writes as
     keypoints.yaml), either alone or under a `keypoints:` key."""
-    import yaml
+    from .io import read_yaml  # io loads the image codecs: only when a file is read
 
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise HrposeError(f"{path}: keypoint set file not found or unreadable") from None
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise HrposeError(f"{path}: not valid YAML or JSON") from None
+    value = read_yaml(path, "keypoint set file")
     if isinstance(value, dict) and "keypoints" in value and "joints" not in value:
         value = value["keypoints"]
     return parse_skeleton(value, str(path))

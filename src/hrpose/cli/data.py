@@ -225,6 +225,8 @@ def run_download(args: argparse.Namespace) -> int:
     source = SOURCES[args.name]
     if not args.json and source.splits:
         print(f"{source.title}; by downloading you accept {source.terms}")
+        for note in source.notes:
+            print(f"  {note}")
     summary = download_dataset(source, args.out, args.split, args.keep_archives,
                                progress=not args.json, timeout=args.timeout)
     if args.json:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -381,7 +384,7 @@ def load_mpii(path: str | Path, headboxes: str | Path | None = None) -> Keypoint
                    if has_headbox.any() else HEAD_FALLBACK)
     found = _headbox_file(path, m, headboxes)
     if found is not None:
-        head_sizes = read_headboxes(*found, keypoints, path)
+        head_sizes = _headbox_sizes(*found, keypoints, path)
         head_source = f"{found[0].name} head boxes"
     zero = (head_sizes <= 0) & (keypoints[..., 2] > 0).any(-1)
     if zero.any():
@@ -392,6 +395,11 @@ def load_mpii(path: str | Path, headboxes: str | Path | None = None) -> Keypoint
                         np.zeros(m, bool), boxes[:, 2] * boxes[:, 3],
                         (keypoints[..., 2] > 0).sum(-1), 1, head_sizes, kind="mpii",
                         head_source=head_source)
+
+
+# What PCKh reads of mpii_gt_val.mat: head boxes (2 x 2 x people) and, to check that the file
+# pairs with the json, the joints (16 x 2 x people, 1-based).
+MAT_VARIABLES = ("headboxes_src", "pos_gt_src")
 
 
 def _headbox_file(path: Path, people: int, given: str | Path | None
@@ -409,11 +417,6 @@ def _headbox_file(path: Path, people: int, given: str | Path | None
             if boxes is not None and boxes.ndim == 3 and boxes.shape[-1] == people:
                 return candidate, arrays
     return None
-
-
-# What PCKh reads of mpii_gt_val.mat: head boxes (2 x 2 x people) and, to check that the file
-# pairs with the json, the joints (16 x 2 x people, 1-based).
-MAT_VARIABLES = ("headboxes_src", "pos_gt_src")
 
 
 # scipy.io.loadmat runs in a child process: on some damaged files its C reader crashes the
@@ -434,10 +437,6 @@ np.savez(sys.argv[2], **arrays)
 def _mat_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Numeric variables of a MATLAB file, read with scipy.io.loadmat (no code in the file
     runs); variables it does not have are left out."""
-    import subprocess
-    import sys
-    import tempfile
-
     if not path.is_file():
         raise HrposeError(f"{path}: no such file")
     with tempfile.TemporaryDirectory() as tmp:
@@ -455,7 +454,7 @@ def _mat_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
             return {key: arrays[key] for key in arrays.files}
 
 
-def read_headboxes(mat: Path, arrays: dict[str, np.ndarray], keypoints: np.ndarray,
+def _headbox_sizes(mat: Path, arrays: dict[str, np.ndarray], keypoints: np.ndarray,
                    json_path: Path) -> np.ndarray:
     """Head sizes (0.6 x head box diagonal) from MPII's ground-truth file, one per person of
     `json_path` in order. When the file also has the joints (pos_gt_src), they must agree with

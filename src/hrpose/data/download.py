@@ -16,25 +16,25 @@ is recorded in `ROOT/.hrpose-download.json`, so a second run only checks.
 
 from __future__ import annotations
 
-import hashlib
 import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from tqdm import tqdm
 
 from ..errors import HrposeError
-from ..hub import DownloadError, fetch
+from ..hub import DownloadError, fetch, file_digests
 from ..io import atomic_path, read_json, write_json
+from .coco import load_keypoints, parse_boxes
+from .dataroot import annotation_file
 
 ARCHIVES = "archives"
 MANIFEST = "SHA256SUMS"
 STATE = ".hrpose-download.json"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -61,21 +61,18 @@ class DataSource:
     terms: str                                      # whose terms the user accepts
     splits: dict[str, tuple[Archive, ...]]           # split -> archives
     layout: dict[str, tuple[str, ...]]               # split -> paths the root must hold
-    check: Callable[[Path, str], str] | None = None  # (root, split) -> a summary line
+    check: Callable[[Path, str], str]                # (root, split) -> a summary line
     manual: str = ""                                 # how to get it without a stable URL
     default_split: str = "val"
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()                      # printed before downloading (sizes, ...)
 
 
 def _check_coco(root: Path, split: str) -> str:
-    return _check_keypoint_file(root / "annotations" / f"person_keypoints_{split}2017.json",
-                                root / f"{split}2017")
+    return _check_keypoint_file(annotation_file(root, split), root / f"{split}2017")
 
 
 def _check_keypoint_file(ann: Path, images: Path) -> str:
     """Read `ann` as evaluation does; every image it names must be in `images`."""
-    from .coco import load_keypoints
-
     data = load_keypoints(ann)
     names = {info.file_name for info in data.images.values()}
     missing = sorted(n for n in names if not (images / n).is_file())
@@ -83,16 +80,13 @@ def _check_keypoint_file(ann: Path, images: Path) -> str:
         raise HrposeError(f"{images}: {len(missing)} of the {len(names)} images of {ann.name} "
                           f"are missing (first: {missing[0]})")
     labelled = int((data.num_keypoints > 0).sum())
-    return (f"{ann.name}: {len(names)} images, {len(data)} people ({labelled} with keypoints), "
-            f"all images in {images}")
+    summary = (f"{ann.name}: {len(names)} images, {len(data)} people ({labelled} with "
+               f"keypoints), all images in {images}")
+    return summary + (f"; PCKh head sizes from {data.head_source}" if data.head_source else "")
 
 
 def _check_mpii(root: Path, split: str) -> str:
-    summary = _check_keypoint_file(root / "annotations" / "mpii_val.json", root / "images")
-    from .coco import load_mpii
-
-    head = load_mpii(root / "annotations" / "mpii_val.json").head_source
-    return f"{summary}; PCKh head sizes from {head}"
+    return _check_keypoint_file(root / "annotations" / "mpii_val.json", root / "images")
 
 
 def _check_crowdpose(root: Path, split: str) -> str:
@@ -107,8 +101,6 @@ def _check_ochuman(root: Path, split: str) -> str:
 
 
 def _check_person_boxes(root: Path, split: str) -> str:
-    from .coco import parse_boxes
-
     path = root / PERSON_BOXES
     entries = read_json(path)
     if not isinstance(entries, list):
@@ -203,11 +195,11 @@ def download_dataset(source: DataSource, root: str | Path, split: str | None = N
     for archive in archives:
         if state.get(archive.name, {}).get("done"):
             continue
-        digest = _fetch_checked(archive, root, progress, timeout)
+        _fetch_checked(archive, root, progress, timeout)
         _unpack(root / ARCHIVES / archive.name, root, archive.into, progress)
         if not keep_archives:
             (root / ARCHIVES / archive.name).unlink()
-        state[archive.name] = {"done": True, "sha256": digest, "url": archive.url}
+        state[archive.name] = {"done": True, "url": archive.url}
         write_json(root / STATE, state, indent=True)
         fetched.append(archive.name)
     missing = _missing(root, source.layout[split])
@@ -216,12 +208,15 @@ def download_dataset(source: DataSource, root: str | Path, split: str | None = N
                           + source.manual.replace("ROOT", str(root)))
     if missing:
         found = sorted(str(p.relative_to(root)) for p in root.rglob(Path(missing[0]).name))
-        raise HrposeError(
-            f"{source.name}: {root / missing[0]} is missing"
-            + (f" (found at {found[0]}: move it there)" if found else
-               f"; its archives are recorded as unpacked in {root / STATE}: delete that file "
-               "to fetch them again" if not fetched else " after unpacking"))
-    summary = source.check(root, split) if source.check else ""
+        if found:
+            why = f" (found at {found[0]}: move it there)"
+        elif fetched:
+            why = " after unpacking"
+        else:
+            why = (f"; its archives are recorded as unpacked in {root / STATE}: delete that "
+                   "file to fetch them again")
+        raise HrposeError(f"{source.name}: {root / missing[0]} is missing{why}")
+    summary = source.check(root, split)
     return {"dataset": source.name, "split": split, "root": str(root), "fetched": fetched,
             "check": summary, "manifest": str(root / MANIFEST) if archives else None}
 
@@ -237,9 +232,9 @@ def _read_state(root: Path) -> dict:
     return state if isinstance(state, dict) else {}
 
 
-def _fetch_checked(archive: Archive, root: Path, progress: bool, timeout: float) -> str:
-    """The archive in ROOT/archives/, fetched (or resumed, or as placed there by hand) and
-    checked; returns its SHA-256, recorded in the manifest."""
+def _fetch_checked(archive: Archive, root: Path, progress: bool, timeout: float) -> None:
+    """The archive in ROOT/archives/, fetched (or resumed, or as placed there by hand),
+    checked, and its SHA-256 recorded in the manifest."""
     folder = root / ARCHIVES
     folder.mkdir(parents=True, exist_ok=True)
     path, part = folder / archive.name, folder / (archive.name + ".part")
@@ -248,18 +243,14 @@ def _fetch_checked(archive: Archive, root: Path, progress: bool, timeout: float)
                 f"{archive.name}, then run this again")
         fetch(archive.url, part, hint, progress, timeout)
         part.replace(path)
-    wanted = {"sha256"}
-    if archive.checksum:
-        algorithm = archive.checksum.split(":", 1)[0]
-        wanted.add(algorithm)
-    digests = file_digests(path, tuple(sorted(wanted)), progress)
-    if archive.checksum:
-        algorithm, expected = archive.checksum.split(":", 1)
-        if digests[algorithm] != expected:
-            path.unlink()
-            raise DownloadError(f"{archive.url}: the {algorithm.upper()} of the download is "
-                                f"{digests[algorithm]}, the published one {expected}; the "
-                                "corrupt file was deleted, run again")
+    algorithm, expected = (archive.checksum.split(":", 1) if archive.checksum
+                           else ("sha256", None))
+    digests = file_digests(path, tuple({"sha256", algorithm}), progress)
+    if expected is not None and digests[algorithm] != expected:
+        path.unlink()
+        raise DownloadError(f"{archive.url}: the {algorithm.upper()} of the download is "
+                            f"{digests[algorithm]}, the published one {expected}; the "
+                            "corrupt file was deleted, run again")
     manifest = _read_manifest(root / MANIFEST)
     listed = manifest.get(f"{ARCHIVES}/{archive.name}")
     if listed is not None and listed != digests["sha256"]:
@@ -271,7 +262,6 @@ def _fetch_checked(archive: Archive, root: Path, progress: bool, timeout: float)
     text = "".join(f"{digest}  {name}\n" for name, digest in sorted(manifest.items()))
     with atomic_path(root / MANIFEST) as tmp:
         tmp.write_text(text)
-    return digests["sha256"]
 
 
 def _read_manifest(path: Path) -> dict[str, str]:
@@ -287,20 +277,6 @@ def _read_manifest(path: Path) -> dict[str, str]:
             raise HrposeError(f"{path}: line {number} is not '<sha256>  <file>'")
         entries[name.strip()] = digest.lower()
     return entries
-
-
-def file_digests(path: Path, algorithms: tuple[str, ...], progress: bool = True
-                 ) -> dict[str, str]:
-    """Hex digests of `path` by each of `algorithms` (hashlib names), in one pass."""
-    hashes = {name: hashlib.new(name) for name in algorithms}
-    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                     desc=f"checking {path.name}", disable=not progress,
-                                     leave=False) as bar:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            for h in hashes.values():
-                h.update(block)
-            bar.update(len(block))
-    return {name: h.hexdigest() for name, h in hashes.items()}
 
 
 def _unpack(path: Path, root: Path, folder: str, progress: bool) -> None:

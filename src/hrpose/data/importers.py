@@ -30,10 +30,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
-import yaml
 
 from ..errors import HrposeError
-from ..io import IMAGE_SUFFIXES, read_json, upright_size
+from ..fields import fail
+from ..io import IMAGE_SUFFIXES, read_json, read_yaml, upright_size
 from ..skeletons import FROM_ANNOTATIONS
 
 
@@ -68,17 +68,13 @@ class Importer:
     source: str                                   # what SRC is, for --help and errors
 
 
-def _fail(where: object, message: str) -> HrposeError:
-    return HrposeError(f"{where}: {message}")
-
-
 def _number(text: str, where: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise _fail(where, f"{text!r} is not a number") from None
+        raise fail(where, f"{text!r} is not a number") from None
     if not math.isfinite(value):
-        raise _fail(where, f"{text!r} is not a finite number")
+        raise fail(where, f"{text!r} is not a finite number")
     return value
 
 
@@ -107,9 +103,9 @@ class ImageFinder:
             if len(found) == 1:
                 return found[0]
             if len(found) > 1:
-                raise _fail(where, f"{Path(candidate).name} is one of {len(found)} files of "
+                raise fail(where, f"{Path(candidate).name} is one of {len(found)} files of "
                                    f"that name under {self.root}; give --images DIR")
-        raise _fail(where, f"image {name} not found under {self.root} (give --images DIR)")
+        raise fail(where, f"image {name} not found under {self.root} (give --images DIR)")
 
 
 # --- ultralytics YOLO-pose ----------------------------------------------------------------------
@@ -125,12 +121,12 @@ def read_yolo(src: Path, images: Path | None = None) -> Labels:
     if (not isinstance(shape, list) or len(shape) != 2 or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in shape)
             or shape[0] < 1 or shape[1] not in (2, 3)):
-        raise _fail(src, f"kpt_shape must be [joints, 2 or 3], got {shape!r}")
+        raise fail(src, f"kpt_shape must be [joints, 2 or 3], got {shape!r}")
     k, ndim = shape
     names = config.get("names", {0: "object"})
     classes = dict(enumerate(names)) if isinstance(names, list) else names
     if not isinstance(classes, dict) or len(classes) != 1:
-        raise _fail(src, f"names: hrpose trains one keypoint category; this set has "
+        raise fail(src, f"names: hrpose trains one keypoint category; this set has "
                          f"{len(classes) if isinstance(classes, dict) else names!r} classes")
     (class_id, class_name), = classes.items()
     joints = _yolo_joint_names(src, config.get("kpt_names"), class_id, k)
@@ -146,17 +142,12 @@ def read_yolo(src: Path, images: Path | None = None) -> Labels:
             for image in _yolo_images(src, root, str(entry)):
                 found.append(_yolo_labels(image, split, k, ndim))
     if not found:
-        raise _fail(src, "no images under its train and val entries")
+        raise fail(src, "no images under its train and val entries")
     return Labels(joints, found, str(class_name), flips, [], named=joints != _generic(k))
 
 
 def _yaml(path: Path) -> dict:
-    try:
-        value = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        raise HrposeError(f"{path}: file not found or unreadable") from None
-    except yaml.YAMLError:
-        raise HrposeError(f"{path}: not valid YAML") from None
+    value = read_yaml(path)
     if not isinstance(value, dict):
         raise HrposeError(f"{path}: expected a mapping of keys")
     return value
@@ -172,7 +163,7 @@ def _yolo_joint_names(src: Path, value: object, class_id: object, k: int) -> lis
     names = value.get(class_id, value.get(str(class_id))) if isinstance(value, dict) else value
     if not isinstance(names, list) or len(names) != k or not all(
             isinstance(n, str) and n for n in names):
-        raise _fail(src, f"kpt_names: expected {k} joint names for class {class_id}")
+        raise fail(src, f"kpt_names: expected {k} joint names for class {class_id}")
     return names
 
 
@@ -183,7 +174,7 @@ def _yolo_flips(src: Path, value: object, joints: list[str]) -> list[tuple[str, 
     k = len(joints)
     if not isinstance(value, list) or sorted(value) != list(range(k)) or any(
             value[value[j]] != j for j in range(k)):
-        raise _fail(src, f"flip_idx must map each of the {k} joints to its mirror twin and "
+        raise fail(src, f"flip_idx must map each of the {k} joints to its mirror twin and "
                          "back, got " + repr(value))
     return [(joints[j], joints[i]) for j, i in enumerate(value) if j < i]
 
@@ -196,13 +187,13 @@ def _yolo_images(src: Path, root: Path, entry: str) -> list[Path]:
         lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
         return [Path(p) if Path(p).is_absolute() else (root / p).resolve()
                 for p in lines if p and not p.startswith("#")]
-    raise _fail(src, f"{entry}: neither an image folder nor a .txt list under {root}")
+    raise fail(src, f"{entry}: neither an image folder nor a .txt list under {root}")
 
 
 def _yolo_labels(image: Path, split: str, k: int, ndim: int) -> LabelledImage:
     parts = list(image.parts)
     if "images" not in parts:
-        raise _fail(image, "a YOLO image lies under an images/ folder (its labels under "
+        raise fail(image, "a YOLO image lies under an images/ folder (its labels under "
                            "labels/)")
     i = len(parts) - 1 - parts[::-1].index("images")
     label = Path(*parts[:i], "labels", *parts[i + 1:]).with_suffix(".txt")
@@ -216,7 +207,7 @@ def _yolo_labels(image: Path, split: str, k: int, ndim: int) -> LabelledImage:
             continue
         where = f"{label}:{n}"
         if len(values) != 5 + k * ndim:
-            raise _fail(where, f"{len(values)} values; a pose line has 5 + {k} x {ndim} "
+            raise fail(where, f"{len(values)} values; a pose line has 5 + {k} x {ndim} "
                                "(class, box, joints)")
         numbers = np.array([_number(v, where) for v in values[1:]])
         cx, cy, w, h = numbers[:4] * [width, height, width, height]
@@ -225,7 +216,7 @@ def _yolo_labels(image: Path, split: str, k: int, ndim: int) -> LabelledImage:
         keypoints[:, :2] = joints[:, :2] * [width, height]
         if ndim == 3:
             if not np.isin(joints[:, 2], (0, 1, 2)).all():
-                raise _fail(where, "a visibility other than 0, 1, 2")
+                raise fail(where, "a visibility other than 0, 1, 2")
             keypoints[:, 2] = joints[:, 2]
         else:
             keypoints[:, 2] = np.where((joints[:, :2] != 0).any(1), 2, 0)
@@ -247,11 +238,11 @@ def read_cvat(src: Path, images: Path | None = None) -> Labels:
     try:
         root = ET.parse(src).getroot()
     except ET.ParseError as e:
-        raise _fail(src, f"not valid XML ({e})") from None
+        raise fail(src, f"not valid XML ({e})") from None
     except OSError:
         raise HrposeError(f"{src}: file not found or unreadable") from None
     if root.tag != "annotations":
-        raise _fail(src, "not a CVAT for images export (its root is not <annotations>)")
+        raise fail(src, "not a CVAT for images export (its root is not <annotations>)")
     finder = ImageFinder(images or _export_images(src))
     label, joints, links = _cvat_skeleton_label(src, root)
     found = []
@@ -266,13 +257,13 @@ def read_cvat(src: Path, images: Path | None = None) -> Labels:
             keypoints = np.zeros((len(joints), 3))
             for point in skeleton.findall("points"):
                 if point.get("label") not in joints:
-                    raise _fail(where, f"point {point.get('label')!r} is not an element of "
+                    raise fail(where, f"point {point.get('label')!r} is not an element of "
                                        f"the skeleton {label!r}")
                 if point.get("outside", "0") == "1":
                     continue
                 xy = (point.get("points") or "").split(";")[0].split(",")
                 if len(xy) != 2:
-                    raise _fail(where, f"point {point.get('label')!r} has no x,y")
+                    raise fail(where, f"point {point.get('label')!r} has no x,y")
                 j = joints.index(point.get("label"))
                 keypoints[j] = [_number(xy[0], where), _number(xy[1], where),
                                 1 if point.get("occluded", "0") == "1" else 2]
@@ -298,10 +289,10 @@ def _cvat_skeleton_label(src: Path, root: ET.Element
     labels = [lab for lab in root.iter("label") if lab.findtext("type") == "skeleton"]
     used = sorted({s.get("label", "") for s in root.iter("skeleton")})
     if len(used) > 1:
-        raise _fail(src, f"skeletons of {len(used)} labels ({', '.join(used)}); hrpose trains "
+        raise fail(src, f"skeletons of {len(used)} labels ({', '.join(used)}); hrpose trains "
                          "one keypoint category: export one")
     if not used:
-        raise _fail(src, "no <skeleton> annotations (annotate with a skeleton label)")
+        raise fail(src, "no <skeleton> annotations (annotate with a skeleton label)")
     meta = next((lab for lab in labels if lab.findtext("name") == used[0]), None)
     if meta is None or not meta.findtext("svg"):
         first = next(root.iter("skeleton"))
@@ -309,12 +300,12 @@ def _cvat_skeleton_label(src: Path, root: ET.Element
     try:
         svg = ET.fromstring(f"<svg>{meta.findtext('svg')}</svg>")
     except ET.ParseError:
-        raise _fail(src, f"the skeleton {used[0]!r} has an unreadable <svg>") from None
+        raise fail(src, f"the skeleton {used[0]!r} has an unreadable <svg>") from None
     nodes = {c.get("data-node-id"): c.get("data-label-name") for c in svg.iter("circle")}
     order = sorted(nodes, key=lambda n: int(n or 0))
     joints = [nodes[n] for n in order]
     if not all(joints):
-        raise _fail(src, f"the skeleton {used[0]!r} has an unnamed node")
+        raise fail(src, f"the skeleton {used[0]!r} has an unnamed node")
     links = [(nodes[line.get("data-node-from")], nodes[line.get("data-node-to")])
              for line in svg.iter("line")
              if line.get("data-node-from") in nodes and line.get("data-node-to") in nodes]
@@ -324,7 +315,7 @@ def _cvat_skeleton_label(src: Path, root: ET.Element
 def _cvat_box(box: ET.Element, where: str) -> np.ndarray:
     x1, y1, x2, y2 = (_number(box.get(k, "nan"), where) for k in ("xtl", "ytl", "xbr", "ybr"))
     if float(box.get("rotation", "0") or 0):
-        raise _fail(where, "a rotated box is not a person box")
+        raise fail(where, "a rotated box is not a person box")
     return np.array([x1, y1, x2 - x1, y2 - y1])
 
 
@@ -361,19 +352,19 @@ def read_labelstudio(src: Path, images: Path | None = None) -> Labels:
     Label Studio has no occluded flag: a placed keypoint is visible (2)."""
     tasks = read_json(src)
     if not isinstance(tasks, list):
-        raise _fail(src, "expected a Label Studio JSON export (a list of tasks)")
+        raise fail(src, "expected a Label Studio JSON export (a list of tasks)")
     finder = ImageFinder(images or src.parent)
     joints: list[str] = []
     found = []
     for t, task in enumerate(tasks):
         where = f"{src}: task {task.get('id', t) if isinstance(task, dict) else t}"
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-            raise _fail(where, "a task has 'data' (the image) and 'annotations'")
+            raise fail(where, "a task has 'data' (the image) and 'annotations'")
         annotations = [a for a in task.get("annotations") or []
                        if isinstance(a, dict) and not a.get("was_cancelled")]
         results = annotations[0].get("result", []) if annotations else []
         if not isinstance(results, list):
-            raise _fail(where, "'result' must be a list of regions")
+            raise fail(where, "'result' must be a list of regions")
         image, name = _labelstudio_image(task, results, finder, where)
         found.append(_labelstudio_people(results, image, joints, where))
         found[-1].name = name
@@ -389,7 +380,7 @@ def _labelstudio_image(task: dict, results: list, finder: ImageFinder, where: st
     url = task["data"].get(key) if key else next(
         (v for v in task["data"].values() if isinstance(v, str)), None)
     if not isinstance(url, str):
-        raise _fail(where, "no image in its 'data'")
+        raise fail(where, "no image in its 'data'")
     parsed = urlparse(url)
     if "d" in parse_qs(parsed.query):                 # /data/local-files/?d=folder/name.jpg
         name = unquote(parse_qs(parsed.query)["d"][0])
@@ -404,7 +395,7 @@ def _labelstudio_image(task: dict, results: list, finder: ImageFinder, where: st
 def _percent(value: dict, key: str, where: str) -> float:
     v = value.get(key)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise _fail(where, f"region value {key!r} must be a number, got {v!r}")
+        raise fail(where, f"region value {key!r} must be a number, got {v!r}")
     return float(v)
 
 
@@ -425,7 +416,7 @@ def _labelstudio_people(results: list, image: Path, joints: list[str], where: st
         out.size = (round(w), round(h))
         if kind == "rectanglelabels":
             if value.get("rotation"):
-                raise _fail(where, "a rotated rectangle is not a person box")
+                raise fail(where, "a rotated rectangle is not a person box")
             rects[r.get("id")] = np.array([_percent(value, "x", where) * w / 100,
                                            _percent(value, "y", where) * h / 100,
                                            _percent(value, "width", where) * w / 100,
@@ -433,7 +424,7 @@ def _labelstudio_people(results: list, image: Path, joints: list[str], where: st
         else:
             labels = value.get("keypointlabels")
             if not isinstance(labels, list) or len(labels) != 1 or not isinstance(labels[0], str):
-                raise _fail(where, f"keypoint {r.get('id')!r} needs one keypoint label")
+                raise fail(where, f"keypoint {r.get('id')!r} needs one keypoint label")
             if labels[0] not in joints:
                 joints.append(labels[0])
             points.append((r.get("id"), r.get("parentID"), labels[0],
@@ -453,7 +444,7 @@ def _labelstudio_people(results: list, image: Path, joints: list[str], where: st
                       if bx <= x <= bx + bw and by <= y <= by + bh]
             rect = inside[0] if len(inside) == 1 else None if rects else "whole image"
         if rect is None:
-            raise _fail(where, f"keypoint {name!r} at ({x:.1f}, {y:.1f}) belongs to no one "
+            raise fail(where, f"keypoint {name!r} at ({x:.1f}, {y:.1f}) belongs to no one "
                                "rectangle (join it with a relation)")
         people.setdefault(rect, []).append((name, x, y))
     for rect, placed in people.items():
@@ -463,7 +454,7 @@ def _labelstudio_people(results: list, image: Path, joints: list[str], where: st
         names = [name for name, _, _ in placed]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise _fail(where, f"a person has {', '.join(twice)} twice")
+            raise fail(where, f"a person has {', '.join(twice)} twice")
     return out
 
 
@@ -505,7 +496,7 @@ def read_dlc(src: Path, images: Path | None = None) -> Labels:
             raise HrposeError("reading DeepLabCut .h5 files needs PyTables: pip install "
                               "'hrpose[dlc]'") from None
         except (OSError, ValueError, KeyError) as e:
-            raise _fail(src, f"not a DeepLabCut HDF5 file ({str(e).splitlines()[0][:100]})"
+            raise fail(src, f"not a DeepLabCut HDF5 file ({str(e).splitlines()[0][:100]})"
                         ) from None
     else:
         headers, index = _dlc_csv_layout(src)
@@ -524,7 +515,7 @@ def _dlc_csv_layout(src: Path) -> tuple[int, int]:
     while headers < len(rows) and rows[headers] and rows[headers][0] in _DLC_LEVELS:
         headers += 1
     if headers < 3 or rows[0][0] != "scorer":
-        raise _fail(src, "not a DeepLabCut CSV (its first rows are scorer, [individuals,] "
+        raise fail(src, "not a DeepLabCut CSV (its first rows are scorer, [individuals,] "
                          "bodyparts, coords)")
     index = 1
     while index < len(rows[0]) and rows[0][index] == "":
@@ -536,7 +527,7 @@ def _dlc_frame(src: Path, frame: object, images: Path | None) -> Labels:
     columns = frame.columns  # type: ignore[attr-defined]
     names = [n or "" for n in columns.names]
     if "bodyparts" not in names or "coords" not in names:
-        raise _fail(src, f"columns are {names}; a DeepLabCut file has bodyparts and coords")
+        raise fail(src, f"columns are {names}; a DeepLabCut file has bodyparts and coords")
     parts = columns.get_level_values("bodyparts")
     coords = columns.get_level_values("coords")
     individuals = (columns.get_level_values("individuals") if "individuals" in names

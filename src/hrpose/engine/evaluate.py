@@ -104,7 +104,7 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
     `keypoints`: the model's keypoint set (the data must name its joints), else FROM_DATA."""
     ann_file, image_dir = find_dataset(data_root, ann, images)
     data = load_keypoints(ann_file, keypoints, settings.headboxes)
-    protocol = choose_data_protocol(data, settings.protocol)
+    protocol, chosen = choose_data_protocol(data, settings.protocol)
     if data.kind == "mpii" and settings.det_json:
         raise HrposeError("MPII is evaluated on its annotated people; --det-json is for COCO")
     if data.kind == "mpii":
@@ -137,12 +137,12 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
         results = KeypointResults(boxes.image_ids, pred.keypoints, np.ones(len(data)))
     else:
         results = coco_results(pred, data, settings)
-    metrics = score(data, results, protocol[0])
+    metrics = score(data, results, protocol)
     if rank == 0:
         _write_outputs(out, results, data, image_dir, metrics, picture, draw, {
             "dataset": str(ann_file), "people": len(boxes.scores),
             "boxes": settings.det_json or "ground truth", "settings": asdict(settings),
-            **protocol_record(data, *protocol), **(extra or {})})
+            **protocol_record(data, protocol, chosen), **(extra or {})})
     return metrics
 
 
@@ -160,7 +160,7 @@ def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path
     data = load_keypoints(ann_file, keypoints)
     if data.kind == "mpii":
         raise HrposeError(f"{ann_file}: bottom-up models are scored on COCO-style data (OKS AP)")
-    protocol = choose_data_protocol(data, settings.protocol)
+    protocol, chosen = choose_data_protocol(data, settings.protocol)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rank, world = shard
@@ -188,11 +188,11 @@ def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path
         np.concatenate([p for _, p, _ in found]) if found else np.zeros((0, k, 3), np.float32),
         np.concatenate([s for _, _, s in found]) if found else np.zeros(0, np.float32),
         data.category_id)
-    metrics = evaluate_keypoints(data, results, protocol[0])
+    metrics = evaluate_keypoints(data, results, protocol)
     if rank == 0:
         _write_outputs(out, results, data, image_dir, metrics, picture, draw, {
             "dataset": str(ann_file), "people": len(results), "boxes": "none (bottom-up)",
-            "settings": asdict(settings), **protocol_record(data, *protocol),
+            "settings": asdict(settings), **protocol_record(data, protocol, chosen),
             **(extra or {})})
     return metrics
 
@@ -272,12 +272,12 @@ def score_results_file(results_file: str | Path, data_root: str | Path, out_dir:
     "auto"); writes OUT/metrics.json."""
     ann_file, _ = find_dataset(data_root, ann, images=Path(data_root))
     data = load_keypoints(ann_file, FROM_DATA, headboxes)
-    chosen = choose_data_protocol(data, protocol)
+    rules, chosen = choose_data_protocol(data, protocol)
     results = load_results(results_file, data.skeleton.num_joints, data.category_id)
-    metrics = score(data, results, chosen[0])
+    metrics = score(data, results, rules)
     _write_metrics(Path(out_dir), metrics, {"dataset": str(ann_file),
                                             "results": str(results_file),
-                                            **protocol_record(data, *chosen)})
+                                            **protocol_record(data, rules, chosen)})
     return metrics
 
 

@@ -19,10 +19,9 @@ from ..data.coco import KeypointData, group_by_image
 from ..errors import HrposeError
 from ..fields import integer, number, numbers, of_category, required
 from ..io import read_json, write_json
-from .protocols import COCO, COCO_STATS, Protocol
+from .protocols import COCO, Protocol
 
 NMS_METHODS = ("oks", "soft", "none")     # OKS-NMS, soft-OKS-NMS, none
-STAT_NAMES = COCO_STATS
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 AREA_RANGES = {"all": (0.0, 1e10), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
@@ -172,14 +171,15 @@ def evaluate_keypoints(gt: KeypointData, results: KeypointResults, protocol: Pro
         gt_area = gt.areas
     labelled = ((gt.keypoints[..., 2] > 0).sum(-1) if protocol.ignore_by_flags
                 else gt.num_keypoints)
-    scoring = _Scoring(gt, results, gt_area.astype(np.float64), labelled, sigmas,
-                       protocol.max_dets)
-    precision, recall = scoring.precision_recall(image_list)
+    matches = _match_images(gt, results, image_list, gt_area.astype(np.float64), labelled,
+                            sigmas, protocol.max_dets)
+    precision, recall = matches.accumulate()
     if protocol.crowd_bounds is None:
         return _summarize(precision, recall)
     stats = _summarize_crowd(precision, recall)
+    # Matching is per image: a split accumulates the matches of its images.
     for name, images in crowd_splits(gt, protocol.crowd_bounds).items():
-        stats[name] = _mean(scoring.precision_recall(images)[0][:, :, 0])
+        stats[name] = _mean(matches.accumulate(images)[0][:, :, 0])
     return stats
 
 
@@ -198,54 +198,61 @@ def crowd_splits(gt: KeypointData, bounds: tuple[float, float]) -> dict[str, np.
 
 
 @dataclass
-class _Scoring:
-    """Ground truth and results of one evaluation, scored over any subset of its images."""
+class _Matches:
+    """COCOeval's per-image matching of one evaluation: (area range, threshold, detection)
+    matched / ignored for the kept detections in score order, with their images, and the
+    ground truth's ignore flags per area range with its images."""
 
-    gt: KeypointData
-    results: KeypointResults
-    gt_area: np.ndarray
-    labelled: np.ndarray          # (M,) labelled joints by the protocol's count; 0: ignored
-    sigmas: np.ndarray
-    max_dets: int
+    matched: np.ndarray
+    dt_ignored: np.ndarray
+    dt_image: np.ndarray            # (D,) image id of each detection
+    gt_ign_area: np.ndarray         # (A, M)
+    gt_image: np.ndarray            # (M,)
 
-    def precision_recall(self, image_list: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def accumulate(self, images: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """COCOeval.accumulate's precision (threshold, recall point, area) and recall
-        (threshold, area) over the images `image_list` (sorted ids)."""
-        gt, results = self.gt, self.results
-        mine = np.isin(results.image_ids, image_list)
-        image_ids, scores = results.image_ids[mine], results.scores[mine]
-        n_img = len(image_list)
+        (threshold, area) over all images, or over `images` (ids)."""
+        if images is None:
+            return _accumulate(self.matched, self.dt_ignored, self.gt_ign_area)
+        dt, gt = np.isin(self.dt_image, images), np.isin(self.gt_image, images)
+        return _accumulate(self.matched[..., dt], self.dt_ignored[..., dt],
+                           self.gt_ign_area[:, gt])
 
-        # Detections: per image by score (ties keep file order), at most max_dets each.
-        dt_img = np.searchsorted(image_list, image_ids)
-        order = np.lexsort((np.arange(len(image_ids)), -scores, dt_img))
-        dt_img_sorted = dt_img[order]
-        first = np.searchsorted(dt_img_sorted, dt_img_sorted, side="left")
-        rank = np.arange(len(order)) - first
-        kept = order[rank < self.max_dets]
-        dt_rank, dt_img = rank[rank < self.max_dets], dt_img[kept]
-        dt_kp = results.keypoints[mine][kept].astype(np.float64)
-        x, y = dt_kp[..., 0], dt_kp[..., 1]
-        dt_area = (x.max(-1) - x.min(-1)) * (y.max(-1) - y.min(-1)) if len(dt_kp) else \
-            np.zeros(0)
 
-        # Ground truth: per image in file order.
-        rows = np.flatnonzero(np.isin(gt.image_ids, image_list))
-        gt_img = np.searchsorted(image_list, gt.image_ids[rows])
-        gt_order = rows[np.argsort(gt_img, kind="stable")]
-        gt_img = np.sort(gt_img, kind="stable")
-        gt_area = self.gt_area[gt_order]
-        gt_crowd = gt.iscrowd[gt_order].astype(bool)
-        gt_ignore = gt_crowd | (self.labelled[gt_order] == 0)
-        gt_ign_area = np.stack([gt_ignore | (gt_area < lo) | (gt_area > hi)
-                                for lo, hi in AREA_RANGES.values()])
-        matched, dt_ignored = _match(
-            dt_kp, dt_img, dt_area, gt.keypoints[gt_order].astype(np.float64), gt_img, gt_area,
-            gt.boxes[gt_order].astype(np.float64), gt_crowd, gt_ign_area, n_img, self.sigmas)
-        # Accumulate: all kept detections by score (ties: image order, then rank).
-        global_order = np.lexsort((dt_rank, dt_img, -scores[kept]))
-        return _accumulate(matched[..., global_order], dt_ignored[..., global_order],
-                           gt_ign_area)
+def _match_images(gt: KeypointData, results: KeypointResults, image_list: np.ndarray,
+                  gt_area: np.ndarray, labelled: np.ndarray, sigmas: np.ndarray,
+                  max_dets: int) -> _Matches:
+    """Match every image's detections to its ground truth; `labelled`: labelled joints by the
+    protocol's count (0: the person is ignored)."""
+    n_img = len(image_list)
+    # Detections: per image by score (ties keep file order), at most max_dets each.
+    dt_img = np.searchsorted(image_list, results.image_ids)
+    order = np.lexsort((np.arange(len(results)), -results.scores, dt_img))
+    dt_img_sorted = dt_img[order]
+    first = np.searchsorted(dt_img_sorted, dt_img_sorted, side="left")
+    rank = np.arange(len(order)) - first
+    kept = order[rank < max_dets]
+    dt_rank, dt_img = rank[rank < max_dets], dt_img[kept]
+    dt_kp = results.keypoints[kept].astype(np.float64)
+    x, y = dt_kp[..., 0], dt_kp[..., 1]
+    dt_area = (x.max(-1) - x.min(-1)) * (y.max(-1) - y.min(-1))
+
+    # Ground truth: per image in file order.
+    gt_img = np.searchsorted(image_list, gt.image_ids)
+    gt_order = np.argsort(gt_img, kind="stable")
+    gt_img = gt_img[gt_order]
+    gt_area = gt_area[gt_order]
+    gt_crowd = gt.iscrowd[gt_order].astype(bool)
+    gt_ignore = gt_crowd | (labelled[gt_order] == 0)
+    gt_ign_area = np.stack([gt_ignore | (gt_area < lo) | (gt_area > hi)
+                            for lo, hi in AREA_RANGES.values()])
+    matched, dt_ignored = _match(
+        dt_kp, dt_img, dt_area, gt.keypoints[gt_order].astype(np.float64), gt_img, gt_area,
+        gt.boxes[gt_order].astype(np.float64), gt_crowd, gt_ign_area, n_img, sigmas)
+    # Accumulation order: all kept detections by score (ties: image order, then rank).
+    global_order = np.lexsort((dt_rank, dt_img, -results.scores[kept]))
+    return _Matches(matched[..., global_order], dt_ignored[..., global_order],
+                    image_list[dt_img[global_order]], gt_ign_area, image_list[gt_img])
 
 
 def _match(dt_kp: np.ndarray, dt_img: np.ndarray, dt_area: np.ndarray, gt_kp: np.ndarray,
@@ -398,11 +405,9 @@ _ROWS = {"AP": ("Average Precision", "0.50:0.95", "all"), "AP50": ("Average Prec
 
 def format_stats(stats: dict[str, float]) -> str:
     """The numbers as COCOeval (areas) or CrowdPose's evaluation (crowd levels) prints them."""
-    crowd = "AP_easy" in stats
-    label = "type" if crowd else "area"
-    names = [n for n in _ROWS if n in stats and not (crowd and n in ("APm", "APl"))]
+    label = "type" if "AP_easy" in stats else "area"
     lines = []
-    for name in names:
+    for name in (n for n in _ROWS if n in stats):
         title, iou, people = _ROWS[name]
         short = "AP" if title.endswith("Precision") else "AR"
         lines.append(f" {title:<18} ({short}) @[ OKS={iou:<9} | {label}={people:>6} | "
