@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hrpose.skeletons import COCO
+from hrpose.skeletons import COCO, COCO_WHOLEBODY
 
 
-def random_keypoint_set(n_images: int, n_people: int, n_results: int, seed: int = 0
-                        ) -> tuple[dict, list[dict]]:
+def random_keypoint_set(n_images: int, n_people: int, n_results: int, seed: int = 0,
+                        k: int = 17, fine: bool = False) -> tuple[dict, list[dict]]:
+    """`fine`: result noise log-uniform from 0.2 px (small-sigma joints reach high OKS)."""
     rng = np.random.default_rng(seed)
-    k = 17
     image_ids = np.arange(1, n_images + 1) * 7
     images = [{"id": int(i), "file_name": f"{i:012d}.jpg", "width": 640, "height": 480}
               for i in image_ids]
@@ -37,7 +37,9 @@ def random_keypoint_set(n_images: int, n_people: int, n_results: int, seed: int 
     det = np.empty((n_results, k, 3))
     base = xy[src, None] + rng.uniform(0, 1, (n_true, k, 2)) * wh[src, None]
     det[:n_true, :, :2] = np.where(kp[src, :, :2] > 0, kp[src, :, :2], base)
-    det[:n_true, :, :2] += rng.normal(0, 1, (n_true, k, 2)) * rng.uniform(1, 15, (n_true, 1, 1))
+    spread = (np.exp(rng.uniform(np.log(0.2), np.log(15), (n_true, 1, 1))) if fine
+              else rng.uniform(1, 15, (n_true, 1, 1)))
+    det[:n_true, :, :2] += rng.normal(0, 1, (n_true, k, 2)) * spread
     det[n_true:, :, 0] = rng.uniform(0, 600, (n_results - n_true, k))
     det[n_true:, :, 1] = rng.uniform(0, 400, (n_results - n_true, k))
     det[..., 2] = rng.uniform(0, 1, (n_results, k))
@@ -78,3 +80,37 @@ def random_crowd_set(n_images: int, n_people: int, n_results: int, seed: int = 0
         res["keypoints"] = kp.ravel().tolist()
     gt["categories"][0]["keypoints"] = list(CROWDPOSE.joints)
     return gt, results
+
+
+def random_wholebody_set(n_images: int, n_people: int, n_results: int, seed: int = 0
+                         ) -> tuple[dict, list[dict]]:
+    """The same in COCO-WholeBody's layout: 133 joints split into its part fields, parts left
+    unlabelled (and flagged not valid) at random, num_keypoints counting the body only;
+    results with parts not scored, some with their own part scores."""
+    gt, results = random_keypoint_set(n_images, n_people, n_results, seed, k=133, fine=True)
+    rng = np.random.default_rng(seed + 1000)
+    for ann in gt["annotations"]:
+        kp = np.array(ann["keypoints"]).reshape(133, 3)
+        for field, valid, (_, start, stop) in zip(FIELDS, VALID, COCO_WHOLEBODY.parts):
+            if valid and rng.random() < 0.3:
+                kp[start:stop] = 0
+            part = kp[start:stop]
+            ann[field] = part.ravel().tolist()
+            if valid:
+                ann[valid] = bool((part[:, 2] > 0).any())
+        ann["num_keypoints"] = int((kp[:17, 2] > 0).sum())
+    for j, result in enumerate(results):
+        kp = np.array(result["keypoints"]).reshape(133, 3)
+        for field, (_, start, stop) in zip(FIELDS, COCO_WHOLEBODY.parts):
+            if field != "keypoints" and rng.random() < 0.1:
+                kp[start:stop, 2] = 0                          # a part not scored
+            result[field] = kp[start:stop].ravel().tolist()
+        if j % 3 == 0:
+            for key in SCORES:
+                result[key] = float(np.round(rng.uniform(0, 1), 2))
+    return gt, results
+
+
+FIELDS = ("keypoints", "foot_kpts", "face_kpts", "lefthand_kpts", "righthand_kpts")
+VALID = (None, "foot_valid", "face_valid", "lefthand_valid", "righthand_valid")
+SCORES = ("foot_score", "face_score", "lefthand_score", "righthand_score", "wholebody_score")

@@ -1,7 +1,8 @@
 """Keypoint sets as data: joint names, left/right flip pairs, links to draw, OKS sigmas, the
 upper-body joints of half-body augmentation and the bottom-up grouping order.
 
-COCO-17, MPII-16 and CrowdPose-14 are built in. Any other set is stated, by joint name, in a
+COCO-17, MPII-16, CrowdPose-14 and COCO-WholeBody-133 (with its parts: body, foot, face,
+hands) are built in. Any other set is stated, by joint name, in a
 config's `data.keypoints`, in a set file (`keypoints.yaml`, as `hrpose data convert` writes it
 beside the annotations) or in a model's card; `skeleton_from_category` makes one from a COCO
 keypoint category (names and links; flip pairs inferred from the names).
@@ -29,7 +30,7 @@ from .errors import HrposeError
 # computed with measured sigmas, and hrpose warns whenever it is used.
 DEFAULT_SIGMA = 0.025
 _SET_FIELDS = ("name", "joints", "flip_pairs", "links", "sigmas", "upper_body",
-               "grouping_order")
+               "grouping_order", "parts")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Skeleton:
     # Bottom-up grouping takes joint types in this order (confident, central joints first);
     # () is the joints' own order.
     grouping_order: tuple[int, ...] = ()
+    # Named runs of joints (name, first, stop): the parts a whole-body set is evaluated and
+    # drawn by (body, foot, face, hands); () for a set of one part.
+    parts: tuple[tuple[str, int, int], ...] = ()
 
     def __post_init__(self) -> None:
         where = f"keypoint set {self.name!r}"
@@ -76,6 +80,13 @@ class Skeleton:
             raise HrposeError(f"{where}: upper_body index out of 0..{k - 1}")
         if self.grouping_order and sorted(self.grouping_order) != list(range(k)):
             raise HrposeError(f"{where}: grouping_order must list every joint once")
+        covered = [j for _, start, stop in self.parts for j in range(start, stop)]
+        if self.parts and (sorted(covered) != covered or len(set(covered)) != len(covered)
+                           or not all(0 <= a < b <= k for _, a, b in self.parts)):
+            raise HrposeError(f"{where}: parts must be runs of joints in order, each joint in "
+                              "one part at most")
+        if len({name for name, _, _ in self.parts}) != len(self.parts):
+            raise HrposeError(f"{where}: part names must be unique")
 
     @property
     def num_joints(self) -> int:
@@ -108,7 +119,16 @@ class Skeleton:
                "upper_body": [names[j] for j in self.upper_body]}
         if self.grouping_order:
             out["grouping_order"] = [names[j] for j in self.grouping_order]
+        if self.parts:
+            out["parts"] = {part: [names[a], names[b - 1]] for part, a, b in self.parts}
         return out
+
+    def part_of_joint(self) -> tuple[str, ...]:
+        """Each joint's part name ("" for a joint of no part, and for a set without parts)."""
+        out = [""] * self.num_joints
+        for part, a, b in self.parts:
+            out[a:b] = [part] * (b - a)
+        return tuple(out)
 
     @property
     def builtin(self) -> bool:
@@ -170,7 +190,60 @@ CROWDPOSE = Skeleton(
     grouping_order=(12, 13, 0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11),
 )
 
-SKELETONS: dict[str, Skeleton] = {s.name: s for s in (COCO, MPII, CROWDPOSE)}
+def _wholebody() -> Skeleton:
+    """COCO-WholeBody's 133 joints (Jin et al., ECCV 2020), in its files' order: COCO's 17
+    body joints, 6 foot, 68 face (the iBUG 300-W points) and 21 per hand. Names, flip pairs
+    and sigmas as COCO-WholeBody's evaluation and mmpose's dataset definition state them."""
+    feet = tuple(f"{side}_{point}" for side in ("left", "right")
+                 for point in ("big_toe", "small_toe", "heel"))
+    face = tuple(f"face-{i}" for i in range(68))
+    fingers = ("thumb", "forefinger", "middle_finger", "ring_finger", "pinky_finger")
+    hands = tuple(name for side in ("left", "right") for name in (
+        f"{side}_hand_root", *(f"{side}_{f}{i}" for f in fingers for i in range(1, 5))))
+    joints = COCO.joints + feet + face + hands
+    foot, face0, left_hand, right_hand = 17, 23, 91, 112
+    # Face points mirrored (subject's left, right), by iBUG number: jaw, brows, lower nose,
+    # eyes, lips; the nose bridge, chin and lip midpoints are their own mirror.
+    face_mirror = ([(16 - i, i) for i in range(8)] + [(26 - i, 17 + i) for i in range(5)]
+                   + [(35, 31), (34, 32), (45, 36), (44, 37), (43, 38), (42, 39), (47, 40),
+                      (46, 41), (54, 48), (53, 49), (52, 50), (59, 55), (58, 56), (64, 60),
+                      (63, 61), (67, 65)])
+    flips = (COCO.flip_pairs + tuple((foot + i, foot + 3 + i) for i in range(3))
+             + tuple((face0 + a, face0 + b) for a, b in face_mirror)
+             + tuple((left_hand + i, right_hand + i) for i in range(21)))
+
+    def chain(first: int, last: int, closed: bool = False) -> list[tuple[int, int]]:
+        out = [(j, j + 1) for j in range(first, last)]
+        return out + [(last, first)] if closed else out
+
+    face_links = [(face0 + a, face0 + b) for a, b in (
+        chain(0, 16) + chain(17, 21) + chain(22, 26) + chain(27, 30) + chain(31, 35)
+        + [(30, 33)] + chain(36, 41, True) + chain(42, 47, True) + chain(48, 59, True)
+        + chain(60, 67, True))]
+    hand_links = [(root + a, root + b) for root in (left_hand, right_hand)
+                  for f in range(5) for a, b in [(0, 4 * f + 1)] + chain(4 * f + 1, 4 * f + 4)]
+    links = (COCO.links + tuple((ankle, foot + 3 * s + i) for s, ankle in enumerate((15, 16))
+                                for i in range(3))
+             + tuple(face_links) + ((9, left_hand), (10, right_hand)) + tuple(hand_links))
+    sigmas = (COCO.sigmas + (0.068, 0.066, 0.066, 0.092, 0.094, 0.094) + (
+        0.042, 0.043, 0.044, 0.043, 0.040, 0.035, 0.031, 0.025, 0.020, 0.023, 0.029, 0.032,
+        0.037, 0.038, 0.043, 0.041, 0.045, 0.013, 0.012, 0.011, 0.011, 0.012, 0.012, 0.011,
+        0.011, 0.013, 0.015, 0.009, 0.007, 0.007, 0.007, 0.012, 0.009, 0.008, 0.016, 0.010,
+        0.017, 0.011, 0.009, 0.011, 0.009, 0.007, 0.013, 0.008, 0.011, 0.012, 0.010, 0.034,
+        0.008, 0.008, 0.009, 0.008, 0.008, 0.007, 0.010, 0.008, 0.009, 0.009, 0.009, 0.007,
+        0.007, 0.008, 0.011, 0.008, 0.008, 0.008, 0.010, 0.008)
+        + (0.029, 0.022, 0.035, 0.037, 0.047, 0.026, 0.025, 0.024, 0.035, 0.018, 0.024, 0.022,
+           0.026, 0.017, 0.021, 0.021, 0.032, 0.020, 0.019, 0.022, 0.031) * 2)
+    upper = tuple(range(11)) + tuple(range(face0, len(joints)))
+    parts = (("body", 0, foot), ("foot", foot, face0), ("face", face0, left_hand),
+             ("left_hand", left_hand, right_hand), ("right_hand", right_hand, len(joints)))
+    return Skeleton("coco_wholebody", joints, tuple(sorted(flips)), links, sigmas, upper,
+                    parts=parts)
+
+
+COCO_WHOLEBODY = _wholebody()
+
+SKELETONS: dict[str, Skeleton] = {s.name: s for s in (COCO, MPII, CROWDPOSE, COCO_WHOLEBODY)}
 # What `data.keypoints` may say besides a built-in name, a set file or a set.
 FROM_DATA = ""                           # the set file beside the annotations, else a built-in
 FROM_ANNOTATIONS = "from_annotations"    # the annotation category's names and links
@@ -279,6 +352,20 @@ def _joint(index: dict[str, int], name: object, where: str) -> int:
     return index[name]
 
 
+def _parts(value: object, where: str, index: dict[str, int]
+           ) -> tuple[tuple[str, int, int], ...]:
+    """`{part: [first joint, last joint]}` -> (part, first, stop) runs."""
+    if not isinstance(value, Mapping):
+        raise HrposeError(f"{where}: expected part -> [first joint, last joint], got {value!r}")
+    parts = []
+    for part, run in value.items():
+        if not isinstance(run, (list, tuple)) or len(run) != 2:
+            raise HrposeError(f"{where}.{part}: expected [first joint, last joint], got {run!r}")
+        first, last = (_joint(index, name, f"{where}.{part}") for name in run)
+        parts.append((str(part), first, last + 1))
+    return tuple(parts)
+
+
 def _sigmas(value: object, where: str, joints: list[str]) -> tuple[float, ...]:
     """A list of one sigma per joint, or a mapping joint name -> sigma naming every joint."""
     if isinstance(value, Mapping):
@@ -339,8 +426,9 @@ def parse_skeleton(value: object, where: str = "keypoints") -> Skeleton:
     order = tuple(_joint(index, n, f"{where}.grouping_order")
                   for n in _name_list(value.get("grouping_order", []),
                                       f"{where}.grouping_order"))
+    parts = _parts(value.get("parts", {}), f"{where}.parts", index)
     try:
-        skeleton = Skeleton(name, tuple(joints), flips, links, sigmas, upper, order)
+        skeleton = Skeleton(name, tuple(joints), flips, links, sigmas, upper, order, parts)
     except HrposeError as e:
         raise HrposeError(f"{where}: {str(e).split(': ', 1)[-1]}") from None
     return _as_builtin(skeleton, where)
@@ -351,8 +439,8 @@ def _as_builtin(skeleton: Skeleton, where: str) -> Skeleton:
     builtin = SKELETONS.get(skeleton.name)
     if builtin is None:
         return skeleton
-    same = (builtin.joints, builtin.flip_pairs, builtin.links) == (
-        skeleton.joints, skeleton.flip_pairs, skeleton.links) and np.allclose(
+    same = (builtin.joints, builtin.flip_pairs, builtin.links, builtin.parts) == (
+        skeleton.joints, skeleton.flip_pairs, skeleton.links, skeleton.parts) and np.allclose(
         builtin.sigmas, skeleton.sigmas, rtol=0, atol=1e-6)
     if not same:
         raise HrposeError(f"{where}.name: {skeleton.name!r} is a built-in set's name and these "

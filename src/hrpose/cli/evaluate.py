@@ -21,7 +21,7 @@ from .common import (
 )
 
 # The choices of metrics.protocols (a test holds them equal): the CLI imports no numpy.
-PROTOCOLS = ("auto", "coco", "crowdpose", "ochuman", "mpii")
+PROTOCOLS = ("auto", "coco", "crowdpose", "ochuman", "coco-wholebody", "mpii")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="keep detections with at least this score (default 0.0)")
     p.add_argument("--protocol", choices=PROTOCOLS, default="auto",
                    help="how to score (default auto: from the annotation file; CrowdPose's "
-                   "images carry crowdIndex, OCHuman's files are named so, MPII's are lists)")
+                   "images carry crowdIndex, OCHuman's files are named so, COCO-WholeBody's have "
+                   "part fields, MPII's are lists)")
     p.add_argument("--headboxes", metavar="MAT",
                    help="MPII's head boxes (mpii_gt_val.mat), PCKh's normaliser (default: "
                    "that file beside the annotations, else the neck to head top distance, "

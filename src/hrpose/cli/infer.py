@@ -38,6 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="results: OUT/results.json (COCO results, always), and with csv also "
                    "OUT/results.csv, one row per joint: file, frame, track_id, person, joint, "
                    "x, y, score; parquet: a batch job (below), no drawings")
+    p.add_argument("--results-layout", choices=("joints", "parts"), default="joints",
+                   help="results.json rows: joints (keypoints: [x, y, score] per joint; "
+                   "default) or parts (a whole-body model's joints in COCO-WholeBody's fields: "
+                   "keypoints, foot_kpts, face_kpts, lefthand_kpts, righthand_kpts)")
     p.add_argument("--draw", action=argparse.BooleanOptionalAction, default=True,
                    help="write drawings (default on)")
     p.add_argument("--smooth", action="store_true",
@@ -62,6 +66,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=count(),
                    help="crops per model call (default 8 on the CPU, 32 on a GPU)")
     estimator_arguments(p)
+    _batch_arguments(p)
+    p.add_argument("--json", action="store_true", help="print a summary object")
+    p.set_defaults(func=run)
+
+
+def _batch_arguments(p: argparse.ArgumentParser) -> None:
     batch = p.add_argument_group(
         "batch jobs", "--format parquet, --shard or --engine ray: OUT gets Parquet parts "
         "(part-*.parquet, one row per person: key, file, image_id, frame, segment, track_id, "
@@ -88,8 +98,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     batch.add_argument("--segment-frames", type=count(), default=500, metavar="N",
                        help="video: frames per segment, each a part, tracked within "
                        "(default 500)")
-    p.add_argument("--json", action="store_true", help="print a summary object")
-    p.set_defaults(func=run)
 
 
 BATCH_REFUSES = (("boxes", "--boxes"), ("realtime", "--realtime"),
@@ -165,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         smoothing=SmoothingSettings(**{k: v for k, v in (("min_cutoff", args.min_cutoff),
                                                          ("beta", args.beta)) if v is not None}),
         show_fps=args.show_fps, csv=args.format == "csv", detect_every=args.detect_every,
+        results_layout=args.results_layout,
         realtime=args.realtime, max_frames=args.max_frames,
         progress=not args.json)
     summary = infer(inputs, estimator, args.out, settings)

@@ -1,6 +1,7 @@
 """Keypoint annotation files -> validated arrays: COCO `person_keypoints_*.json` (and any
-COCO-format keypoint file: CrowdPose, OCHuman, custom sets), MPII in its common json form, and
-COCO detection files (`COCO_val2017_detections_AP_H_56_person.json`).
+COCO-format keypoint file: CrowdPose, OCHuman, custom sets), COCO-WholeBody's (its parts in
+separate fields, joined into 133 joints), MPII in its common json form, and COCO detection
+files (`COCO_val2017_detections_AP_H_56_person.json`).
 
 Every problem is one line naming the file, the annotation id and the field.
 """
@@ -32,6 +33,8 @@ from ..fields import (
 )
 from ..io import read_json
 from ..skeletons import (
+    COCO,
+    COCO_WHOLEBODY,
     FROM_ANNOTATIONS,
     FROM_DATA,
     MPII,
@@ -51,6 +54,41 @@ class ImageInfo:
     width: int | None = None
     height: int | None = None
     crowd_index: float | None = None     # CrowdPose: the image's crowdIndex in [0, 1]
+
+
+@dataclass(frozen=True)
+class PartField:
+    """Where one part of a whole-body person lives in COCO-WholeBody's records: its keypoints'
+    field, its validity flag (annotations) and its score (results, as xtcocotools reads it)."""
+
+    part: str
+    keypoints: str
+    valid: str | None
+    score: str
+
+
+# COCO-WholeBody's layout, in its joints' order (annotations and the reference results).
+WHOLEBODY_FIELDS = (PartField("body", "keypoints", None, "score"),
+                    PartField("foot", "foot_kpts", "foot_valid", "foot_score"),
+                    PartField("face", "face_kpts", "face_valid", "face_score"),
+                    PartField("left_hand", "lefthand_kpts", "lefthand_valid", "lefthand_score"),
+                    PartField("right_hand", "righthand_kpts", "righthand_valid",
+                              "righthand_score"))
+WHOLEBODY_SCORE = "wholebody_score"      # the whole person's score in the reference results
+
+
+def is_wholebody_record(entry: object) -> bool:
+    """Whether an annotation or result is in COCO-WholeBody's layout (parts in fields)."""
+    return isinstance(entry, dict) and WHOLEBODY_FIELDS[1].keypoints in entry
+
+
+def wholebody_keypoints(entry: dict, where: str) -> np.ndarray:
+    """A COCO-WholeBody record's parts joined into (133, 3) rows, in the set's order."""
+    rows = []
+    for part, (_, start, stop) in zip(WHOLEBODY_FIELDS, COCO_WHOLEBODY.parts):
+        rows.append(numbers(required(entry, part.keypoints, where), where, part.keypoints,
+                            3 * (stop - start)).reshape(-1, 3))
+    return np.concatenate(rows)
 
 
 @dataclass
@@ -75,6 +113,8 @@ class KeypointData:
     # Segmentations (polygons or RLE) of the people bottom-up training ignores: crowd regions
     # and people without keypoints, by row.
     ignore_segmentations: dict[int, object] = field(default_factory=dict)
+    # COCO-WholeBody's layout, read with its 133-joint set: results are written in it too.
+    wholebody: bool = False
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -121,10 +161,13 @@ def load_coco(path: str | Path, keypoints: Skeleton | str = FROM_DATA) -> Keypoi
         if not isinstance(data.get(key), list):
             raise HrposeError(f"{path}: missing list field {key!r}")
     category = _keypoint_category(path, data["categories"])
+    wholebody = any(is_wholebody_record(a) for a in data["annotations"][:64])
+    if wholebody:
+        category = _wholebody_category(path, category)
     names = category["keypoints"]
     skeleton = keypoint_set_for(path, category, keypoints)
     k = skeleton.num_joints
-    order = _joint_order(path, names, skeleton)
+    order = _joint_order(path, names, skeleton, subset=wholebody)
     cat_id = category["id"]
     images = parse_images(path, data["images"])
 
@@ -154,16 +197,19 @@ def load_coco(path: str | Path, keypoints: Skeleton | str = FROM_DATA) -> Keypoi
         if boxes[i, 2] < 0 or boxes[i, 3] < 0:
             raise fail(where, f"field 'bbox' {boxes[i].tolist()} has a negative width or "
                               "height")
-        kp = numbers(required(ann, "keypoints", where), where, "keypoints",
-                     3 * k).reshape(k, 3)[order]
+        kp = (_wholebody_rows(ann, where) if wholebody else numbers(
+            required(ann, "keypoints", where), where, "keypoints", len(names) * 3
+        ).reshape(-1, 3))[order]
         if not np.isin(kp[:, 2], (0, 1, 2)).all():
             raise fail(where, "field 'keypoints' has a visibility flag other than 0, 1, 2")
         keypoints[i] = kp
         iscrowd[i] = flag(ann.get("iscrowd", 0), where, "iscrowd")
         areas[i] = (number(ann["area"], where, "area", low=0) if "area" in ann
                     else boxes[i, 2] * boxes[i, 3])
+        # COCO-WholeBody's num_keypoints counts the body only: count the rows read.
         num_kp[i] = (integer(ann["num_keypoints"], where, "num_keypoints", 0, k)
-                     if "num_keypoints" in ann else int((kp[:, 2] > 0).sum()))
+                     if "num_keypoints" in ann and not wholebody
+                     else int((kp[:, 2] > 0).sum()))
         if ann.get("segmentation"):
             info = images[int(image_ids[i])]
             segmentation = check_segmentation(ann["segmentation"], where, info)
@@ -171,7 +217,26 @@ def load_coco(path: str | Path, keypoints: Skeleton | str = FROM_DATA) -> Keypoi
                 ignore[i] = segmentation
     return KeypointData(path, skeleton, images, ids, image_ids, boxes,
                         keypoints.astype(np.float32), iscrowd, areas, num_kp, int(cat_id),
-                        categories=list(data["categories"]), ignore_segmentations=ignore)
+                        categories=list(data["categories"]), ignore_segmentations=ignore,
+                        wholebody=wholebody and skeleton.parts == COCO_WHOLEBODY.parts)
+
+
+def _wholebody_category(path: Path, category: dict) -> dict:
+    """A COCO-WholeBody file's category names the 17 body joints; its rows are all 133."""
+    if list(category["keypoints"]) != list(COCO.joints):
+        raise HrposeError(f"{path}: its annotations have COCO-WholeBody's part fields "
+                          "(foot_kpts, face_kpts, ...) but its category's joints are not "
+                          "COCO's 17 body joints")
+    return {**category, "keypoints": list(COCO_WHOLEBODY.joints)}
+
+
+def _wholebody_rows(ann: dict, where: str) -> np.ndarray:
+    """A whole-body annotation's 133 rows; a part flagged not valid is unlabelled."""
+    rows = wholebody_keypoints(ann, where)
+    for part, (_, start, stop) in zip(WHOLEBODY_FIELDS, COCO_WHOLEBODY.parts):
+        if part.valid and part.valid in ann and not flag(ann[part.valid], where, part.valid):
+            rows[start:stop] = 0
+    return rows
 
 
 def keypoint_set_for(path: Path, category: dict, keypoints: Skeleton | str = FROM_DATA
@@ -205,11 +270,14 @@ def keypoint_set_for(path: Path, category: dict, keypoints: Skeleton | str = FRO
 SET_FILE = "keypoints.yaml"
 
 
-def _joint_order(path: Path, names: list[str], skeleton: Skeleton) -> np.ndarray:
-    """Rows of the file's joints in the set's order: the file must name the set's joints."""
+def _joint_order(path: Path, names: list[str], skeleton: Skeleton, subset: bool = False
+                 ) -> np.ndarray:
+    """Rows of the file's joints in the set's order: the file must name the set's joints
+    (`subset`: the set may take some of them, as a body model trained on whole-body files)."""
     if list(names) == list(skeleton.joints):
         return np.arange(len(names))
-    if sorted(names) == sorted(skeleton.joints):
+    if sorted(names) == sorted(skeleton.joints) or (
+            subset and set(skeleton.joints) <= set(names)):
         return np.array([names.index(j) for j in skeleton.joints])
     missing = [j for j in skeleton.joints if j not in names]
     extra = [j for j in names if j not in skeleton.joints]

@@ -200,7 +200,7 @@ def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path
 def _write_outputs(out: Path, results: KeypointResults, data: KeypointData, image_dir: Path,
                    metrics: dict[str, float], picture: str, draw: int, record: dict) -> None:
     """OUT/results.json, OUT/metrics.json (the metrics and `record`) and the drawing."""
-    results.save(out / "results.json")
+    results.save(out / "results.json", data.wholebody)
     _write_metrics(out, metrics, record)
     if draw:
         draw_results(results, data, image_dir, out / picture, draw)
@@ -239,7 +239,7 @@ def draw_results(results: KeypointResults, data: KeypointData, image_dir: Path, 
 def choose_data_protocol(data: KeypointData, asked: str) -> tuple[Protocol, str]:
     """The protocol that scores `data` (`asked`: a name or "auto") and how it was chosen."""
     has_crowd_index = any(info.crowd_index is not None for info in data.images.values())
-    return choose_protocol(asked, data.kind, has_crowd_index, data.path.name)
+    return choose_protocol(asked, data.kind, has_crowd_index, data.path.name, data.wholebody)
 
 
 def protocol_record(data: KeypointData, protocol: Protocol, chosen: str) -> dict:

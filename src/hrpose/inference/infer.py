@@ -19,6 +19,7 @@ from typing import TypeVar
 import numpy as np
 from tqdm import tqdm
 
+from ..data.coco import is_wholebody_record, wholebody_keypoints
 from ..errors import HrposeError
 from ..io import atomic_path, remove_stale_temporaries, write_image, write_json
 from ..paths import check_output
@@ -26,7 +27,7 @@ from .boxes import load_box_file
 from .draw import draw_found, draw_text
 from .estimator import PoseEstimator
 from .images import is_video, prefetch
-from .person import Person, coco_result
+from .person import Person, check_result_layout, coco_result
 from .pipeline import Frame, FramePoses, run_pipeline
 from .video import SmoothingSettings, Stream, VideoReader, VideoWriter
 
@@ -51,6 +52,7 @@ class InferSettings:
     max_frames: int | None = None      # video: stop after this many frames
     progress: bool = True
     csv: bool = False                  # also OUT/results.csv: one row per joint
+    results_layout: str = "joints"     # "parts": COCO-WholeBody's part fields (133 joints)
 
 
 @dataclass
@@ -100,6 +102,7 @@ class _Job:
     def __init__(self, estimator: PoseEstimator, out: Path, settings: InferSettings,
                  inputs: Sequence[Path | Stream]) -> None:
         self.est, self.out, self.settings = estimator, out, settings
+        self.by_part = check_result_layout(settings.results_layout, estimator.skeleton)
         self.results: list[dict] = []
         self.failed: list[dict] = []
         self.drawings: list[str] = []
@@ -230,7 +233,8 @@ class _Job:
 
     def _record(self, source: _Source, people: list[Person]) -> None:
         for person in people:
-            entry = {**coco_result(person, source.image_id), "file_name": source.file.name}
+            entry = {**coco_result(person, source.image_id, self.by_part),
+                     "file_name": source.file.name}
             if source.frame is not None:
                 entry["frame"] = source.frame
                 entry["track_id"] = person.track_id
@@ -317,8 +321,9 @@ def write_csv(path: Path, results: list[dict], joints: Sequence[str]) -> None:
             key = (r["file_name"], r["image_id"], r.get("frame"))
             person = person + 1 if key == last else 0
             last = key
-            for j, name in enumerate(joints):
-                x, y, score = r["keypoints"][3 * j : 3 * j + 3]
+            rows = (wholebody_keypoints(r, "result") if is_wholebody_record(r)
+                    else np.reshape(r["keypoints"], (-1, 3)))
+            for name, (x, y, score) in zip(joints, rows.tolist()):
                 writer.writerow([r["file_name"], r.get("frame", ""), r.get("track_id", "")
                                  if r.get("track_id") is not None else "", person, name, x, y,
                                  score])

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..skeletons import Skeleton
+from ..errors import HrposeError
+from ..metrics.coco import wholebody_fields
+from ..skeletons import COCO_WHOLEBODY, Skeleton
 
 
 @dataclass
@@ -22,12 +24,30 @@ class Person:
     skeleton: Skeleton | None = field(default=None, repr=False, compare=False)
 
 
-def coco_result(person: Person, image_id: int) -> dict:
+def coco_result(person: Person, image_id: int, by_part: bool = False) -> dict:
     """One row of COCO keypoint results (the exchange format `hrpose eval --results` reads):
     image_id, category_id 1, keypoints [x, y, score] * K and score, with the box (bbox, x, y,
-    w, h) and its detector score; coordinates rounded to 0.01 px."""
+    w, h) and its detector score; coordinates rounded to 0.01 px. `by_part`: a whole-body
+    person's joints in COCO-WholeBody's part fields (keypoints, foot_kpts, face_kpts, ...)."""
+    keypoints = np.round(person.keypoints.astype(np.float64), 2)
     return {"image_id": image_id, "category_id": 1,
-            "keypoints": np.round(person.keypoints.astype(np.float64), 2).ravel().tolist(),
+            **(wholebody_fields(keypoints) if by_part
+               else {"keypoints": keypoints.ravel().tolist()}),
             "score": round(person.score, 5),
             "bbox": np.round(person.box.astype(np.float64), 2).tolist(),
             "box_score": round(person.box_score, 5)}
+
+
+RESULT_LAYOUTS = ("joints", "parts")     # rows of K joints, or COCO-WholeBody's part fields
+
+
+def check_result_layout(layout: str, skeleton: Skeleton) -> bool:
+    """Whether results are written by part; refuses `parts` for a set that is not
+    COCO-WholeBody's."""
+    if layout not in RESULT_LAYOUTS:
+        raise HrposeError(f"unknown results layout {layout!r}; choose {', '.join(RESULT_LAYOUTS)}")
+    if layout == "parts" and skeleton.joints != COCO_WHOLEBODY.joints:
+        raise HrposeError(f"results layout 'parts' is COCO-WholeBody's (133 joints in part "
+                          f"fields); the model's keypoint set is {skeleton.name!r} "
+                          f"({skeleton.num_joints} joints)")
+    return layout == "parts"

@@ -10,15 +10,23 @@ rules (CrowdPose's OKS area and crowd split, xtcocotools' conventions for OCHuma
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..data.coco import KeypointData, group_by_image
+from ..data.coco import (
+    WHOLEBODY_FIELDS,
+    WHOLEBODY_SCORE,
+    KeypointData,
+    group_by_image,
+    is_wholebody_record,
+    wholebody_keypoints,
+)
 from ..errors import HrposeError
 from ..fields import integer, number, numbers, of_category, required
 from ..io import read_json, write_json
+from ..skeletons import COCO_WHOLEBODY
 from .protocols import COCO, Protocol
 
 NMS_METHODS = ("oks", "soft", "none")     # OKS-NMS, soft-OKS-NMS, none
@@ -35,40 +43,79 @@ class KeypointResults:
     keypoints: np.ndarray      # (P, K, 3) x, y, joint score, image pixels
     scores: np.ndarray         # (P,) person score
     category_id: int = 1
+    # COCO-WholeBody results may score each part ("foot_score", "wholebody_score"): (P,)
+    # by key, NaN where a result gives none (its person score stands in, as in xtcocotools).
+    part_scores: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def to_json(self) -> list[dict]:
-        kps = np.round(self.keypoints.astype(np.float64), 3).reshape(len(self), -1).tolist() \
-            if len(self) else []
-        return [{"image_id": int(i), "category_id": self.category_id, "keypoints": k,
-                 "score": float(s)}
-                for i, k, s in zip(self.image_ids.tolist(), kps, self.scores.tolist())]
+    def part_score(self, part: str) -> np.ndarray:
+        """The scores that order the results when `part` is scored ("" the whole person)."""
+        key = _SCORE_KEYS.get(part, "score")
+        given = self.part_scores.get(key)
+        return self.scores if given is None else np.where(np.isnan(given), self.scores, given)
 
-    def save(self, path: str | Path) -> None:
-        """Write the COCO results JSON atomically."""
-        write_json(path, self.to_json())
+    def to_json(self, wholebody: bool = False) -> list[dict]:
+        """COCO's results; `wholebody`: COCO-WholeBody's layout (the parts in their fields)."""
+        kps = np.round(self.keypoints.astype(np.float64), 3)
+        out = []
+        for p, (i, s) in enumerate(zip(self.image_ids.tolist(), self.scores.tolist())):
+            entry = {"image_id": int(i), "category_id": self.category_id}
+            entry |= (wholebody_fields(kps[p]) if wholebody
+                      else {"keypoints": kps[p].ravel().tolist()})
+            entry["score"] = float(s)
+            for key, values in self.part_scores.items():
+                if not np.isnan(values[p]):
+                    entry[key] = float(values[p])
+            out.append(entry)
+        return out
+
+    def save(self, path: str | Path, wholebody: bool = False) -> None:
+        """Write the COCO results JSON atomically (`wholebody`: in COCO-WholeBody's layout)."""
+        write_json(path, self.to_json(wholebody))
+
+
+_SCORE_KEYS = {**{f.part: f.score for f in WHOLEBODY_FIELDS}, "": WHOLEBODY_SCORE}
+
+
+def wholebody_fields(keypoints: np.ndarray) -> dict[str, list[float]]:
+    """A person's (133, 3) rows as COCO-WholeBody's part fields."""
+    return {f.keypoints: keypoints[start:stop].ravel().tolist()
+            for f, (_, start, stop) in zip(WHOLEBODY_FIELDS, COCO_WHOLEBODY.parts)}
 
 
 def load_results(source: str | Path | Sequence[dict], num_joints: int,
                  category_id: int = 1) -> KeypointResults:
     """A COCO keypoint results file (or its parsed list); entries of other categories are
-    dropped, as COCOeval ignores them."""
+    dropped, as COCOeval ignores them. With 133 joints an entry may also be in
+    COCO-WholeBody's layout (the parts in their fields, each part's score optional)."""
     name = str(source) if isinstance(source, (str, Path)) else "results"
     if isinstance(source, (str, Path)):
         source = read_json(source)
     if not isinstance(source, list):
         raise HrposeError(f"{name}: expected a list of results")
     image_ids, keypoints, scores = [], [], []
+    part_scores: dict[str, list[float]] = {key: [] for key in _SCORE_KEYS.values()
+                                           if key != "score"}
     for where, entry in of_category(source, category_id, f"{name}: result #"):
         image_ids.append(integer(required(entry, "image_id", where), where, "image_id"))
-        keypoints.append(numbers(required(entry, "keypoints", where), where,
-                                 "keypoints", 3 * num_joints))
+        if num_joints == WHOLEBODY_JOINTS and is_wholebody_record(entry):
+            keypoints.append(wholebody_keypoints(entry, where).ravel())
+        else:
+            keypoints.append(numbers(required(entry, "keypoints", where), where,
+                                     "keypoints", 3 * num_joints))
         scores.append(number(required(entry, "score", where), where, "score"))
+        for key, values in part_scores.items():
+            values.append(number(entry[key], where, key) if key in entry else np.nan)
     return KeypointResults(np.asarray(image_ids, np.int64),
                            np.asarray(keypoints, np.float64).reshape(-1, num_joints, 3),
-                           np.asarray(scores, np.float64), category_id)
+                           np.asarray(scores, np.float64), category_id,
+                           {k: np.asarray(v, np.float64) for k, v in part_scores.items()
+                            if not np.isnan(v).all()})
+
+
+WHOLEBODY_JOINTS = COCO_WHOLEBODY.num_joints
 
 
 def rescore(box_scores: np.ndarray, joint_scores: np.ndarray,
@@ -154,33 +201,71 @@ def nms_per_image(results: KeypointResults, areas: np.ndarray, sigmas: Sequence[
 def evaluate_keypoints(gt: KeypointData, results: KeypointResults, protocol: Protocol = COCO,
                        sigmas: Sequence[float] | None = None) -> dict[str, float]:
     """OKS AP / AR as `protocol` computes them: by default COCO's ten numbers
-    (COCOeval.summarize()), by name; CrowdPose's nine with its OKS area and crowd split."""
+    (COCOeval.summarize()), by name; CrowdPose's nine with its OKS area and crowd split;
+    COCO-WholeBody's ten for the whole person and ten per part ("foot_AP")."""
     sigmas = np.asarray(gt.skeleton.sigmas if sigmas is None else sigmas, np.float64)
     image_list = np.array(sorted(gt.images), np.int64)
     unknown = ~np.isin(results.image_ids, image_list)
     if unknown.any():
         raise HrposeError(f"results: image_id {int(results.image_ids[unknown][0])} is not in "
                           f"{gt.path.name}")
+    if not protocol.by_part:
+        matches = _part_matches(gt, results, protocol, sigmas, image_list, slice(None),
+                                results.scores)
+        precision, recall = matches.accumulate()
+        if protocol.crowd_bounds is None:
+            return _summarize(precision, recall)
+        stats = _summarize_crowd(precision, recall)
+        # Matching is per image: a split accumulates the matches of its images.
+        for name, images in crowd_splits(gt, protocol.crowd_bounds).items():
+            stats[name] = _mean(matches.accumulate(images)[0][:, :, 0])
+        return stats
+    if not gt.skeleton.parts:
+        raise HrposeError(f"{gt.path.name}: the {protocol.name} protocol scores a keypoint set "
+                          "with parts")
+    # A result's area is its body joints' extent in every part's evaluation (xtcocotools
+    # takes it from the results' 'keypoints' field).
+    _, start, stop = gt.skeleton.parts[0]
+    dt_area = _extent_area(results.keypoints[:, start:stop])
+    stats: dict[str, float] = {}
+    for part, start, stop in (("", 0, gt.skeleton.num_joints), *gt.skeleton.parts):
+        scores = results.part_score(part)
+        matches = _part_matches(gt, results, protocol, sigmas, image_list, slice(start, stop),
+                                scores, dt_area)
+        prefix = f"{part}_" if part else ""
+        stats |= {prefix + k: v for k, v in _summarize(*matches.accumulate()).items()}
+    return stats
+
+
+def _part_matches(gt: KeypointData, results: KeypointResults, protocol: Protocol,
+                  sigmas: np.ndarray, image_list: np.ndarray, joints: slice, scores: np.ndarray,
+                  dt_area: np.ndarray | None = None) -> _Matches:
+    """The matching of one evaluation over `joints` of every person, with `scores` ordering
+    the results; `dt_area`: the results' areas (the extent of these joints when None)."""
+    dt_kp = results.keypoints[:, joints]
+    keep = np.ones(len(results), bool)
     if protocol.drop_unscored:
-        scored = (results.keypoints[..., 2] > 0).any(-1)
-        results = KeypointResults(results.image_ids[scored], results.keypoints[scored],
-                                  results.scores[scored], results.category_id)
+        keep = (dt_kp[..., 2] > 0).any(-1)
+    if dt_area is None:
+        dt_area = _extent_area(dt_kp)
+    gt_kp = gt.keypoints[:, joints]
     if protocol.box_area_factor:
         gt_area = protocol.box_area_factor * gt.boxes[:, 2] * gt.boxes[:, 3]
     else:
         gt_area = gt.areas
-    labelled = ((gt.keypoints[..., 2] > 0).sum(-1) if protocol.ignore_by_flags
+    labelled = ((gt_kp[..., 2] > 0).sum(-1) if protocol.ignore_by_flags
                 else gt.num_keypoints)
-    matches = _match_images(gt, results, image_list, gt_area.astype(np.float64), labelled,
-                            sigmas, protocol.max_dets)
-    precision, recall = matches.accumulate()
-    if protocol.crowd_bounds is None:
-        return _summarize(precision, recall)
-    stats = _summarize_crowd(precision, recall)
-    # Matching is per image: a split accumulates the matches of its images.
-    for name, images in crowd_splits(gt, protocol.crowd_bounds).items():
-        stats[name] = _mean(matches.accumulate(images)[0][:, :, 0])
-    return stats
+    return _match_images(gt, gt_kp, results.image_ids[keep], dt_kp[keep], scores[keep],
+                         dt_area[keep], image_list, gt_area.astype(np.float64), labelled,
+                         sigmas[joints], protocol.max_dets)
+
+
+def _extent_area(keypoints: np.ndarray) -> np.ndarray:
+    """w x h of the joints' extent, as COCO's API takes a result's area."""
+    x, y = keypoints[..., 0].astype(np.float64), keypoints[..., 1].astype(np.float64)
+    if not x.shape[-1]:
+        return np.zeros(len(keypoints))
+    return (x.max(-1) - x.min(-1)) * (y.max(-1) - y.min(-1))
 
 
 def crowd_splits(gt: KeypointData, bounds: tuple[float, float]) -> dict[str, np.ndarray]:
@@ -219,23 +304,23 @@ class _Matches:
                            self.gt_ign_area[:, gt])
 
 
-def _match_images(gt: KeypointData, results: KeypointResults, image_list: np.ndarray,
-                  gt_area: np.ndarray, labelled: np.ndarray, sigmas: np.ndarray,
-                  max_dets: int) -> _Matches:
+def _match_images(gt: KeypointData, gt_kp: np.ndarray, dt_image_ids: np.ndarray,
+                  dt_keypoints: np.ndarray, dt_scores: np.ndarray, dt_areas: np.ndarray,
+                  image_list: np.ndarray, gt_area: np.ndarray, labelled: np.ndarray,
+                  sigmas: np.ndarray, max_dets: int) -> _Matches:
     """Match every image's detections to its ground truth; `labelled`: labelled joints by the
     protocol's count (0: the person is ignored)."""
     n_img = len(image_list)
     # Detections: per image by score (ties keep file order), at most max_dets each.
-    dt_img = np.searchsorted(image_list, results.image_ids)
-    order = np.lexsort((np.arange(len(results)), -results.scores, dt_img))
+    dt_img = np.searchsorted(image_list, dt_image_ids)
+    order = np.lexsort((np.arange(len(dt_img)), -dt_scores, dt_img))
     dt_img_sorted = dt_img[order]
     first = np.searchsorted(dt_img_sorted, dt_img_sorted, side="left")
     rank = np.arange(len(order)) - first
     kept = order[rank < max_dets]
     dt_rank, dt_img = rank[rank < max_dets], dt_img[kept]
-    dt_kp = results.keypoints[kept].astype(np.float64)
-    x, y = dt_kp[..., 0], dt_kp[..., 1]
-    dt_area = (x.max(-1) - x.min(-1)) * (y.max(-1) - y.min(-1))
+    dt_kp = dt_keypoints[kept].astype(np.float64)
+    dt_area = dt_areas[kept]
 
     # Ground truth: per image in file order.
     gt_img = np.searchsorted(image_list, gt.image_ids)
@@ -247,10 +332,10 @@ def _match_images(gt: KeypointData, results: KeypointResults, image_list: np.nda
     gt_ign_area = np.stack([gt_ignore | (gt_area < lo) | (gt_area > hi)
                             for lo, hi in AREA_RANGES.values()])
     matched, dt_ignored = _match(
-        dt_kp, dt_img, dt_area, gt.keypoints[gt_order].astype(np.float64), gt_img, gt_area,
+        dt_kp, dt_img, dt_area, gt_kp[gt_order].astype(np.float64), gt_img, gt_area,
         gt.boxes[gt_order].astype(np.float64), gt_crowd, gt_ign_area, n_img, sigmas)
     # Accumulation order: all kept detections by score (ties: image order, then rank).
-    global_order = np.lexsort((dt_rank, dt_img, -results.scores[kept]))
+    global_order = np.lexsort((dt_rank, dt_img, -dt_scores[kept]))
     return _Matches(matched[..., global_order], dt_ignored[..., global_order],
                     image_list[dt_img[global_order]], gt_ign_area, image_list[gt_img])
 
@@ -412,4 +497,10 @@ def format_stats(stats: dict[str, float]) -> str:
         short = "AP" if title.endswith("Precision") else "AR"
         lines.append(f" {title:<18} ({short}) @[ OKS={iou:<9} | {label}={people:>6} | "
                      f"maxDets= 20 ] = {stats[name]:.3f}")
+    parts = [k.removesuffix("_AP") for k in stats if k.endswith("_AP") and k != "AP"]
+    if parts:
+        names = [n for n in _ROWS if n in stats]
+        lines.append(f" {'part':<11}" + "".join(f"{n:>7}" for n in names))
+        lines += [f" {part:<11}" + "".join(f"{stats[f'{part}_{n}']:7.3f}" for n in names)
+                  for part in parts]
     return "\n".join(lines)

@@ -10,6 +10,9 @@ travels without the rules that produced it.
   `crowdIndex`.
 - ochuman: COCO's rules on OCHuman's val or test file with ground-truth boxes, as xtcocotools'
   "keypoints" mode scores it for mmpose's published table.
+- coco-wholebody: COCO-WholeBody's evaluation as xtcocotools' whole-body modes compute it for
+  mmpose's published tables: COCO's numbers for the body, foot, face, left hand, right hand and
+  the whole person, each part's OKS over its own joints and sigmas.
 - mpii: PCKh with the official head boxes (MPII's MATLAB evaluation, as the HRNet code ports it).
 """
 
@@ -46,6 +49,9 @@ class Protocol:
     # Results whose joint scores are all 0 are dropped before matching (xtcocotools).
     drop_unscored: bool = False
     max_dets: int = 20
+    # Scored part by part (the keypoint set's parts) and as a whole, each part's numbers under
+    # its name ("foot_AP"); the whole person's are the plain names.
+    by_part: bool = False
 
     def parameters(self, sigmas: tuple[float, ...] | None = None) -> dict:
         """The protocol as metrics.json records it."""
@@ -66,6 +72,9 @@ class Protocol:
                 "results_without_scored_joints": "dropped" if self.drop_unscored else "kept",
                 **({"crowd_index_bounds": list(self.crowd_bounds)} if self.crowd_bounds
                    else {}),
+                **({"scored": "each part over its own joints and sigmas, and the whole person; "
+                              "a part's numbers are prefixed by its name"} if self.by_part
+                   else {}),
                 **({"sigmas": [round(float(s), 6) for s in sigmas]} if sigmas is not None
                    else {})}
 
@@ -79,18 +88,25 @@ CROWDPOSE = Protocol(
 OCHUMAN = Protocol("ochuman", "oks", "xtcocotools COCOeval, iouType keypoints (mmpose)",
                    "ground truth (the published setting)", ignore_by_flags=True,
                    drop_unscored=True)
+COCO_WHOLEBODY = Protocol(
+    "coco-wholebody", "oks", "xtcocotools COCOeval, iouTypes keypoints_body / _foot / _face / "
+    "_lefthand / _righthand / _wholebody (mmpose)",
+    "detector boxes (COCO_val2017_detections_AP_H_56_person.json) or ground truth",
+    ignore_by_flags=True, drop_unscored=True, by_part=True)
 MPII = Protocol("mpii", "pckh", "MPII's PCKh evaluation (the HRNet code's port)",
                 "the annotated people (centre and scale)")
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (COCO, CROWDPOSE, OCHUMAN, MPII)}
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (COCO, CROWDPOSE, OCHUMAN, COCO_WHOLEBODY,
+                                                     MPII)}
 AUTO = "auto"
 PROTOCOL_CHOICES = (AUTO, *PROTOCOLS)
 
 
-def choose_protocol(asked: str, kind: str, has_crowd_index: bool, file_name: str
-                    ) -> tuple[Protocol, str]:
+def choose_protocol(asked: str, kind: str, has_crowd_index: bool, file_name: str,
+                    wholebody: bool = False) -> tuple[Protocol, str]:
     """The protocol for an annotation file and how it was chosen: `asked` (a name, or "auto":
-    MPII files are mpii, a file whose images carry crowdIndex is CrowdPose's, a file named like
+    MPII files are mpii, COCO-WholeBody's layout read with its 133 joints (`wholebody`) is
+    coco-wholebody, a file whose images carry crowdIndex is CrowdPose's, a file named like
     OCHuman's is OCHuman's, anything else COCO's)."""
     if asked != AUTO:
         if asked not in PROTOCOLS:
@@ -104,9 +120,14 @@ def choose_protocol(asked: str, kind: str, has_crowd_index: bool, file_name: str
         if protocol.crowd_bounds and not has_crowd_index:
             raise HrposeError(f"{file_name}: the crowdpose protocol splits images by their "
                               "'crowdIndex', and this file's images have none")
+        if protocol.by_part and not wholebody:
+            raise HrposeError(f"{file_name}: the coco-wholebody protocol scores COCO-WholeBody "
+                              "files read with its 133 joints, and this is not one")
         return protocol, "--protocol"
     if kind == "mpii":
         return MPII, "the file is MPII's"
+    if wholebody:
+        return COCO_WHOLEBODY, "the file has COCO-WholeBody's part fields"
     if has_crowd_index:
         return CROWDPOSE, "the file's images carry crowdIndex (CrowdPose)"
     if "ochuman" in file_name.lower():
