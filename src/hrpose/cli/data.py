@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "person_keypoints_{train,val}2017.json: drawn 17-joint people with visibility flags, "
         "boxes and areas. The same seed gives the same data set.")
     p.add_argument("--out", type=folder, required=True, help="data root to write")
+    p.add_argument("--wholebody", action="store_true",
+                   help="COCO-WholeBody's layout: the same people with 6 foot, 68 face and "
+                   "2 x 21 hand points in its part fields (133 joints)")
     p.add_argument("--train", type=count(), default=5000,
                    help="training images (default 5000)")
     p.add_argument("--val", type=count(), default=200,
@@ -106,10 +109,11 @@ def _add_download(data_sub: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from ..data.synthetic import write_dataset
+    from ..data.synthetic import SynthConfig, write_dataset
 
     start = time.perf_counter()
-    write_dataset(args.out, args.train, args.val, args.seed, workers=args.workers,
+    write_dataset(args.out, args.train, args.val, args.seed,
+                  SynthConfig(wholebody=args.wholebody), workers=args.workers,
                   progress=not args.json)
     seconds = time.perf_counter() - start
     summary = {"out": args.out, "train": args.train, "val": args.val, "seed": args.seed,

@@ -1,4 +1,5 @@
-"""The synthetic people data set: drawn 17-joint figures, written as a COCO keypoint root.
+"""The synthetic people data set: drawn 17-joint figures, written as a COCO keypoint root (or,
+with `SynthConfig.wholebody`, in COCO-WholeBody's layout: feet, face and hands added).
 
 Each figure is a person seen from any direction (yaw), with human proportions, joint angles in
 human ranges, clothes and skin colours, a face that shows which way the person looks, and limbs
@@ -71,6 +72,9 @@ class SynthConfig:
     max_height: float = 0.95
     object_prob: float = 0.2               # chance of occluding objects in front of people
     jpeg_quality: int = 90
+    # COCO-WholeBody's layout: feet, face and hands placed on each figure (the pictures and
+    # the 17 body joints are the same as without)
+    wholebody: bool = False
 
 
 def _direction(angle: np.ndarray | float) -> np.ndarray:
@@ -366,7 +370,71 @@ def draw_image(rng: np.random.Generator, config: SynthConfig = SynthConfig()
     if rng.random() < 0.5:                                # sensor noise
         noise = rng.normal(0, rng.uniform(2, 8), (h, w, 1))
         image = np.clip(image + noise, 0, 255).astype(np.uint8)
-    return image, [p for p in (_annotate(fig, i, ids) for i, fig in enumerate(figures)) if p]
+    return image, [p for p in (_annotate(fig, i, ids, config.wholebody)
+                               for i, fig in enumerate(figures)) if p]
+
+
+def _face_template() -> np.ndarray:
+    """The 68 iBUG face points of a frontal face, x to the image's right, y down, in units of
+    the face's half-width: jaw, brows, nose bridge, nostrils, eyes, outer and inner lips."""
+    t = np.arange(17) * np.pi / 16
+    jaw = np.stack([-np.cos(t), -0.1 + 1.1 * np.sin(t)], 1)
+    arc = -0.55 - 0.1 * np.sin(np.linspace(0, np.pi, 5))
+    brows = [np.stack([np.linspace(-0.8, -0.15, 5), arc], 1),
+             np.stack([np.linspace(0.15, 0.8, 5), arc], 1)]
+    bridge = np.stack([np.zeros(4), np.linspace(-0.35, 0.1, 4)], 1)
+    nostrils = np.stack([np.linspace(-0.25, 0.25, 5), [0.22, 0.25, 0.27, 0.25, 0.22]], 1)
+
+    def ring(cx: float, cy: float, rx: float, ry: float, angles: list[float]) -> np.ndarray:
+        a = np.radians(angles)
+        return np.stack([cx + rx * np.cos(a), cy - ry * np.sin(a)], 1)
+
+    eyes = [ring(-0.4, -0.3, 0.18, 0.07, [180, 120, 60, 0, -60, -120]),
+            ring(0.4, -0.3, 0.18, 0.07, [180, 120, 60, 0, -60, -120])]
+    lips = [ring(0, 0.55, 0.4, 0.15, [180, 150, 120, 90, 60, 30, 0, -30, -60, -90, -120,
+                                      -150]),
+            ring(0, 0.55, 0.3, 0.07, [180, 135, 90, 45, 0, -45, -90, -135])]
+    return np.concatenate([jaw, *brows, bridge, nostrils, *eyes, *lips])
+
+
+FACE_68 = _face_template()
+# The body part each extra whole-body point lies on: feet on the shins' shoes, face on the
+# head, hands on the forearms' hands (visibility as for the body joints).
+WHOLEBODY_POINT_PARTS = ((L_SHIN,) * 3 + (R_SHIN,) * 3 + (HEAD,) * 68 + (L_FOREARM,) * 21
+                         + (R_FOREARM,) * 21)
+
+
+def wholebody_points(fig: Figure) -> np.ndarray:
+    """COCO-WholeBody's 116 points beyond the body's 17 (feet, face, hands), (116, 2) image
+    px, placed on the drawn figure: toes at the shoe's end, the face on the head's skin disc,
+    fingers fanning out of the hand."""
+    s, j = fig.height, fig.joints
+    feet = []
+    for ankle, side in ((j[15], 1.0), (j[16], -1.0)):
+        toe = ankle + np.array([0.07 * s * fig.forward_x, 0.015 * s])
+        across = np.array([0.012 * s * side * max(abs(fig.facing), 0.3), 0.0])
+        feet += [toe - across, ankle + (toe - ankle) * 0.8 + across,
+                 ankle + np.array([-0.02 * s * fig.forward_x, 0.02 * s])]
+    up = fig.head - fig.neck
+    up = up / max(np.linalg.norm(up), 1e-6)
+    right, down = np.array([-up[1], up[0]]), -up
+    centre = fig.head + (j[0] - fig.head) * 0.35
+    width = 0.7 * fig.head_radius * max(fig.facing, 0.25)
+    face = (centre + FACE_68[:, :1] * width * right
+            + FACE_68[:, 1:] * 0.75 * fig.head_radius * down)
+    hands = []
+    for elbow, wrist, side in ((j[7], j[9], 1.0), (j[8], j[10], -1.0)):
+        along = wrist - elbow
+        along = along / max(np.linalg.norm(along), 1e-6)
+        root = wrist + along * 0.005 * s
+        hands.append(root)
+        for spread in (-45.0, -18.0, 0.0, 16.0, 32.0):
+            a = np.radians(spread * side)
+            direction = np.array([along[0] * np.cos(a) - along[1] * np.sin(a),
+                                  along[0] * np.sin(a) + along[1] * np.cos(a)])
+            base = root + direction * 0.028 * s
+            hands += [base + direction * 0.012 * s * i for i in range(4)]
+    return np.concatenate([np.array(feet), face, np.array(hands)])
 
 
 def _people_weights(k: int) -> np.ndarray:
@@ -374,7 +442,8 @@ def _people_weights(k: int) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _annotate(fig: Figure, person: int, ids: np.ndarray) -> dict | None:
+def _annotate(fig: Figure, person: int, ids: np.ndarray, wholebody: bool = False
+              ) -> dict | None:
     h, w = ids.shape
     visible_pixels = (ids >= 1) & (ids < OBJECT_ID) & ((ids - 1) // 16 == person)
     area = int(visible_pixels.sum())
@@ -392,8 +461,36 @@ def _annotate(fig: Figure, person: int, ids: np.ndarray) -> dict | None:
         if j < 5 and not fig.face_seen[j]:
             continue                # the far side of the head: not labelled, as in COCO
         keypoints[j] = (round(float(x), 2), round(float(y), 2), 2 if own else 1)
-    return {"keypoints": keypoints.ravel().tolist(), "bbox": box, "area": area,
-            "num_keypoints": int((keypoints[:, 2] > 0).sum())}
+    out = {"keypoints": keypoints.ravel().tolist(), "bbox": box, "area": area,
+           "num_keypoints": int((keypoints[:, 2] > 0).sum())}
+    if wholebody:
+        out |= _wholebody_fields(fig, person, ids)
+    return out
+
+
+def _wholebody_fields(fig: Figure, person: int, ids: np.ndarray) -> dict:
+    """The feet, face and hands in COCO-WholeBody's fields (with part boxes and validity);
+    face points only when the face is seen."""
+    h, w = ids.shape
+    rows = np.zeros((len(WHOLEBODY_POINT_PARTS), 3))
+    for i, ((x, y), part) in enumerate(zip(wholebody_points(fig), WHOLEBODY_POINT_PARTS)):
+        if not (0 <= x <= w - 1 and 0 <= y <= h - 1) or (part == HEAD and not (
+                fig.face_seen[0] and fig.facing > 0.2)):
+            continue
+        own = int(ids[round(float(y)), round(float(x))]) == 1 + 16 * person + part
+        rows[i] = (round(float(x), 2), round(float(y), 2), 2 if own else 1)
+    out = {}
+    for name, field, start, stop in (("foot", "foot_kpts", 0, 6), ("face", "face_kpts", 6, 74),
+                                     ("lefthand", "lefthand_kpts", 74, 95),
+                                     ("righthand", "righthand_kpts", 95, 116)):
+        part = rows[start:stop]
+        out[field] = part.ravel().tolist()
+        labelled = part[part[:, 2] > 0, :2]
+        out[f"{name}_valid"] = bool(len(labelled))
+        if name != "foot":
+            out[f"{name}_box"] = ([0.0] * 4 if not len(labelled) else np.round(
+                [*labelled.min(0), *(labelled.max(0) - labelled.min(0))], 2).tolist())
+    return out
 
 
 def _encode(image: np.ndarray, quality: int) -> bytes:

@@ -1,9 +1,13 @@
 """Drawings of predicted people: limbs coloured by body side, joints above a score threshold,
-line widths that scale with the image so a drawing is legible at any size."""
+line widths that scale with the image so a drawing is legible at any size. A set with parts
+(COCO-WholeBody) draws each part in its style: face and hands in thinner lines and smaller dots,
+in colours of their own, so 133 points stay readable."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -20,6 +24,36 @@ from .person import Person
 LEFT, RIGHT, CENTRE = (0, 200, 255), (255, 140, 0), (60, 220, 60)   # RGB
 
 
+@dataclass(frozen=True)
+class PartStyle:
+    """How one part of a keypoint set is drawn, relative to the body's lines and dots."""
+
+    colour: tuple[int, int, int] | None     # None: by body side (left, right, centre)
+    width: float                            # line width, a fraction of the body's
+    dot: float                              # joint radius, a fraction of the body's
+    outlined: bool                          # joints ringed in white (the body's large dots)
+
+
+# By part name ("" for a set without parts); a part not named here draws as the body.
+PART_STYLES = {"": PartStyle(None, 1.0, 1.0, True),
+               "foot": PartStyle(None, 0.7, 0.7, True),
+               "face": PartStyle((255, 255, 255), 0.35, 0.4, False),
+               "left_hand": PartStyle((120, 235, 255), 0.5, 0.5, False),
+               "right_hand": PartStyle((255, 200, 90), 0.5, 0.5, False)}
+
+
+@dataclass(frozen=True)
+class Style:
+    """A set's drawing, per link and per joint: colours (RGB), and sizes as fractions of the
+    body's (line width, dot radius)."""
+
+    link_colours: tuple[tuple[int, int, int], ...]
+    link_widths: tuple[float, ...]
+    joint_colours: tuple[tuple[int, int, int], ...]
+    joint_sizes: tuple[float, ...]
+    joint_outlined: tuple[bool, ...]
+
+
 def _side(skeleton: Skeleton, joint: int) -> str:
     name = skeleton.joints[joint]
     if name.startswith(("left", "l_")) or any(joint == a for a, _ in skeleton.flip_pairs):
@@ -29,19 +63,36 @@ def _side(skeleton: Skeleton, joint: int) -> str:
     return "centre"
 
 
+def _side_colour(sides: set[str]) -> tuple[int, int, int]:
+    return LEFT if sides == {"left"} else RIGHT if sides == {"right"} else CENTRE
+
+
+@lru_cache(maxsize=16)
+def drawing_style(skeleton: Skeleton) -> Style:
+    """Joints in their part's colour (or their body side's); a link in the thinner style of
+    its two ends' parts, coloured by it (or by side: both ends left, both right, or else)."""
+    parts = skeleton.part_of_joint()
+    styles = [PART_STYLES.get(part, PART_STYLES[""]) for part in parts]
+    sides = [_side(skeleton, j) for j in range(skeleton.num_joints)]
+    joint_colours = tuple(st.colour or _side_colour({side}) for st, side in zip(styles, sides))
+    link_colours, link_widths = [], []
+    for a, b in skeleton.links:
+        st = min(styles[a], styles[b], key=lambda st: st.width)
+        link_colours.append(st.colour or _side_colour({sides[a], sides[b]}))
+        link_widths.append(st.width)
+    return Style(tuple(link_colours), tuple(link_widths), joint_colours,
+                 tuple(st.dot for st in styles), tuple(st.outlined for st in styles))
+
+
 def joint_colours(skeleton: Skeleton) -> list[tuple[int, int, int]]:
-    """A joint is the colour of its body side (left, right, or neither)."""
-    return [LEFT if side == "left" else RIGHT if side == "right" else CENTRE
-            for side in (_side(skeleton, j) for j in range(skeleton.num_joints))]
+    """A joint is the colour of its part, or of its body side (left, right, or neither)."""
+    return list(drawing_style(skeleton).joint_colours)
 
 
 def limb_colours(skeleton: Skeleton) -> list[tuple[int, int, int]]:
-    """A limb is the colour of its side: both ends left, both right, or anything else."""
-    colours = []
-    for a, b in skeleton.links:
-        sides = {_side(skeleton, a), _side(skeleton, b)}
-        colours.append(LEFT if sides == {"left"} else RIGHT if sides == {"right"} else CENTRE)
-    return colours
+    """A limb is the colour of its part, or of its side: both ends left, both right, or
+    anything else."""
+    return list(drawing_style(skeleton).link_colours)
 
 
 def draw_people(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton,
@@ -53,8 +104,9 @@ def draw_people(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton,
     the person's score and track id when given."""
     out = np.ascontiguousarray(image.copy())
     thick = line_width(out)
-    radius = thick + 1
-    colours, joints = limb_colours(skeleton), joint_colours(skeleton)
+    style = drawing_style(skeleton)
+    widths = [max(1, round((thick + 1) * w)) for w in style.link_widths]
+    radii = [max(1, round((thick + 1) * d)) for d in style.joint_sizes]
     for p, person in enumerate(np.asarray(keypoints, np.float64)):
         seen = person[:, 2] >= threshold
         if boxes is not None:
@@ -65,12 +117,15 @@ def draw_people(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton,
                  else []) + ([f"{scores[p]:.2f}"] if scores is not None else []))
             if label:
                 draw_text(out, label, (x, y - 2 * thick))
-        for (a, b), colour in zip(skeleton.links, colours):
+        for (a, b), colour, width in zip(skeleton.links, style.link_colours, widths):
             if seen[a] and seen[b]:
-                cv2.line(out, _pt(person[a]), _pt(person[b]), colour, thick + 1, cv2.LINE_AA)
+                cv2.line(out, _pt(person[a]), _pt(person[b]), colour, width, cv2.LINE_AA)
         for j in np.flatnonzero(seen):
-            cv2.circle(out, _pt(person[j]), radius, (255, 255, 255), -1, cv2.LINE_AA)
-            cv2.circle(out, _pt(person[j]), max(1, radius - 1), joints[j], -1, cv2.LINE_AA)
+            radius = radii[j]
+            if style.joint_outlined[j]:
+                cv2.circle(out, _pt(person[j]), radius, (255, 255, 255), -1, cv2.LINE_AA)
+                radius = max(1, radius - 1)
+            cv2.circle(out, _pt(person[j]), radius, style.joint_colours[j], -1, cv2.LINE_AA)
     return out
 
 
@@ -131,8 +186,8 @@ def draw(image: object, people: Sequence[object] | np.ndarray,
     image: a path, a numpy array (`color` says its channel order, RGB by default) or a PIL
     image. people: `Person` objects from `PoseEstimator`, or keypoints (P, K, 3) x, y, score.
     skeleton: a `Skeleton` (`PoseEstimator.skeleton`) or a built-in set's name ("coco",
-    "mpii", "crowdpose"); None: the keypoint set the people were found in (Person objects
-    carry their model's). Joints and limbs scoring under `threshold` are left out;
+    "mpii", "crowdpose", "coco_wholebody"); None: the keypoint set the people were found in
+    (Person objects carry their model's). Joints and limbs scoring under `threshold` are left out;
     with `boxes`, each Person's box is drawn with its score."""
     if not 0 <= threshold <= 1:
         raise HrposeError(f"threshold must be in [0, 1], got {threshold}")

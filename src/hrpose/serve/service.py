@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HrposeError
-from ..inference.draw import joint_colours, limb_colours
+from ..inference.draw import drawing_style
 from ..inference.estimator import PoseEstimator
 from ..inference.person import Person
 from ..inference.topdown import Crops, TopDownEstimator
@@ -169,6 +169,7 @@ def _hex(rgb: tuple[int, int, int]) -> str:
 def model_card(estimator: PoseEstimator, settings: ServeSettings, detector: bool) -> dict:
     """What a client needs to send images and draw what comes back (`GET /v1/model`)."""
     card, skeleton, runner = estimator.card, estimator.skeleton, estimator.runner
+    style = drawing_style(skeleton)
     options = settings.options
     h, w = estimator.input_hw
     codec = estimator.codec
@@ -178,8 +179,12 @@ def model_card(estimator: PoseEstimator, settings: ServeSettings, detector: bool
         "keypoints": {"set": skeleton.name, "names": list(skeleton.joints),
                       "links": [list(link) for link in skeleton.links],
                       "flip_pairs": [list(pair) for pair in skeleton.flip_pairs],
-                      "joint_colours": [_hex(c) for c in joint_colours(skeleton)],
-                      "link_colours": [_hex(c) for c in limb_colours(skeleton)]},
+                      "joint_colours": [_hex(c) for c in style.joint_colours],
+                      "link_colours": [_hex(c) for c in style.link_colours],
+                      # sizes as fractions of the body's line width and dot radius
+                      "link_widths": list(style.link_widths),
+                      "joint_sizes": list(style.joint_sizes),
+                      "joint_outlined": list(style.joint_outlined)},
         "codec": codec.method if codec is not None else card.codec,
         "backend": runner.backend, "precision": runner.precision,
         "flip": options.flip,

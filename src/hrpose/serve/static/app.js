@@ -56,17 +56,23 @@ function draw(source, result) {
     ctx.fillStyle = "#000000"; ctx.fillRect(x, top, ctx.measureText(label).width + 6, size + 4);
     ctx.fillStyle = "#ffffff"; ctx.fillText(label, x + 3, top + size);
     const k = person.keypoints;
-    card.keypoints.links.forEach(([a, b], i) => {
+    const set = card.keypoints;                      // sizes: fractions of the body's
+    set.links.forEach(([a, b], i) => {
       if (k[a][2] < seenAt || k[b][2] < seenAt) return;
-      ctx.strokeStyle = card.keypoints.link_colours[i]; ctx.lineWidth = thick + 1;
+      ctx.strokeStyle = set.link_colours[i];
+      ctx.lineWidth = Math.max(1, Math.round((thick + 1) * set.link_widths[i]));
       ctx.beginPath(); ctx.moveTo(k[a][0], k[a][1]); ctx.lineTo(k[b][0], k[b][1]); ctx.stroke();
     });
     k.forEach(([jx, jy, score], j) => {
       if (score < seenAt) return;
-      ctx.fillStyle = "#ffffff";
-      ctx.beginPath(); ctx.arc(jx, jy, thick + 1, 0, 2 * Math.PI); ctx.fill();
-      ctx.fillStyle = card.keypoints.joint_colours[j];
-      ctx.beginPath(); ctx.arc(jx, jy, Math.max(1, thick), 0, 2 * Math.PI); ctx.fill();
+      let radius = Math.max(1, Math.round((thick + 1) * set.joint_sizes[j]));
+      if (set.joint_outlined[j]) {
+        ctx.fillStyle = "#ffffff";
+        ctx.beginPath(); ctx.arc(jx, jy, radius, 0, 2 * Math.PI); ctx.fill();
+        radius = Math.max(1, radius - 1);
+      }
+      ctx.fillStyle = set.joint_colours[j];
+      ctx.beginPath(); ctx.arc(jx, jy, radius, 0, 2 * Math.PI); ctx.fill();
     });
   }
   $("hint").hidden = true;
