@@ -20,6 +20,12 @@ PARAMS = {
     "hrnet_w32_256x256_mpii": 28_536_113 - 33,
     "hrnet_w48_256x256_mpii": 63_595_745 - 49,
     "hrnet_w32_256x192_crowdpose": 28_536_113 - 3 * 33,
+    # COCO-WholeBody: 116 joints more than COCO's, a row of the final 1x1 conv (weights, bias)
+    "hrnet_w32_256x192_coco_wholebody": 28_536_113 + 116 * 33,
+    "hrnet_w32_384x288_coco_wholebody": 28_536_113 + 116 * 33,
+    "hrnet_w48_256x192_coco_wholebody": 63_595_745 + 116 * 49,
+    "hrnet_w48_384x288_coco_wholebody": 63_595_745 + 116 * 49,
+    "hrnet_w48_384x288_coco_wholebody_dark": 63_595_745 + 116 * 49,
     # HigherHRNet (official code: W32 28,645,331) and LiteHRNet (official code, 17-joint head:
     # 18 1,130,769, 30 1,763,717); also checked in test_bottomup.py / test_litehrnet.py.
     "higherhrnet_w32_512": 28_645_331,

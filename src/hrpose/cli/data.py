@@ -14,7 +14,7 @@ from .common import FRACTION, count, folder
 # The formats of data.importers.IMPORTERS and the sets of data.download.DATASETS (a test holds
 # them equal): the CLI imports no numpy.
 FORMATS = ("yolo", "cvat", "labelstudio", "dlc")
-DATASETS = ("coco", "mpii", "crowdpose", "ochuman", "person-boxes")
+DATASETS = ("coco", "coco-wholebody", "mpii", "crowdpose", "ochuman", "person-boxes")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

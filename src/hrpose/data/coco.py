@@ -124,7 +124,8 @@ def find_dataset(root: str | Path, ann: str | Path | None = None,
                  images: str | Path | None = None) -> tuple[Path, Path]:
     """(annotation file, image folder) of a data root: COCO's `annotations/
     person_keypoints_val2017.json` + `val2017/` (or the one other `person_keypoints_<split>.json`
-    + `<split>/`), or the root's single .json file + the root (or its `images/`)."""
+    + `<split>/`, or COCO-WholeBody's one `coco_wholebody_<split>_v1.0.json` + `<split>2017/`),
+    or the root's single .json file + the root (or its `images/`)."""
     root = Path(root)
     if not root.is_dir():
         raise HrposeError(f"{root}: data root is not a folder")
@@ -132,6 +133,7 @@ def find_dataset(root: str | Path, ann: str | Path | None = None,
         coco = root / "annotations" / "person_keypoints_val2017.json"
         found = ([coco] if coco.is_file() else
                  sorted((root / "annotations").glob("person_keypoints_*.json"))
+                 or sorted((root / "annotations").glob("coco_wholebody_*.json"))
                  or sorted(root.glob("*.json")))
         found = [f for f in found if "det" not in f.name.lower()]
         if len(found) != 1:
@@ -140,6 +142,8 @@ def find_dataset(root: str | Path, ann: str | Path | None = None,
         ann = found[0]
     if images is None:
         split = Path(ann).stem.removeprefix("person_keypoints_")    # train2017, val2017
+        if split.startswith("coco_wholebody_"):       # coco_wholebody_train_v1.0: train2017
+            split = split.split("_")[2] + "2017"
         candidates = [root / split, root / "val2017", root / "images", root]
         images = next(p for p in candidates if p.is_dir())
     return Path(ann), Path(images)

@@ -85,6 +85,11 @@ def _check_keypoint_file(ann: Path, images: Path) -> str:
     return summary + (f"; PCKh head sizes from {data.head_source}" if data.head_source else "")
 
 
+def _check_wholebody(root: Path, split: str) -> str:
+    return _check_keypoint_file(root / "annotations" / f"coco_wholebody_{split}_v1.0.json",
+                                root / f"{split}2017")
+
+
 def _check_mpii(root: Path, split: str) -> str:
     return _check_keypoint_file(root / "annotations" / "mpii_val.json", root / "images")
 
@@ -131,6 +136,23 @@ DATASETS: dict[str, DataSource] = {s.name: s for s in (
         notes=("val: 1 GB (778 MB images, 241 MB annotations); train: 19 GB",
                "the person boxes of the published results: hrpose data download person-boxes "
                "--out the same folder")),
+    DataSource(
+        "coco-wholebody", "COCO-WholeBody v1.0: COCO 2017 images, the whole-body annotations by "
+        "hand", "COCO's terms of use and COCO-WholeBody's (annotations for research)",
+        {"val": (Archive(COCO_ZIPS + "zips/val2017.zip",
+                         "sha1:4950dc9d00dbe1c933ee0170f5797584351d2a41"),),
+         "train": (Archive(COCO_ZIPS + "zips/train2017.zip",
+                           "sha1:10ad623668ab00c62c096f0ed636d6aff41faca5"),)},
+        {split: (f"annotations/coco_wholebody_{split}_v1.0.json", f"{split}2017")
+         for split in ("val", "train")},
+        _check_wholebody, manual=(
+            "COCO-WholeBody's annotations (coco_wholebody_{train,val}_v1.0.json) are shared "
+            "through the Google Drive and Baidu links of https://github.com/jin-s13/"
+            "COCO-WholeBody (no stable direct URL): put them in ROOT/annotations/. The images "
+            "are COCO 2017's (ROOT/val2017/, ROOT/train2017/), so ROOT can be the COCO root."),
+        notes=("val: 778 MB of images; train: 18 GB",
+               "the annotations are fetched by hand (below); the person boxes of the "
+               "published results: hrpose data download person-boxes --out the same folder")),
     DataSource(
         "mpii", "MPII Human Pose: images, mmpose's json annotations and mpii_gt_val.mat",
         "MPII Human Pose's research-only terms (human-pose.mpi-inf.mpg.de)",

@@ -39,6 +39,7 @@ class ModelSpec:
     published: dict[str, float] = field(default_factory=dict)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    codec: str = "classic"              # heatmap decoding of the published figures (dark)
 
     def create(self) -> TopDownModel | BottomUpModel:
         return self.arch.create()
@@ -58,7 +59,7 @@ class ModelSpec:
     def card(self) -> ModelCard:
         return ModelCard(self.arch.to_dict(), self.input_hw, get_skeleton(self.keypoints),
                          self.mean, self.std, "associative_embedding" if self.kind == "bottomup"
-                         else "classic", self.kind, self.name)
+                         else self.codec, self.kind, self.name)
 
     @property
     def paper_flops(self) -> PaperFlops:
@@ -75,13 +76,42 @@ JOINTS = {name: skeleton.num_joints for name, skeleton in SKELETONS.items()}
 
 
 def _published_hrnet(width: int, input_hw: tuple[int, int], keypoints: str, file: str,
-                     published: dict[str, float]) -> ModelSpec:
+                     published: dict[str, float], codec: str = "classic") -> ModelSpec:
     """A zoo entry named from its shape: hrnet_w{width}_{H}x{W}, with "_{set}" for a keypoint
-    set other than COCO's (mpii, crowdpose)."""
-    suffix = "" if keypoints == "coco" else f"_{keypoints}"
+    set other than COCO's (mpii, crowdpose, coco_wholebody) and "_dark" for weights published
+    with DARK decoding."""
+    suffix = ("" if keypoints == "coco" else f"_{keypoints}") + (
+        "" if codec == "classic" else f"_{codec}")
     name = f"hrnet_w{width}_{input_hw[0]}x{input_hw[1]}{suffix}"
     return ModelSpec(name, HRNetArch(width=width, num_joints=JOINTS[keypoints]), input_hw,
-                     keypoints, MMPOSE_HRNET + file, published)
+                     keypoints, MMPOSE_HRNET + file, published, codec=codec)
+
+
+def _wholebody() -> list[ModelSpec]:
+    """mmpose's COCO-WholeBody HRNets: v1.0 val AP / AR with the AP-56 person boxes, as
+    published per part (body, foot, face, hand) and whole (weights_AP)."""
+    published = {  # (width, input): (file, body, foot, face, hand, whole AP; whole AR)
+        (32, (256, 192)): ("hrnet_w32_coco_wholebody_256x192-853765cd_20200918.pth",
+                           0.678, 0.543, 0.630, 0.467, 0.536, 0.636),
+        (32, (384, 288)): ("hrnet_w32_coco_wholebody_384x288-78cacac3_20200922.pth",
+                           0.700, 0.585, 0.726, 0.515, 0.586, 0.673),
+        (48, (256, 192)): ("hrnet_w48_coco_wholebody_256x192-643e18cb_20200922.pth",
+                           0.701, 0.675, 0.656, 0.535, 0.579, 0.681),
+        (48, (384, 288)): ("hrnet_w48_coco_wholebody_384x288-6e061c6a_20200922.pth",
+                           0.722, 0.696, 0.776, 0.587, 0.632, 0.717),
+        (48, (384, 288), "dark"): ("hrnet_w48_coco_wholebody_384x288_dark-f5726563_20200918.pth",
+                                   0.742, 0.707, 0.841, 0.602, 0.661, 0.743),
+    }
+    specs = []
+    for (width, size, *codec), (file, body, foot, face, hand, whole, recall) in (
+            published.items()):
+        figures = {"weights_AP": 100 * whole, "weights_AR": 100 * recall,
+                   "weights_body_AP": 100 * body, "weights_foot_AP": 100 * foot,
+                   "weights_face_AP": 100 * face, "weights_hand_AP": 100 * hand}
+        specs.append(_published_hrnet(width, size, "coco_wholebody", file,
+                                      {k: round(v, 1) for k, v in figures.items()},
+                                      *codec))
+    return specs
 
 
 def _litehrnets() -> list[ModelSpec]:
@@ -131,6 +161,7 @@ MODELS: dict[str, ModelSpec] = {
                          "hrnet_w32_crowdpose_256x192-960be101_20201227.pth",
                          {"weights_AP": 67.5, "weights_AP_easy": 77.0,
                           "weights_AP_medium": 68.7, "weights_AP_hard": 55.3}),
+        *_wholebody(),
         # COCO val2017 AP without multi-scale test (paper), and of the mmpose 0.x weights. The
         # official weights (Google Drive / OneDrive) load the same way: hrpose convert FILE OUT.
         ModelSpec("higherhrnet_w32_512", HigherHRNetArch(), (512, 512), "coco",
