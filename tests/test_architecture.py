@@ -155,6 +155,9 @@ def test_command_choices_are_their_owners() -> None:
     from hrpose.metrics.protocols import PROTOCOL_CHOICES
 
     assert choices("eval", "--protocol") == PROTOCOL_CHOICES
+    from hrpose.inference.person import RESULT_LAYOUTS
+
+    assert choices("infer", "--results-layout") == RESULT_LAYOUTS
     assert choices("export", "--format") == tuple(FORMATS)
     assert choices("bench", "--backend") == BENCH_BACKENDS
     assert choices("bench", "--precision") == BENCH_PRECISIONS

@@ -212,3 +212,33 @@ def test_crowdpose_annotations_are_fetched_and_the_images_explained(tmp_path, se
     summary = download_dataset(source, tmp_path, progress=False)
     assert summary["fetched"] == []           # the annotations were fetched the first time
     assert summary["check"].startswith("mmpose_crowdpose_test.json: 2 images, 5 people")
+
+
+def test_coco_wholebody_images_are_fetched_and_the_annotations_asked_for(tmp_path, server):
+    """COCO's image archive comes from its URL (checked by its SHA-1); the whole-body
+    annotations, shared through cloud drives, are asked for by name and place; then the root
+    is read as evaluation reads it (the parts joined into 133 joints)."""
+    from .cocogen import random_wholebody_set
+
+    root = shared_data("coco-tiny")
+    images = tar_gz_bytes({f"val2017/{p.name}": p.read_bytes()
+                           for p in sorted((root / "val2017").iterdir())})
+    server.files["/zips/val2017.tar.gz"] = images
+    wholebody = dl.DATASETS["coco-wholebody"]
+    source = replace(wholebody, splits={"val": (Archive(
+        server.url("/zips/val2017.tar.gz"), f"sha1:{hashlib.sha1(images).hexdigest()}"),)})
+    with pytest.raises(HrposeError, match=r"coco_wholebody_val_v1\.0\.json is missing\. "
+                       r"COCO-WholeBody's annotations .*github\.com/jin-s13/COCO-WholeBody"):
+        download_dataset(source, tmp_path, progress=False)
+    assert sorted(p.name for p in (tmp_path / "val2017").iterdir()) == sorted(
+        p.name for p in (root / "val2017").iterdir())
+    gt, _ = random_wholebody_set(1, 3, 0, 0)
+    coco = json.loads((root / "annotations/person_keypoints_val2017.json").read_text())
+    gt["images"] = coco["images"]
+    for ann in gt["annotations"]:
+        ann["image_id"] = coco["images"][0]["id"]
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations/coco_wholebody_val_v1.0.json").write_text(json.dumps(gt))
+    summary = download_dataset(source, tmp_path, progress=False)
+    assert summary["fetched"] == [] and summary["check"].startswith(
+        f"coco_wholebody_val_v1.0.json: {len(coco['images'])} images, 3 people")
