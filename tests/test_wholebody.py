@@ -342,3 +342,17 @@ def test_the_whole_chain_on_a_whole_body_model(wholebody_root, tinypose_checkpoi
 
     table = pq.read_table(sorted((tmp_path / "batch").glob("part-*.parquet"))[0])
     assert len(table.column("keypoints")[0].as_py()) in (133, 399)
+
+
+@pytest.mark.parametrize("width, hw", [(32, (256, 192)), (32, (384, 288)), (48, (256, 192)),
+                                       (48, (384, 288))])
+def test_the_zoos_whole_body_sizes_are_the_body_models_plus_116_head_rows(width, hw):
+    """`hrpose info`'s recorded counts: the 1x1 head conv's 116 more rows (weights and a bias
+    each; one MAC per weight per heatmap pixel)."""
+    from hrpose.info import FACTS
+
+    body, whole = FACTS[f"hrnet_w{width}_{hw[0]}x{hw[1]}"], FACTS[
+        f"hrnet_w{width}_{hw[0]}x{hw[1]}_coco_wholebody"]
+    assert whole["params"] - body["params"] == 116 * (width + 1)
+    assert whole["macs"] - body["macs"] == 116 * width * (hw[0] // 4) * (hw[1] // 4)
+    assert whole["output_shape"] == [1, 133, hw[0] // 4, hw[1] // 4]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from itertools import chain
 
 import numpy as np
 
@@ -95,7 +96,10 @@ def numbers(value: object, where: str, name: str, length: int | None = None,
             limit: float = COORDINATE_LIMIT) -> np.ndarray:
     """A list of finite numbers within +-limit, flattened (MPII nests joints as [[x, y], ...]);
     `length`: how many it must hold."""
-    flat = _flatten(value) if isinstance(value, list) else None
+    if isinstance(value, list) and _NUMBER_TYPES.issuperset(map(type, value)):
+        flat = value                            # a flat list of numbers: no walk needed
+    else:
+        flat = _flatten(value) if isinstance(value, list) else None
     if flat is None:
         raise fail(where, f"field {name!r} must be a list of numbers, got {_shown(value)}")
     try:
@@ -109,6 +113,29 @@ def numbers(value: object, where: str, name: str, length: int | None = None,
     if array.size and np.abs(array).max() > limit:
         raise fail(where, f"field {name!r} has a value beyond +-{limit:g} "
                    f"({array[np.argmax(np.abs(array))]:g})")
+    return array
+
+
+_NUMBER_TYPES = frozenset((int, float))
+
+
+def number_rows(rows: list, length: int, limit: float = COORDINATE_LIMIT) -> np.ndarray | None:
+    """Rows that are each a flat list of `length` finite numbers within +-limit, as one
+    (len(rows), length) array in a few whole-array steps; None when any row is not (then
+    `numbers` row by row names the one that is wrong). A large results file's fast path."""
+    if not rows:
+        return np.zeros((0, length))
+    if set(map(type, rows)) != {list} or not _NUMBER_TYPES.issuperset(
+            map(type, chain.from_iterable(rows))):
+        return None
+    try:
+        array = np.array(rows, np.float64)
+    except (ValueError, OverflowError):         # rows of different lengths
+        return None
+    if array.shape != (len(rows), length):
+        return None
+    if not np.isfinite(array).all() or (array.size and np.abs(array).max() > limit):
+        return None
     return array
 
 

@@ -9,7 +9,7 @@ rules (CrowdPose's OKS area and crowd split, xtcocotools' conventions for OCHuma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from ..data.coco import (
     wholebody_keypoints,
 )
 from ..errors import HrposeError
-from ..fields import integer, number, numbers, of_category, required
+from ..fields import integer, number, number_rows, numbers, of_category, required
 from ..io import read_json, write_json
 from ..skeletons import COCO_WHOLEBODY
 from .protocols import COCO, Protocol
@@ -95,10 +95,29 @@ def load_results(source: str | Path | Sequence[dict], num_joints: int,
         source = read_json(source)
     if not isinstance(source, list):
         raise HrposeError(f"{name}: expected a list of results")
+    part_keys = [key for key in _SCORE_KEYS.values() if key != "score"]
+    # The usual file, every entry a result of this category, takes the fast path.
+    ours = all(type(e) is dict and type(e.get("category_id", category_id)) is int
+               and e.get("category_id", category_id) == category_id for e in source)
+    results = _bulk_results(source, num_joints, part_keys) if ours else None
+    if results is None:
+        entries = list(of_category(source, category_id, f"{name}: result #"))
+        results = _checked_results(entries, num_joints, part_keys)
+    image_ids, keypoints, scores, part_scores = results
+    return KeypointResults(image_ids, keypoints.reshape(-1, num_joints, 3), scores,
+                           category_id, {k: v for k, v in part_scores.items()
+                                         if not np.isnan(v).all()})
+
+
+_Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]
+
+
+def _checked_results(entries: list[tuple[str, dict]], num_joints: int,
+                     part_keys: list[str]) -> _Arrays:
+    """Entry by entry, every field checked: the error names the first bad one."""
     image_ids, keypoints, scores = [], [], []
-    part_scores: dict[str, list[float]] = {key: [] for key in _SCORE_KEYS.values()
-                                           if key != "score"}
-    for where, entry in of_category(source, category_id, f"{name}: result #"):
+    part_scores: dict[str, list[float]] = {key: [] for key in part_keys}
+    for where, entry in entries:
         image_ids.append(integer(required(entry, "image_id", where), where, "image_id"))
         if num_joints == WHOLEBODY_JOINTS and is_wholebody_record(entry):
             keypoints.append(wholebody_keypoints(entry, where).ravel())
@@ -108,11 +127,42 @@ def load_results(source: str | Path | Sequence[dict], num_joints: int,
         scores.append(number(required(entry, "score", where), where, "score"))
         for key, values in part_scores.items():
             values.append(number(entry[key], where, key) if key in entry else np.nan)
-    return KeypointResults(np.asarray(image_ids, np.int64),
-                           np.asarray(keypoints, np.float64).reshape(-1, num_joints, 3),
-                           np.asarray(scores, np.float64), category_id,
-                           {k: np.asarray(v, np.float64) for k, v in part_scores.items()
-                            if not np.isnan(v).all()})
+    return (np.asarray(image_ids, np.int64),
+            np.asarray(keypoints, np.float64).reshape(-1, 3 * num_joints),
+            np.asarray(scores, np.float64),
+            {k: np.asarray(v, np.float64) for k, v in part_scores.items()})
+
+
+def _bulk_results(entries: list[dict], num_joints: int, part_keys: list[str]
+                  ) -> _Arrays | None:
+    """The usual well-formed file as arrays in a few whole-array steps; None when any entry
+    needs the checked path (which then names it)."""
+    wholebody = num_joints == WHOLEBODY_JOINTS and bool(entries) and is_wholebody_record(
+        entries[0])
+    fields = ([(f.keypoints, 3 * (stop - start)) for f, (_, start, stop)
+               in zip(WHOLEBODY_FIELDS, COCO_WHOLEBODY.parts)] if wholebody
+              else [("keypoints", 3 * num_joints)])
+    if not all(type(e.get("image_id")) is int and type(e.get("score")) in (int, float)
+               for e in entries):
+        return None
+    columns = [number_rows([e.get(f) for e in entries], n) for f, n in fields]
+    if any(c is None for c in columns):
+        return None
+    keypoints = np.concatenate(columns, 1)
+    image_ids = np.array([e["image_id"] for e in entries], np.int64).reshape(-1)
+    scores = np.array([e["score"] for e in entries], np.float64).reshape(-1)
+    if not np.isfinite(scores).all():
+        return None
+    part_scores = {}
+    for key in part_keys:
+        values = [e.get(key) for e in entries]
+        if not all(v is None or type(v) in (int, float) for v in values):
+            return None
+        part_scores[key] = np.array([np.nan if v is None else v for v in values],
+                                    np.float64).reshape(-1)
+        if np.isinf(part_scores[key]).any():
+            return None
+    return image_ids, keypoints, scores, part_scores
 
 
 WHOLEBODY_JOINTS = COCO_WHOLEBODY.num_joints
@@ -227,37 +277,120 @@ def evaluate_keypoints(gt: KeypointData, results: KeypointResults, protocol: Pro
     # takes it from the results' 'keypoints' field).
     _, start, stop = gt.skeleton.parts[0]
     dt_area = _extent_area(results.keypoints[:, start:stop])
+    parts = (("", 0, gt.skeleton.num_joints), *gt.skeleton.parts)
+    # Every part's OKS of every result and person of an image, in one pass over the joints.
+    table = _PartOks(gt, results, [slice(a, b) for _, a, b in parts], sigmas,
+                     _gt_areas(gt, protocol))
     stats: dict[str, float] = {}
-    for part, start, stop in (("", 0, gt.skeleton.num_joints), *gt.skeleton.parts):
-        scores = results.part_score(part)
+    for p, (part, start, stop) in enumerate(parts):
         matches = _part_matches(gt, results, protocol, sigmas, image_list, slice(start, stop),
-                                scores, dt_area)
+                                results.part_score(part), dt_area, table.provider(p))
         prefix = f"{part}_" if part else ""
         stats |= {prefix + k: v for k, v in _summarize(*matches.accumulate()).items()}
     return stats
 
 
+# (result rows, person rows) -> their OKS: (n, R) and (n, G) index blocks -> (n, R, G)
+PairOks = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _gt_areas(gt: KeypointData, protocol: Protocol) -> np.ndarray:
+    """The people's OKS areas by the protocol: a factor of the box's, or the annotation's."""
+    if protocol.box_area_factor:
+        return protocol.box_area_factor * gt.boxes[:, 2] * gt.boxes[:, 3]
+    return gt.areas.astype(np.float64)
+
+
+class _PartOks:
+    """The OKS of every (result, person of its image) pair for each of several runs of joints,
+    computed in one pass over the joints (the parts share their distances); looked up by the
+    matching of each part."""
+
+    def __init__(self, gt: KeypointData, results: KeypointResults, parts: list[slice],
+                 sigmas: np.ndarray, gt_area: np.ndarray) -> None:
+        images, gt_img = np.unique(gt.image_ids, return_inverse=True)
+        by_image = np.argsort(gt_img, kind="stable")
+        count = np.bincount(gt_img, minlength=len(images))
+        first = np.concatenate([[0], np.cumsum(count)[:-1]])
+        self.position = np.empty(len(gt_img), np.int64)              # within its image
+        self.position[by_image] = np.arange(len(gt_img)) - first[gt_img[by_image]]
+        at = np.searchsorted(images, results.image_ids).clip(0, max(len(images) - 1, 0))
+        has = (images[at] == results.image_ids) if len(images) else np.zeros(len(at), bool)
+        pairs = np.where(has, count[at] if len(images) else 0, 0)    # people per result
+        self.start = np.concatenate([[0], np.cumsum(pairs)[:-1]]).astype(np.int64)
+        dets = np.repeat(np.arange(len(results)), pairs)
+        within = np.arange(len(dets)) - np.repeat(self.start, pairs)
+        people = by_image[np.repeat(first[at], pairs) + within] if len(dets) else dets
+        self.table = np.zeros((len(dets) + 1, len(parts)))         # a last row for padding
+        for c in range(0, len(dets), 8192):
+            d, g = dets[c : c + 8192], people[c : c + 8192]
+            self.table[c : c + len(d)] = _pair_part_oks(
+                results.keypoints[d].astype(np.float64), gt.keypoints[g].astype(np.float64),
+                gt_area[g], gt.boxes[g].astype(np.float64), sigmas, parts)
+
+    def provider(self, part: int) -> PairOks:
+        def lookup(dets: np.ndarray, people: np.ndarray) -> np.ndarray:
+            rows = self.start[dets][:, :, None] + self.position[people][:, None, :]
+            return self.table[np.minimum(rows, len(self.table) - 1), part]
+        return lookup
+
+
+def _pair_part_oks(dt: np.ndarray, gt: np.ndarray, gt_area: np.ndarray, gt_box: np.ndarray,
+                   sigmas: np.ndarray, parts: list[slice]) -> np.ndarray:
+    """COCOeval.computeOks of pairs (dt (c, K, 3) with gt (c, K, 3)) over each run of joints
+    in `parts` -> (c, len(parts)); a person without labelled joints in a part is compared
+    there through its grown box, as `_gt_oks` does."""
+    var = (2 * sigmas) ** 2
+    scale = (gt_area + np.spacing(1))[:, None]
+    vis = gt[..., 2] > 0
+    d2 = (dt[..., 0] - gt[..., 0]) ** 2 + (dt[..., 1] - gt[..., 1]) ** 2
+    near = np.exp(-(d2 / var / scale / 2)) * vis
+    x0, x1 = (gt_box[:, 0] - gt_box[:, 2])[:, None], (gt_box[:, 0] + 2 * gt_box[:, 2])[:, None]
+    y0, y1 = (gt_box[:, 1] - gt_box[:, 3])[:, None], (gt_box[:, 1] + 2 * gt_box[:, 3])[:, None]
+    out = np.empty((len(dt), len(parts)))
+    for p, joints in enumerate(parts):
+        labelled = vis[:, joints].sum(1)
+        out[:, p] = near[:, joints].sum(1) / np.maximum(labelled, 1)
+        none = np.flatnonzero(labelled == 0)
+        if none.size:
+            xs, ys = dt[none, joints, 0], dt[none, joints, 1]
+            dx = np.maximum(0, x0[none] - xs) + np.maximum(0, xs - x1[none])
+            dy = np.maximum(0, y0[none] - ys) + np.maximum(0, ys - y1[none])
+            e = (dx**2 + dy**2) / var[joints] / scale[none] / 2
+            out[none, p] = np.exp(-e).mean(1)
+    return out
+
+
 def _part_matches(gt: KeypointData, results: KeypointResults, protocol: Protocol,
                   sigmas: np.ndarray, image_list: np.ndarray, joints: slice, scores: np.ndarray,
-                  dt_area: np.ndarray | None = None) -> _Matches:
+                  dt_area: np.ndarray | None = None, pair_oks: PairOks | None = None
+                  ) -> _Matches:
     """The matching of one evaluation over `joints` of every person, with `scores` ordering
-    the results; `dt_area`: the results' areas (the extent of these joints when None)."""
+    the results; `dt_area`: the results' areas (the extent of these joints when None);
+    `pair_oks`: their OKS by (result, person) rows (computed here when None)."""
     dt_kp = results.keypoints[:, joints]
-    keep = np.ones(len(results), bool)
-    if protocol.drop_unscored:
-        keep = (dt_kp[..., 2] > 0).any(-1)
+    keep = np.flatnonzero((dt_kp[..., 2] > 0).any(-1) if protocol.drop_unscored
+                          else np.ones(len(results), bool))
     if dt_area is None:
         dt_area = _extent_area(dt_kp)
+    gt_area = _gt_areas(gt, protocol)
     gt_kp = gt.keypoints[:, joints]
-    if protocol.box_area_factor:
-        gt_area = protocol.box_area_factor * gt.boxes[:, 2] * gt.boxes[:, 3]
-    else:
-        gt_area = gt.areas
     labelled = ((gt_kp[..., 2] > 0).sum(-1) if protocol.ignore_by_flags
                 else gt.num_keypoints)
-    return _match_images(gt, gt_kp, results.image_ids[keep], dt_kp[keep], scores[keep],
-                         dt_area[keep], image_list, gt_area.astype(np.float64), labelled,
-                         sigmas[joints], protocol.max_dets)
+    if pair_oks is None:
+        kept_kp, gt_kp = dt_kp[keep].astype(np.float64), gt_kp.astype(np.float64)
+        boxes = gt.boxes.astype(np.float64)
+
+        def pair_oks(dets: np.ndarray, people: np.ndarray) -> np.ndarray:
+            return _gt_oks(kept_kp[dets], gt_kp[people], gt_area[people], boxes[people],
+                           sigmas[joints])
+    else:
+        whole = pair_oks
+
+        def pair_oks(dets: np.ndarray, people: np.ndarray) -> np.ndarray:
+            return whole(keep[dets], people)          # the table is by result row
+    return _match_images(gt, results.image_ids[keep], scores[keep], dt_area[keep], image_list,
+                         gt_area, labelled, protocol.max_dets, pair_oks)
 
 
 def _extent_area(keypoints: np.ndarray) -> np.ndarray:
@@ -304,12 +437,12 @@ class _Matches:
                            self.gt_ign_area[:, gt])
 
 
-def _match_images(gt: KeypointData, gt_kp: np.ndarray, dt_image_ids: np.ndarray,
-                  dt_keypoints: np.ndarray, dt_scores: np.ndarray, dt_areas: np.ndarray,
-                  image_list: np.ndarray, gt_area: np.ndarray, labelled: np.ndarray,
-                  sigmas: np.ndarray, max_dets: int) -> _Matches:
+def _match_images(gt: KeypointData, dt_image_ids: np.ndarray, dt_scores: np.ndarray,
+                  dt_areas: np.ndarray, image_list: np.ndarray, gt_area: np.ndarray,
+                  labelled: np.ndarray, max_dets: int, pair_oks: PairOks) -> _Matches:
     """Match every image's detections to its ground truth; `labelled`: labelled joints by the
-    protocol's count (0: the person is ignored)."""
+    protocol's count (0: the person is ignored); `pair_oks` by (detection, person) rows of
+    the arrays given."""
     n_img = len(image_list)
     # Detections: per image by score (ties keep file order), at most max_dets each.
     dt_img = np.searchsorted(image_list, dt_image_ids)
@@ -319,7 +452,6 @@ def _match_images(gt: KeypointData, gt_kp: np.ndarray, dt_image_ids: np.ndarray,
     rank = np.arange(len(order)) - first
     kept = order[rank < max_dets]
     dt_rank, dt_img = rank[rank < max_dets], dt_img[kept]
-    dt_kp = dt_keypoints[kept].astype(np.float64)
     dt_area = dt_areas[kept]
 
     # Ground truth: per image in file order.
@@ -332,20 +464,20 @@ def _match_images(gt: KeypointData, gt_kp: np.ndarray, dt_image_ids: np.ndarray,
     gt_ign_area = np.stack([gt_ignore | (gt_area < lo) | (gt_area > hi)
                             for lo, hi in AREA_RANGES.values()])
     matched, dt_ignored = _match(
-        dt_kp, dt_img, dt_area, gt_kp[gt_order].astype(np.float64), gt_img, gt_area,
-        gt.boxes[gt_order].astype(np.float64), gt_crowd, gt_ign_area, n_img, sigmas)
+        dt_img, dt_area, gt_img, gt_crowd, gt_ign_area, n_img,
+        lambda dets, people: pair_oks(kept[dets], gt_order[people]))
     # Accumulation order: all kept detections by score (ties: image order, then rank).
     global_order = np.lexsort((dt_rank, dt_img, -dt_scores[kept]))
     return _Matches(matched[..., global_order], dt_ignored[..., global_order],
                     image_list[dt_img[global_order]], gt_ign_area, image_list[gt_img])
 
 
-def _match(dt_kp: np.ndarray, dt_img: np.ndarray, dt_area: np.ndarray, gt_kp: np.ndarray,
-           gt_img: np.ndarray, gt_area: np.ndarray, gt_box: np.ndarray, gt_crowd: np.ndarray,
-           gt_ign_area: np.ndarray, n_img: int, sigmas: np.ndarray
+def _match(dt_img: np.ndarray, dt_area: np.ndarray, gt_img: np.ndarray, gt_crowd: np.ndarray,
+           gt_ign_area: np.ndarray, n_img: int, pair_oks: PairOks
            ) -> tuple[np.ndarray, np.ndarray]:
     """COCOeval's greedy matching, (area range, threshold, detection) -> matched, ignored;
-    image by image, in buckets of equal padded ground-truth count."""
+    image by image, in buckets of equal padded ground-truth count. Detections and people are
+    in image order; `pair_oks` takes their rows."""
     n_area, n_thr = len(gt_ign_area), len(IOU_THRESHOLDS)
     gt_count = np.bincount(gt_img, minlength=n_img)
     gt_start = np.concatenate([[0], np.cumsum(gt_count)[:-1]])
@@ -365,7 +497,7 @@ def _match(dt_kp: np.ndarray, dt_img: np.ndarray, dt_area: np.ndarray, gt_kp: np
         d_idx = dt_start[imgs, None] + np.arange(r_pad)
         d_ok = np.arange(r_pad) < dt_count[imgs, None]
         d_idx = np.where(d_ok, d_idx, 0)
-        ious = _gt_oks(dt_kp[d_idx], gt_kp[g_idx], gt_area[g_idx], gt_box[g_idx], sigmas)
+        ious = pair_oks(d_idx, g_idx)
         ign = gt_ign_area[:, g_idx]                                 # (A, n, G)
         crowd = gt_crowd[g_idx]
         taken = np.zeros((n_area, n_thr, len(imgs), g_pad), bool)
@@ -434,18 +566,32 @@ def _gt_oks(dt: np.ndarray, gt: np.ndarray, gt_area: np.ndarray, gt_box: np.ndar
     vis = gt[..., 2] > 0                                            # (n, G, K)
     labelled = vis.sum(-1)                                          # (n, G)
     xd, yd = dt[:, :, None, :, 0], dt[:, :, None, :, 1]            # (n, R, 1, K)
-    xg, yg = gt[:, None, :, :, 0], gt[:, None, :, :, 1]            # (n, 1, G, K)
-    x0 = (gt_box[..., 0] - gt_box[..., 2])[:, None, :, None]
-    x1 = (gt_box[..., 0] + 2 * gt_box[..., 2])[:, None, :, None]
-    y0 = (gt_box[..., 1] - gt_box[..., 3])[:, None, :, None]
-    y1 = (gt_box[..., 1] + 2 * gt_box[..., 3])[:, None, :, None]
-    has = (labelled > 0)[:, None, :, None]
-    dx = np.where(has, xd - xg, np.maximum(0, x0 - xd) + np.maximum(0, xd - x1))
-    dy = np.where(has, yd - yg, np.maximum(0, y0 - yd) + np.maximum(0, yd - y1))
-    e = (dx**2 + dy**2) / var / (gt_area[:, None, :, None] + np.spacing(1)) / 2
-    use = np.where(has, vis[:, None], True)
+    e = xd - gt[:, None, :, :, 0]                                   # (n, R, G, K), in place
+    e *= e
+    dy = yd - gt[:, None, :, :, 1]
+    dy *= dy
+    e += dy
+    del dy
+    img, col = np.nonzero(labelled == 0)
+    if img.size:                              # unlabelled: distance outside the grown box
+        box = gt_box[img, col]                                      # (m, 4)
+        xs, ys = dt[img, :, :, 0], dt[img, :, :, 1]                 # (m, R, K)
+        x0, x1 = ((box[:, 0] - box[:, 2])[:, None, None],
+                  (box[:, 0] + 2 * box[:, 2])[:, None, None])
+        y0, y1 = ((box[:, 1] - box[:, 3])[:, None, None],
+                  (box[:, 1] + 2 * box[:, 3])[:, None, None])
+        ddx = np.maximum(0, x0 - xs) + np.maximum(0, xs - x1)
+        ddy = np.maximum(0, y0 - ys) + np.maximum(0, ys - y1)
+        e[img, :, col, :] = ddx**2 + ddy**2
+    e /= var
+    e /= gt_area[:, None, :, None] + np.spacing(1)
+    e /= 2
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    use = vis.astype(np.float64)
+    use[img, col] = 1.0
     count = np.where(labelled > 0, labelled, gt.shape[2])[:, None, :]
-    return (np.exp(-e) * use).sum(-1) / count
+    return np.einsum("nrgk,ngk->nrg", e, use) / count
 
 
 def _mean(values: np.ndarray) -> float:
