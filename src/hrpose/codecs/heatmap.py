@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import HrposeError
 
@@ -92,7 +92,7 @@ class HeatmapCodec:
         if self.method == "classic":
             coords += _quarter_offset(hm, x, y)
         else:
-            coords += _taylor_offset(self._modulated_log(hm), x, y)
+            coords += _taylor_offset(self._modulated_log_around(hm, x, y))
         coords[scores <= 0] = 0                              # nothing found: as published
         return (coords * self.stride).astype(np.float32), scores.astype(np.float32)
 
@@ -106,16 +106,26 @@ class HeatmapCodec:
             hm = np.concatenate([hm[..., :1], hm[..., :-1]], axis=-1)
         return np.ascontiguousarray(hm)
 
-    def _modulated_log(self, hm: np.ndarray) -> np.ndarray:
-        """Gaussian blur that keeps each map's maximum (DARK's modulation), then the log."""
+    def _modulated_log_around(self, hm: np.ndarray, x: np.ndarray, y: np.ndarray
+                              ) -> np.ndarray:
+        """DARK's modulated log-heatmap (a Gaussian blur that keeps each map's maximum, then
+        the log) in the 3x3 pixels around (x, y), the map's edge repeated beyond it:
+        (N, K, 3, 3) float64. Only those pixels feed the Taylor step, so only they are
+        taken the log of."""
+        n, k, h, w = hm.shape
         blurred = gaussian_blur(hm.astype(np.float32), self.blur_kernel)
-        peak = hm.reshape(*hm.shape[:2], -1).max(-1)
-        blurred_peak = blurred.reshape(*hm.shape[:2], -1).max(-1)
+        peak = hm.reshape(n, k, -1).max(-1)
+        blurred_peak = blurred.reshape(n, k, -1).max(-1)
         gain = np.where(blurred_peak > 0, peak / np.where(blurred_peak > 0, blurred_peak, 1), 0)
-        blurred *= gain[..., None, None]
+        step = np.arange(-1, 2)
+        ys = np.clip(y[..., None] + step, 0, h - 1)[..., :, None]         # (N, K, 3, 1)
+        xs = np.clip(x[..., None] + step, 0, w - 1)[..., None, :]         # (N, K, 1, 3)
+        ni, ki = np.ogrid[:n, :k]
+        patch = blurred[ni[..., None, None], ki[..., None, None], ys, xs]
+        patch *= gain.astype(patch.dtype)[..., None, None]
         if self.udp:
-            return np.log(np.clip(blurred, 1e-3, 50.0))
-        return np.log(np.maximum(blurred, 1e-10))
+            return np.log(np.clip(patch, 1e-3, 50.0)).astype(np.float64)
+        return np.log(np.maximum(patch, 1e-10)).astype(np.float64)
 
 
 def gaussian_blur(maps: np.ndarray, size: int) -> np.ndarray:
@@ -128,12 +138,16 @@ def gaussian_blur(maps: np.ndarray, size: int) -> np.ndarray:
     zeros; 1-3 px from it: 1.4 against 0.55."""
     s = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
     g = np.exp(-((np.arange(size) - size // 2) ** 2) / (2 * s * s))
-    g = (g / g.sum()).astype(maps.dtype)
+    dtype = np.float64 if maps.dtype == np.float64 else np.float32
+    g = (g / g.sum()).astype(dtype)
     pad = size // 2
-    widths = [(0, 0)] * (maps.ndim - 1) + [(pad, pad)]
-    out = sliding_window_view(np.pad(maps, widths), size, axis=-1) @ g
-    widths = [(0, 0)] * (maps.ndim - 2) + [(pad, pad), (0, 0)]
-    return sliding_window_view(np.pad(out, widths), size, axis=-2) @ g
+    *lead, h, w = maps.shape
+    # The maps one above the other in one image, `pad` zero rows above and below each, so
+    # that the vertical pass cannot reach from one map into the next: one filter call.
+    tall = np.zeros((int(np.prod(lead, dtype=np.int64)), h + 2 * pad, w), dtype)
+    tall[:, pad : pad + h] = maps.reshape(-1, h, w)
+    out = cv2.sepFilter2D(tall.reshape(-1, w), -1, g, g, borderType=cv2.BORDER_CONSTANT)
+    return out.reshape(-1, h + 2 * pad, w)[:, pad : pad + h].reshape(*lead, h, w)
 
 
 def _as_numpy(heatmaps: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -157,16 +171,13 @@ def _quarter_offset(hm: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return 0.25 * np.stack([np.sign(dx), np.sign(dy)], -1) * inside[..., None]
 
 
-def _taylor_offset(log_hm: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """One Newton step at (x, y): -H^-1 * grad by central differences (edge-padded), applied
-    only where the Hessian is negative definite, i.e. (x, y) is a true local maximum, and clipped
-    to one pixel: a unimodal peak lies within one pixel of its highest sample."""
-    p = np.pad(log_hm.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
-    ni, ki = np.ogrid[:p.shape[0], :p.shape[1]]
-    xi, yi = x + 1, y + 1
-
+def _taylor_offset(patch: np.ndarray) -> np.ndarray:
+    """One Newton step at the centre of each 3x3 patch (N, K, 3, 3) of a log-heatmap: -H^-1 *
+    grad by central differences, applied only where the Hessian is negative definite, i.e. the
+    centre is a true local maximum, and clipped to one pixel: a unimodal peak lies within one
+    pixel of its highest sample."""
     def at(dx: int, dy: int) -> np.ndarray:
-        return p[ni, ki, yi + dy, xi + dx]
+        return patch[..., 1 + dy, 1 + dx]
 
     f = at(0, 0)
     gx = 0.5 * (at(1, 0) - at(-1, 0))
