@@ -203,11 +203,12 @@ def _wholebody() -> Skeleton:
     joints = COCO.joints + feet + face + hands
     foot, face0, left_hand, right_hand = 17, 23, 91, 112
     # Face points mirrored (subject's left, right), by iBUG number: jaw, brows, lower nose,
-    # eyes, lips; the nose bridge, chin and lip midpoints are their own mirror.
+    # eyes, lips (the lower lip's points run from the subject's left corner back to the
+    # right); the nose bridge, chin and lip midpoints are their own mirror.
     face_mirror = ([(16 - i, i) for i in range(8)] + [(26 - i, 17 + i) for i in range(5)]
                    + [(35, 31), (34, 32), (45, 36), (44, 37), (43, 38), (42, 39), (47, 40),
-                      (46, 41), (54, 48), (53, 49), (52, 50), (59, 55), (58, 56), (64, 60),
-                      (63, 61), (67, 65)])
+                      (46, 41), (54, 48), (53, 49), (52, 50), (55, 59), (56, 58), (64, 60),
+                      (63, 61), (65, 67)])
     flips = (COCO.flip_pairs + tuple((foot + i, foot + 3 + i) for i in range(3))
              + tuple((face0 + a, face0 + b) for a, b in face_mirror)
              + tuple((left_hand + i, right_hand + i) for i in range(21)))
