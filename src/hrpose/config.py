@@ -117,10 +117,11 @@ class DataConfig:
     sigma: float = 2.0
     target: str = "classic"                  # heatmap encoding: classic | dark | udp
     padding: float = 1.25                    # box padding around a person
-    # The keypoint set (skeletons.py): a built-in name (coco, mpii, crowdpose), a set file
-    # (keypoints.yaml), a set stated here (joints, flip_pairs, links, sigmas, upper_body, by
-    # joint name), "from_annotations" (the training file's category: its names and links, flip
-    # pairs inferred from the names), or "" (the default): the keypoints.yaml beside the
+    # The keypoint set (skeletons.py): a built-in name (coco, mpii, crowdpose,
+    # coco_wholebody), a set file (keypoints.yaml), a set stated here (joints, flip_pairs,
+    # links, sigmas, upper_body, parts, by joint name), "from_annotations" (the training
+    # file's category: its names and links, flip pairs inferred from the names), or "" (the
+    # default): the keypoints.yaml beside the
     # annotations, else the built-in set whose joints the training file's category names.
     # Resolved once, when training starts; a run's config.yaml holds the whole set.
     keypoints: str | Skeleton = FROM_DATA

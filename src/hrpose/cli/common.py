@@ -121,7 +121,8 @@ def estimator_arguments(p: argparse.ArgumentParser) -> None:
                    help="heatmap decoding (default: the model's own)")
     p.add_argument("--keypoints", metavar="SET",
                    help="the keypoint set of a model file that states none (an exported graph "
-                   "from elsewhere): coco, mpii, crowdpose or a set file (keypoints.yaml)")
+                   "from elsewhere): coco, mpii, crowdpose, coco_wholebody or a set file "
+                   "(keypoints.yaml)")
     scales_argument(p)
     runtime_arguments(p)
 

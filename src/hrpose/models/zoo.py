@@ -33,7 +33,7 @@ class ModelSpec:
     name: str
     arch: Arch
     input_hw: tuple[int, int]
-    keypoints: str                      # the built-in keypoint set: coco, mpii, crowdpose
+    keypoints: str                      # a built-in set: coco, mpii, crowdpose, coco_wholebody
     weights_url: str | None = None
     # Published accuracy of the architecture (paper) and of the weights at `weights_url`.
     published: dict[str, float] = field(default_factory=dict)
