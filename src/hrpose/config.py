@@ -121,9 +121,9 @@ class DataConfig:
     # coco_wholebody), a set file (keypoints.yaml), a set stated here (joints, flip_pairs,
     # links, sigmas, upper_body, parts, by joint name), "from_annotations" (the training
     # file's category: its names and links, flip pairs inferred from the names), or "" (the
-    # default): the keypoints.yaml beside the
-    # annotations, else the built-in set whose joints the training file's category names.
-    # Resolved once, when training starts; a run's config.yaml holds the whole set.
+    # default): the keypoints.yaml beside the annotations, else the built-in set whose
+    # joints the training file's category names (or whose parts its fields hold). Resolved
+    # once, when training starts; a run's config.yaml holds the whole set.
     keypoints: str | Skeleton = FROM_DATA
     augment: Augmentation = field(default_factory=Augmentation)
     workers: int = 4                         # data-loading processes per device
