@@ -188,3 +188,40 @@ def test_the_api_document_renders_offline(chromium, server):
         paths = page.locator(".opblock-summary-path").all_text_contents()
     assert not foreign, foreign
     assert {"/v1/pose", "/v1/pose/draw", "/v1/model", "/readyz"} <= {p.strip() for p in paths}
+
+
+def test_the_page_draws_a_whole_body_model_in_its_part_styles(chromium, demo, tmp_path):
+    """A 133-joint model (random weights, every joint drawn: threshold 0): the page draws the
+    face thin and white and each hand in its own colour, as `hrpose infer` draws them."""
+    from hrpose.inference.draw import PART_STYLES, draw_found
+    from hrpose.inference.options import EstimatorOptions
+    from hrpose.inference.person import Person
+    from hrpose.models.checkpoint import save_weights
+    from hrpose.models.loading import build_model
+    from hrpose.serve.settings import ServeSettings
+    from hrpose.skeletons import COCO_WHOLEBODY
+
+    name = "hrnet_w32_256x192_coco_wholebody"
+    model = tmp_path / "wholebody.safetensors"
+    save_weights(model, build_model(name).state_dict(), {"model": name})
+    settings = ServeSettings(model=str(model), options=EstimatorOptions(detector=None),
+                             keypoint_threshold=0.0, person_threshold=0.0)
+    with serving(settings) as url, browser(chromium) as b:
+        page, errors, foreign = open_page(b, url)
+        served = page.evaluate("fetch('/v1/model').then(r => r.json())")["keypoints"]
+        page.set_input_files("#file", str(demo))
+        page.wait_for_function("window.hrpose.drawn > 0", timeout=60_000)
+        result = page.evaluate("window.hrpose.last")
+        held, _ = canvas_pixels(page)
+    assert not errors and not foreign, (errors, foreign)
+    assert served["set"] == "coco_wholebody" and len(served["joint_sizes"]) == 133
+    person = result["people"][0]
+    ours = draw_found(read_image(demo), [Person(np.array(person["box"], np.float32),
+                                                np.array(person["keypoints"], np.float32),
+                                                person["score"])], COCO_WHOLEBODY, 0.0, 0.0)
+    for part in ("left_hand", "right_hand"):
+        colour = PART_STYLES[part].colour
+        page_count = side_colour(held, colour).sum()
+        our_count = side_colour(ours, colour).sum()
+        assert page_count > 30 and 0.5 < page_count / max(our_count, 1) < 2, (part, page_count,
+                                                                               our_count)
