@@ -338,10 +338,16 @@ def test_the_whole_chain_on_a_whole_body_model(wholebody_root, tinypose_checkpoi
                  "--json"]) == 0
     exported = PoseEstimator(onnx, detector=None)
     assert exported.card.keypoints == COCO_WHOLEBODY
+    xml = tmp_path / "wholebody.xml"
+    assert main(["export", str(model), "--out", str(xml), "--calib", str(wholebody_root),
+                 "--json"]) == 0
+    photo = images / sorted(p.name for p in images.iterdir())[0]
+    found = PoseEstimator(xml, detector=None)(photo)
+    assert found[0].keypoints.shape == (133, 3) and found[0].skeleton == COCO_WHOLEBODY
     with serving(ServeSettings(model=str(onnx), options=EstimatorOptions(detector=None))) as url:
         served = httpx.get(url + "/v1/model").json()["keypoints"]
-        photo = (images / sorted(p.name for p in images.iterdir())[0]).read_bytes()
-        answer = httpx.post(url + "/v1/pose", files={"image": ("a.jpg", photo)}).json()
+        answer = httpx.post(url + "/v1/pose", files={"image": ("a.jpg", photo.read_bytes())}
+                            ).json()
     assert served["set"] == "coco_wholebody" and len(served["link_widths"]) == len(
         COCO_WHOLEBODY.links)
     assert len(answer["people"][0]["keypoints"]) == 133
