@@ -339,8 +339,8 @@ def test_the_whole_chain_on_a_whole_body_model(wholebody_root, tinypose_checkpoi
     exported = PoseEstimator(onnx, detector=None)
     assert exported.card.keypoints == COCO_WHOLEBODY
     xml = tmp_path / "wholebody.xml"
-    assert main(["export", str(model), "--out", str(xml), "--calib", str(wholebody_root),
-                 "--json"]) == 0
+    assert main(["export", str(model), "--format", "openvino", "--out", str(xml), "--calib",
+                 str(wholebody_root), "--json"]) == 0
     photo = images / sorted(p.name for p in images.iterdir())[0]
     found = PoseEstimator(xml, detector=None)(photo)
     assert found[0].keypoints.shape == (133, 3) and found[0].skeleton == COCO_WHOLEBODY
