@@ -175,3 +175,20 @@ def test_pckh_of_the_truth_is_100_and_a_shift_gives_the_hand_figure():
     # At 0.1 person 0's shifted joints all miss: hits are person 1's 13 non-excluded joints.
     assert table["PCKh@0.1"] == pytest.approx(100 * (5 + 8) / 27)
     assert table["Head"] == 50 and table["Hip"] == 100
+
+
+def test_no_results_score_zero_rather_than_fail(tmp_path):
+    """A model that found nobody (a bottom-up model early in training) misses every person:
+    AP and AR 0, by COCO's rules and part by part."""
+    from hrpose.metrics.protocols import COCO_WHOLEBODY
+
+    from .cocogen import random_wholebody_set
+
+    for name, (gt, _), k, protocol in (
+            ("coco", random_keypoint_set(5, 10, 0), 17, None),
+            ("wholebody", random_wholebody_set(5, 10, 0), 133, COCO_WHOLEBODY)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(gt))
+        data = load_coco(tmp_path / f"{name}.json")
+        empty = KeypointResults(np.zeros(0, np.int64), np.zeros((0, k, 3)), np.zeros(0))
+        stats = evaluate_keypoints(data, empty, *(protocol,) if protocol else ())
+        assert set(stats.values()) == {0.0} and len(stats) == (60 if protocol else 10)

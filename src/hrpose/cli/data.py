@@ -84,22 +84,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_download(data_sub: argparse._SubParsersAction) -> None:
     p = data_sub.add_parser(
-        "download", help="fetch COCO, MPII, CrowdPose's annotations (and check CrowdPose's "
-        "images, OCHuman, the COCO person boxes) into the layout hrpose reads",
+        "download", help="fetch COCO, COCO-WholeBody's images, MPII, CrowdPose's annotations "
+        "(and check the rest: whole-body annotations, CrowdPose's images, OCHuman, the COCO "
+        "person boxes) into the layout hrpose reads",
         description="Fetches NAME's archives into OUT/archives/ (an interrupted download "
         "resumes; an archive placed there by hand is used), checks each against its published "
         "checksum (else the server's length), writes their SHA-256 to OUT/SHA256SUMS (and "
         "checks any already listed there), unpacks them with progress and reads the result as "
         "evaluation will. coco: images and keypoint annotations (--split val, the default, or "
-        "train); mpii: images, mmpose's json annotations and mpii_gt_val.mat; crowdpose: "
-        "mmpose's annotations and person boxes. CrowdPose's images, ochuman and person-boxes "
-        "have no stable direct URL: the command says where to get each file and where to put "
+        "train); coco-wholebody: COCO's images of the split; mpii: images, mmpose's json "
+        "annotations and mpii_gt_val.mat; crowdpose: mmpose's annotations and person boxes. "
+        "COCO-WholeBody's annotations, CrowdPose's images, ochuman and person-boxes have no "
+        "stable direct URL: the command says where to get each file and where to put "
         "it, and checks the layout when run again.")
     p.add_argument("name", choices=DATASETS, metavar="NAME", help=f"one of {', '.join(DATASETS)}")
     p.add_argument("--out", type=folder, required=True,
                    help="the data root (for person-boxes: the COCO root)")
-    p.add_argument("--split", help="coco: val (default) or train; crowdpose: test (default) or "
-                   "trainval; ochuman: val (default) or test")
+    p.add_argument("--split", help="coco, coco-wholebody: val (default) or train; crowdpose: "
+                   "test (default) or trainval; ochuman: val (default) or test")
     p.add_argument("--keep-archives", action="store_true",
                    help="keep the archives in OUT/archives/ after unpacking them")
     p.add_argument("--timeout", type=float, default=30.0,

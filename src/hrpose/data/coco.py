@@ -91,6 +91,13 @@ def wholebody_keypoints(entry: dict, where: str) -> np.ndarray:
     return np.concatenate(rows)
 
 
+def wholebody_fields(keypoints: np.ndarray) -> dict[str, list[float]]:
+    """A person's (133, 3) rows as COCO-WholeBody's part fields (`wholebody_keypoints`'s
+    inverse)."""
+    return {f.keypoints: keypoints[start:stop].ravel().tolist()
+            for f, (_, start, stop) in zip(WHOLEBODY_FIELDS, COCO_WHOLEBODY.parts)}
+
+
 @dataclass
 class KeypointData:
     """People of one keypoint file, as arrays indexed by person (M of them)."""

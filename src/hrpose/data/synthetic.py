@@ -28,7 +28,8 @@ from tqdm import tqdm
 
 from ..errors import HrposeError
 from ..io import atomic_path
-from ..skeletons import COCO
+from ..skeletons import COCO, COCO_WHOLEBODY
+from .coco import WHOLEBODY_FIELDS
 
 SPLITS = {"train": 0, "val": 1}
 SHIFT = 2                                   # cv2 sub-pixel drawing: coordinates x 4
@@ -480,16 +481,16 @@ def _wholebody_fields(fig: Figure, person: int, ids: np.ndarray) -> dict:
         own = int(ids[round(float(y)), round(float(x))]) == 1 + 16 * person + part
         rows[i] = (round(float(x), 2), round(float(y), 2), 2 if own else 1)
     out = {}
-    for name, field, start, stop in (("foot", "foot_kpts", 0, 6), ("face", "face_kpts", 6, 74),
-                                     ("lefthand", "lefthand_kpts", 74, 95),
-                                     ("righthand", "righthand_kpts", 95, 116)):
-        part = rows[start:stop]
-        out[field] = part.ravel().tolist()
-        labelled = part[part[:, 2] > 0, :2]
-        out[f"{name}_valid"] = bool(len(labelled))
-        if name != "foot":
-            out[f"{name}_box"] = ([0.0] * 4 if not len(labelled) else np.round(
-                [*labelled.min(0), *(labelled.max(0) - labelled.min(0))], 2).tolist())
+    body = COCO_WHOLEBODY.parts[0][2]
+    for part, (_, start, stop) in zip(WHOLEBODY_FIELDS[1:], COCO_WHOLEBODY.parts[1:]):
+        points = rows[start - body : stop - body]
+        out[part.keypoints] = points.ravel().tolist()
+        labelled = points[points[:, 2] > 0, :2]
+        out[part.valid] = bool(len(labelled))
+        if part.part != "foot":                  # face_box, lefthand_box, righthand_box
+            lo, hi = ((labelled.min(0), labelled.max(0)) if len(labelled)
+                      else (np.zeros(2), np.zeros(2)))
+            out[part.valid.replace("_valid", "_box")] = np.round([*lo, *(hi - lo)], 2).tolist()
     return out
 
 

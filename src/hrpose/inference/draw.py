@@ -84,17 +84,6 @@ def drawing_style(skeleton: Skeleton) -> Style:
                  tuple(st.dot for st in styles), tuple(st.outlined for st in styles))
 
 
-def joint_colours(skeleton: Skeleton) -> list[tuple[int, int, int]]:
-    """A joint is the colour of its part, or of its body side (left, right, or neither)."""
-    return list(drawing_style(skeleton).joint_colours)
-
-
-def limb_colours(skeleton: Skeleton) -> list[tuple[int, int, int]]:
-    """A limb is the colour of its part, or of its side: both ends left, both right, or
-    anything else."""
-    return list(drawing_style(skeleton).link_colours)
-
-
 def draw_people(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton,
                 threshold: float = 0.3, boxes: np.ndarray | None = None,
                 scores: Sequence[float] | None = None,

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.coco import wholebody_fields
 from ..errors import HrposeError
-from ..metrics.coco import wholebody_fields
 from ..skeletons import COCO_WHOLEBODY, Skeleton
 
 

@@ -2,9 +2,10 @@
 
 `evaluate_keypoints` is pycocotools' COCOeval for iouType "keypoints" (same matching, same
 interpolated precision, same ten numbers), vectorised over images: its Python loop runs over
-detection ranks (at most 20) instead of over images x thresholds x detections. Other benchmarks'
-rules (CrowdPose's OKS area and crowd split, xtcocotools' conventions for OCHuman) are a
-`metrics.protocols.Protocol` passed to it.
+detection ranks (at most 20) instead of over images x thresholds x detections, and every OKS is
+computed once, as a table of (result, person of its image) pairs that the matching looks up.
+Other benchmarks' rules (CrowdPose's OKS area and crowd split, xtcocotools' conventions for
+OCHuman, COCO-WholeBody's parts) are a `metrics.protocols.Protocol` passed to it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..data.coco import (
     KeypointData,
     group_by_image,
     is_wholebody_record,
+    wholebody_fields,
     wholebody_keypoints,
 )
 from ..errors import HrposeError
@@ -77,12 +79,7 @@ class KeypointResults:
 
 
 _SCORE_KEYS = {**{f.part: f.score for f in WHOLEBODY_FIELDS}, "": WHOLEBODY_SCORE}
-
-
-def wholebody_fields(keypoints: np.ndarray) -> dict[str, list[float]]:
-    """A person's (133, 3) rows as COCO-WholeBody's part fields."""
-    return {f.keypoints: keypoints[start:stop].ravel().tolist()
-            for f, (_, start, stop) in zip(WHOLEBODY_FIELDS, COCO_WHOLEBODY.parts)}
+WHOLEBODY_JOINTS = COCO_WHOLEBODY.num_joints
 
 
 def load_results(source: str | Path | Sequence[dict], num_joints: int,
@@ -163,9 +160,6 @@ def _bulk_results(entries: list[dict], num_joints: int, part_keys: list[str]
         if np.isinf(part_scores[key]).any():
             return None
     return image_ids, keypoints, scores, part_scores
-
-
-WHOLEBODY_JOINTS = COCO_WHOLEBODY.num_joints
 
 
 def rescore(box_scores: np.ndarray, joint_scores: np.ndarray,
@@ -259,34 +253,32 @@ def evaluate_keypoints(gt: KeypointData, results: KeypointResults, protocol: Pro
     if unknown.any():
         raise HrposeError(f"results: image_id {int(results.image_ids[unknown][0])} is not in "
                           f"{gt.path.name}")
-    if not protocol.by_part:
-        matches = _part_matches(gt, results, protocol, sigmas, image_list, slice(None),
-                                results.scores)
-        precision, recall = matches.accumulate()
-        if protocol.crowd_bounds is None:
-            return _summarize(precision, recall)
-        stats = _summarize_crowd(precision, recall)
-        # Matching is per image: a split accumulates the matches of its images.
-        for name, images in crowd_splits(gt, protocol.crowd_bounds).items():
-            stats[name] = _mean(matches.accumulate(images)[0][:, :, 0])
-        return stats
-    if not gt.skeleton.parts:
+    if protocol.by_part and not gt.skeleton.parts:
         raise HrposeError(f"{gt.path.name}: the {protocol.name} protocol scores a keypoint set "
                           "with parts")
-    # A result's area is its body joints' extent in every part's evaluation (xtcocotools
-    # takes it from the results' 'keypoints' field).
-    _, start, stop = gt.skeleton.parts[0]
-    dt_area = _extent_area(results.keypoints[:, start:stop])
-    parts = (("", 0, gt.skeleton.num_joints), *gt.skeleton.parts)
+    whole = ("", 0, gt.skeleton.num_joints)
+    parts = (whole, *gt.skeleton.parts) if protocol.by_part else (whole,)
+    gt_area = _gt_areas(gt, protocol)
     # Every part's OKS of every result and person of an image, in one pass over the joints.
-    table = _PartOks(gt, results, [slice(a, b) for _, a, b in parts], sigmas,
-                     _gt_areas(gt, protocol))
+    table = _PartOks(gt, results, image_list, [slice(a, b) for _, a, b in parts], sigmas,
+                     gt_area)
+    # A result's area is its joints' extent; by part, its body joints' in every part's
+    # evaluation (xtcocotools takes it from the results' 'keypoints' field).
+    _, start, stop = parts[1] if protocol.by_part else whole
+    dt_area = _extent_area(results.keypoints[:, start:stop])
     stats: dict[str, float] = {}
     for p, (part, start, stop) in enumerate(parts):
-        matches = _part_matches(gt, results, protocol, sigmas, image_list, slice(start, stop),
-                                results.part_score(part), dt_area, table.provider(p))
+        matches = _part_matches(gt, results, protocol, image_list, slice(start, stop),
+                                results.part_score(part), dt_area, gt_area, table.provider(p))
+        precision, recall = matches.accumulate()
+        if protocol.crowd_bounds is not None:
+            stats = _summarize_crowd(precision, recall)
+            # Matching is per image: a split accumulates the matches of its images.
+            for name, images in crowd_splits(gt, protocol.crowd_bounds).items():
+                stats[name] = _mean(matches.accumulate(images)[0][:, :, 0])
+            return stats
         prefix = f"{part}_" if part else ""
-        stats |= {prefix + k: v for k, v in _summarize(*matches.accumulate()).items()}
+        stats |= {prefix + k: v for k, v in _summarize(precision, recall).items()}
     return stats
 
 
@@ -306,21 +298,20 @@ class _PartOks:
     computed in one pass over the joints (the parts share their distances); looked up by the
     matching of each part."""
 
-    def __init__(self, gt: KeypointData, results: KeypointResults, parts: list[slice],
-                 sigmas: np.ndarray, gt_area: np.ndarray) -> None:
-        images, gt_img = np.unique(gt.image_ids, return_inverse=True)
+    def __init__(self, gt: KeypointData, results: KeypointResults, image_list: np.ndarray,
+                 parts: list[slice], sigmas: np.ndarray, gt_area: np.ndarray) -> None:
+        gt_img = np.searchsorted(image_list, gt.image_ids)
         by_image = np.argsort(gt_img, kind="stable")
-        count = np.bincount(gt_img, minlength=len(images))
-        first = np.concatenate([[0], np.cumsum(count)[:-1]])
+        count = np.bincount(gt_img, minlength=len(image_list))
+        first = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
         self.position = np.empty(len(gt_img), np.int64)              # within its image
         self.position[by_image] = np.arange(len(gt_img)) - first[gt_img[by_image]]
-        at = np.searchsorted(images, results.image_ids).clip(0, max(len(images) - 1, 0))
-        has = (images[at] == results.image_ids) if len(images) else np.zeros(len(at), bool)
-        pairs = np.where(has, count[at] if len(images) else 0, 0)    # people per result
-        self.start = np.concatenate([[0], np.cumsum(pairs)[:-1]]).astype(np.int64)
+        dt_img = np.searchsorted(image_list, results.image_ids)
+        pairs = count[dt_img]                                       # people per result
+        self.start = (np.cumsum(pairs) - pairs).astype(np.int64)     # first pair per result
         dets = np.repeat(np.arange(len(results)), pairs)
         within = np.arange(len(dets)) - np.repeat(self.start, pairs)
-        people = by_image[np.repeat(first[at], pairs) + within] if len(dets) else dets
+        people = by_image[np.repeat(first[dt_img], pairs) + within]
         self.table = np.zeros((len(dets) + 1, len(parts)))         # a last row for padding
         for c in range(0, len(dets), 8192):
             d, g = dets[c : c + 8192], people[c : c + 8192]
@@ -338,8 +329,9 @@ class _PartOks:
 def _pair_part_oks(dt: np.ndarray, gt: np.ndarray, gt_area: np.ndarray, gt_box: np.ndarray,
                    sigmas: np.ndarray, parts: list[slice]) -> np.ndarray:
     """COCOeval.computeOks of pairs (dt (c, K, 3) with gt (c, K, 3)) over each run of joints
-    in `parts` -> (c, len(parts)); a person without labelled joints in a part is compared
-    there through its grown box, as `_gt_oks` does."""
+    in `parts` -> (c, len(parts)). A person without labelled joints in a part is compared
+    there through its box grown by its size on each side: a result's distance is how far its
+    joints fall outside that box."""
     var = (2 * sigmas) ** 2
     scale = (gt_area + np.spacing(1))[:, None]
     vis = gt[..., 2] > 0
@@ -362,42 +354,22 @@ def _pair_part_oks(dt: np.ndarray, gt: np.ndarray, gt_area: np.ndarray, gt_box: 
 
 
 def _part_matches(gt: KeypointData, results: KeypointResults, protocol: Protocol,
-                  sigmas: np.ndarray, image_list: np.ndarray, joints: slice, scores: np.ndarray,
-                  dt_area: np.ndarray | None = None, pair_oks: PairOks | None = None
-                  ) -> _Matches:
+                  image_list: np.ndarray, joints: slice, scores: np.ndarray,
+                  dt_area: np.ndarray, gt_area: np.ndarray, pair_oks: PairOks) -> _Matches:
     """The matching of one evaluation over `joints` of every person, with `scores` ordering
-    the results; `dt_area`: the results' areas (the extent of these joints when None);
-    `pair_oks`: their OKS by (result, person) rows (computed here when None)."""
-    dt_kp = results.keypoints[:, joints]
-    keep = np.flatnonzero((dt_kp[..., 2] > 0).any(-1) if protocol.drop_unscored
-                          else np.ones(len(results), bool))
-    if dt_area is None:
-        dt_area = _extent_area(dt_kp)
-    gt_area = _gt_areas(gt, protocol)
-    gt_kp = gt.keypoints[:, joints]
-    labelled = ((gt_kp[..., 2] > 0).sum(-1) if protocol.ignore_by_flags
+    the results; `pair_oks`: their OKS by (result, person) rows."""
+    keep = np.flatnonzero((results.keypoints[:, joints, 2] > 0).any(-1)
+                          if protocol.drop_unscored else np.ones(len(results), bool))
+    labelled = ((gt.keypoints[:, joints, 2] > 0).sum(-1) if protocol.ignore_by_flags
                 else gt.num_keypoints)
-    if pair_oks is None:
-        kept_kp, gt_kp = dt_kp[keep].astype(np.float64), gt_kp.astype(np.float64)
-        boxes = gt.boxes.astype(np.float64)
-
-        def pair_oks(dets: np.ndarray, people: np.ndarray) -> np.ndarray:
-            return _gt_oks(kept_kp[dets], gt_kp[people], gt_area[people], boxes[people],
-                           sigmas[joints])
-    else:
-        whole = pair_oks
-
-        def pair_oks(dets: np.ndarray, people: np.ndarray) -> np.ndarray:
-            return whole(keep[dets], people)          # the table is by result row
     return _match_images(gt, results.image_ids[keep], scores[keep], dt_area[keep], image_list,
-                         gt_area, labelled, protocol.max_dets, pair_oks)
+                         gt_area, labelled, protocol.max_dets,
+                         lambda dets, people: pair_oks(keep[dets], people))
 
 
 def _extent_area(keypoints: np.ndarray) -> np.ndarray:
     """w x h of the joints' extent, as COCO's API takes a result's area."""
     x, y = keypoints[..., 0].astype(np.float64), keypoints[..., 1].astype(np.float64)
-    if not x.shape[-1]:
-        return np.zeros(len(keypoints))
     return (x.max(-1) - x.min(-1)) * (y.max(-1) - y.min(-1))
 
 
@@ -554,44 +526,6 @@ def _last_argmax(values: np.ndarray) -> np.ndarray:
     """Argmax over the last axis; ties go to the last index (COCOeval keeps the later gt)."""
     g = values.shape[-1]
     return g - 1 - np.argmax(values[..., ::-1], axis=-1)
-
-
-def _gt_oks(dt: np.ndarray, gt: np.ndarray, gt_area: np.ndarray, gt_box: np.ndarray,
-            sigmas: np.ndarray) -> np.ndarray:
-    """COCOeval.computeOks for padded blocks: dt (n, R, K, 3), gt (n, G, K, 3) -> (n, R, G).
-
-    A ground truth without labelled joints is compared through its box grown by its size on each
-    side: a detection's distance is how far its joints fall outside that box."""
-    var = (2 * sigmas) ** 2
-    vis = gt[..., 2] > 0                                            # (n, G, K)
-    labelled = vis.sum(-1)                                          # (n, G)
-    xd, yd = dt[:, :, None, :, 0], dt[:, :, None, :, 1]            # (n, R, 1, K)
-    e = xd - gt[:, None, :, :, 0]                                   # (n, R, G, K), in place
-    e *= e
-    dy = yd - gt[:, None, :, :, 1]
-    dy *= dy
-    e += dy
-    del dy
-    img, col = np.nonzero(labelled == 0)
-    if img.size:                              # unlabelled: distance outside the grown box
-        box = gt_box[img, col]                                      # (m, 4)
-        xs, ys = dt[img, :, :, 0], dt[img, :, :, 1]                 # (m, R, K)
-        x0, x1 = ((box[:, 0] - box[:, 2])[:, None, None],
-                  (box[:, 0] + 2 * box[:, 2])[:, None, None])
-        y0, y1 = ((box[:, 1] - box[:, 3])[:, None, None],
-                  (box[:, 1] + 2 * box[:, 3])[:, None, None])
-        ddx = np.maximum(0, x0 - xs) + np.maximum(0, xs - x1)
-        ddy = np.maximum(0, y0 - ys) + np.maximum(0, ys - y1)
-        e[img, :, col, :] = ddx**2 + ddy**2
-    e /= var
-    e /= gt_area[:, None, :, None] + np.spacing(1)
-    e /= 2
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    use = vis.astype(np.float64)
-    use[img, col] = 1.0
-    count = np.where(labelled > 0, labelled, gt.shape[2])[:, None, :]
-    return np.einsum("nrgk,ngk->nrg", e, use) / count
 
 
 def _mean(values: np.ndarray) -> float:
