@@ -48,6 +48,18 @@ def read_openvino(path: str | Path) -> object:
         raise HrposeError(f"{path}: cannot read the OpenVINO model ({first})") from None
 
 
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """An ONNX file's metadata_props, which OpenVINO's reader leaves out of rt_info ({} for
+    a file onnx cannot parse: the runtime that opens it says why)."""
+    try:
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # no onnx package, or a file only the runtime's own reader takes
+        return {}
+    return {p.key: p.value for p in proto.metadata_props}
+
+
 def set_openvino_metadata(model: object, metadata: dict[str, str]) -> None:
     for key, value in metadata.items():
         model.set_rt_info(str(value), ["hrpose", key])  # type: ignore[attr-defined]

@@ -13,7 +13,8 @@ import math
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,18 @@ class KeypointData:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def subset(self, image_ids: Sequence[int]) -> KeypointData:
+        """The same file's people and images, of `image_ids` only (scoring part of a set)."""
+        rows = np.flatnonzero(np.isin(self.image_ids, np.asarray(image_ids, np.int64)))
+        new_row = {int(r): i for i, r in enumerate(rows)}
+        arrays = {name: getattr(self, name)[rows] for name in (
+            "ids", "image_ids", "boxes", "keypoints", "iscrowd", "areas", "num_keypoints")}
+        return replace(self, images={i: self.images[i] for i in image_ids}, **arrays,
+                       head_sizes=None if self.head_sizes is None else self.head_sizes[rows],
+                       ignore_segmentations={new_row[r]: v for r, v in
+                                             self.ignore_segmentations.items()
+                                             if r in new_row})
 
 
 def find_dataset(root: str | Path, ann: str | Path | None = None,

@@ -33,6 +33,7 @@ from ..inference.topdown import heatmap_keypoints
 from ..io import read_image, write_image, write_json
 from ..metrics.coco import (
     KeypointResults,
+    choose_data_protocol,
     evaluate_keypoints,
     format_stats,
     load_results,
@@ -40,7 +41,7 @@ from ..metrics.coco import (
     rescore,
 )
 from ..metrics.pckh import format_pckh, pckh
-from ..metrics.protocols import AUTO, Protocol, choose_protocol
+from ..metrics.protocols import AUTO, Protocol
 from ..skeletons import FROM_DATA, Skeleton
 from .distributed import all_reduce_sum
 
@@ -234,12 +235,6 @@ def draw_results(results: KeypointResults, data: KeypointData, image_dir: Path, 
         drawn.append(draw_people(image, results.keypoints[rows], data.skeleton, threshold))
     if drawn:
         write_image(path, tile(drawn))
-
-
-def choose_data_protocol(data: KeypointData, asked: str) -> tuple[Protocol, str]:
-    """The protocol that scores `data` (`asked`: a name or "auto") and how it was chosen."""
-    has_crowd_index = any(info.crowd_index is not None for info in data.images.values())
-    return choose_protocol(asked, data.kind, has_crowd_index, data.path.name, data.wholebody)
 
 
 def protocol_record(data: KeypointData, protocol: Protocol, chosen: str) -> dict:

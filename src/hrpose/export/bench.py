@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..data.coco import find_dataset, load_keypoints
@@ -28,17 +29,21 @@ from ..errors import HrposeError
 from ..hardware import cpu_summary, cpu_threads, resolve_precision
 from ..hub import cached_path
 from ..inference.backends import Runner, TorchRunner, exported_file, open_exported, open_model
+from ..inference.bottomup import StageTimes, bottomup_keypoints
 from ..inference.estimator import PoseEstimator
 from ..inference.images import prefetch
 from ..inference.infer import InferSettings
 from ..inference.options import EstimatorOptions, RuntimeOptions
+from ..io import read_image
+from ..models.card import ModelCard
 from ..models.checkpoint import save_weights
 from ..models.loading import build_model
 from ..models.zoo import MODELS
+from ..skeletons import Skeleton, unnamed_skeleton
 from .calibration import person_crops
 from .exporter import export_model
 from .formats import format_for_runtime
-from .verify import Agreement, compare, run_batched
+from .verify import Agreement, compare, compare_people, run_batched
 
 BENCH_BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 BENCH_PRECISIONS = ("auto", "fp32", "bf16", "int8")
@@ -46,6 +51,7 @@ BENCH_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 PATHS = {"fp32": ("onnxruntime", "openvino", "torch"), "bf16": ("openvino", "torch"),
          "int8": ("openvino", "onnxruntime")}
 ACCURATE = 0.99          # fraction of joints within 1 heatmap px of fp32 that `auto` requires
+BOTTOMUP_IMAGES = 12     # whole images in a bottom-up pipeline pass
 
 
 @dataclass(eq=False)
@@ -191,15 +197,16 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
         plain: RuntimePath | None = None
         fp32 = RuntimeOptions(precision="fp32", threads=threads)
         loaded = open_model(model, fp32, weights)
-        if loaded.card.bottomup:
-            raise HrposeError(f"{model}: hrpose bench times top-down models; for bottom-up "
-                              "speed see benchmarks/bottomup.py")
         if isinstance(loaded.runner, TorchRunner):
             plain = RuntimePath("torch", "fp32", loaded.runner, model)
         candidates = _paths(model, weights, backend, precision, calib, threads, plain, work, say)
         if plain is not None and backend in ("auto", "torch") and precision == "fp32":
             candidates.append(plain)
         reference = plain.runner if plain else open_exported(exported_file(model), fp32)
+        if loaded.card.bottomup:
+            return _bench_bottomup(model, loaded.card, reference, plain, candidates, precision,
+                                   batch, threads, rounds, passes, images, root, trained,
+                                   say)
         crops = person_crops([root], reference.input_hw, limit=64)
         x = normalize(crops, loaded.card.mean, loaded.card.std)
         ref_heatmaps = run_batched(reference, x, batch)
@@ -230,6 +237,75 @@ def bench(model: str, backend: str = "auto", precision: str = "auto", batch: int
 
     return _result(model, precision, batch, threads, rounds, images, root, chosen, plain,
                    timed, pipeline, trained, chosen in accurate)
+
+
+def _bench_bottomup(model: str, card: ModelCard, reference: Runner, plain: RuntimePath | None,
+                    candidates: list[RuntimePath], precision: str, batch: int,
+                    threads: int | None, rounds: int, passes: int, images: str | None,
+                    root: str, trained: bool, say: Callable[[str], None]) -> dict:
+    """A bottom-up model: the model alone on square inputs of its input size, the people of
+    each path against the reference's (grouping included), and the pipeline from a decoded
+    image to people with each stage's share, for the chosen path, plain PyTorch fp32 and
+    PyTorch bf16 where the CPU has it."""
+    skeleton = card.keypoints or unnamed_skeleton(reference.run_all(
+        np.zeros((1, 3, 64, 64), np.float32))[-1].shape[1])
+    ann, image_dir = find_dataset(root)
+    data = load_keypoints(ann)
+    pictures = [read_image(image_dir / data.images[i].file_name)
+                for i in sorted(data.images)][:BOTTOMUP_IMAGES]
+    for c in candidates:
+        c.agreement = compare_people(reference, c.runner, pictures[:8], card, skeleton)
+    side = card.input_hw[0]
+    x = normalize(np.stack([cv2.resize(p, (side, side)) for p in pictures[:batch]]),
+                  card.mean, card.std)
+    timed = list(dict.fromkeys([*([plain] if plain else []), *candidates]))
+    say(f"timing {', '.join(p.name for p in timed)}: {rounds} interleaved rounds, batch "
+        f"{batch} at {side}x{side}")
+    _time(timed, np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:]))), rounds)
+    accurate = [c for c in candidates if not trained or c.agreement.within_1px >= ACCURATE]
+    chosen = max(accurate or candidates, key=lambda c: c.figures(batch)["img_per_s"])
+    lanes = {"chosen": chosen.runner}
+    if plain is not None:
+        lanes["plain"] = plain.runner
+        if resolve_precision("auto") == "bf16" and chosen.name != "torch bf16":
+            lanes["torch bf16"] = TorchRunner(plain.runner.model, plain.runner.input_hw,
+                                              RuntimeOptions(precision="bf16", threads=threads)
+                                              .resolve("torch"))
+    say(f"pipeline: {passes} passes over {len(pictures)} images (decoded), "
+        f"{', '.join(lanes)}")
+    pipeline = _bottomup_pipeline(lanes, pictures, card, skeleton, passes)
+    result = _result(model, precision, batch, threads, rounds, images, root, chosen, plain,
+                     timed, {k: v["img_per_s"] for k, v in pipeline.items()}, trained,
+                     chosen in accurate)
+    return {**result, "kind": "bottomup", "pipelines": pipeline,
+            "images": f"{root if images else 'synthetic'} ({len(pictures)} images)"}
+
+
+def _bottomup_pipeline(lanes: dict[str, Runner], pictures: list[np.ndarray], card: ModelCard,
+                       skeleton: Skeleton, passes: int) -> dict[str, dict]:
+    """Images per second from a decoded image to people (scale 1, no flip) and each stage's
+    share, median of `passes` passes interleaved across the runners, after one pass that
+    warms each up (OpenVINO compiles every input shape on first use)."""
+    seconds: dict[str, list[float]] = {name: [] for name in lanes}
+    stages = {name: StageTimes() for name in lanes}
+    for first in (True, *[False] * passes):
+        for name, runner in lanes.items():
+            times = StageTimes()
+            start = time.perf_counter()
+            for picture in pictures:
+                bottomup_keypoints(runner, picture, card.mean, card.std, card.input_hw[0],
+                                   None, (1.0,), order=skeleton.order, times=times)
+            if not first:
+                seconds[name].append(time.perf_counter() - start)
+                for stage, value in times.as_dict().items():
+                    setattr(stages[name], stage, getattr(stages[name], stage) + value)
+    out = {}
+    for name in lanes:
+        total = sum(stages[name].as_dict().values())
+        out[name] = {"img_per_s": round(len(pictures) / float(np.median(seconds[name])), 2),
+                     "shares": {stage: round(value / total, 3)
+                                for stage, value in stages[name].as_dict().items()}}
+    return out
 
 
 def _result(model: str, precision: str, batch: int, threads: int | None, rounds: int,
@@ -295,12 +371,16 @@ def format_bench(result: dict) -> str:
         lines.append(f"{name:<22} {p['img_per_s']:>7.1f} {p['p50_ms']:>8.1f} "
                      f"{p['p95_ms']:>8.1f} {x:>8} {agree:>12}" + ("  <- chosen" if chosen
                                                                    else ""))
-    pipe = (f"pipeline (decode, crop, model, keypoints): {result['pipeline_img_per_s']:.1f} "
-            f"crops/s = {100 * result['pipeline_img_per_s'] / result['model_img_per_s']:.0f}% "
-            "of the model alone")
-    if plain:
-        pipe += f"; plain PyTorch fp32 {plain['pipeline_img_per_s']:.1f}"
-    lines.append(pipe)
+    if result.get("kind") == "bottomup":
+        lines += _bottomup_lines(result)
+    else:
+        pipe = (f"pipeline (decode, crop, model, keypoints): "
+                f"{result['pipeline_img_per_s']:.1f} crops/s = "
+                f"{100 * result['pipeline_img_per_s'] / result['model_img_per_s']:.0f}% "
+                "of the model alone")
+        if plain:
+            pipe += f"; plain PyTorch fp32 {plain['pipeline_img_per_s']:.1f}"
+        lines.append(pipe)
     if not result["accurate"]:
         lines.append(f"warning: no {result['precision']} path keeps 99% of joints within 1 "
                      "heatmap px of fp32")
@@ -308,3 +388,18 @@ def format_bench(result: dict) -> str:
                  f"{result['rounds']} interleaved rounds" +
                  ("" if result["trained_weights"] else "; random weights (speed only)"))
     return "\n".join(lines)
+
+
+def _bottomup_lines(result: dict) -> list[str]:
+    """The bottom-up pipeline's rows: images/s and each stage's share of the time."""
+    names = {"chosen": f"{result['backend']} {result['precision']} (chosen)",
+             "plain": "plain PyTorch fp32", "torch bf16": "PyTorch bf16"}
+    lines = [f"pipeline, decoded image -> people ({result['images']}):",
+             f"  {'path':<30} {'img/s':>6} {'resize':>7} {'model':>6} {'maps':>6} "
+             f"{'grouping':>8}"]
+    for name, figures in result["pipelines"].items():
+        shares = figures["shares"]
+        lines.append(f"  {names[name]:<30} {figures['img_per_s']:>6.2f} "
+                     + " ".join(f"{100 * shares[s]:>{n}.0f}%" for s, n in (
+                         ("resize", 6), ("model", 5), ("maps", 5), ("grouping", 7))))
+    return lines

@@ -4,17 +4,19 @@ them, so INT8 ranges and export checks see the activations the model will see.
 A source is a data folder with a keypoint annotation file (COCO, or MPII / OCHuman / CrowdPose in
 mmpose's JSON forms: the people's boxes), a folder of images, an image, or a glob. Images without
 annotations get a detector's boxes when one is given, else one centre crop (the whole image).
-Every crop is also taken mirrored, as flip test will feed it.
+Every crop is also taken mirrored, as flip test will feed it. A bottom-up model calibrates on
+whole images (`image_sources`), resized as its pipeline resizes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..data.coco import find_dataset, load_keypoints
+from ..data.coco import KeypointData, find_dataset, load_keypoints
 from ..data.synthetic import draw_image
 from ..data.topdown import crop_people, ground_truth_boxes
 from ..data.transforms import boxes_to_crops
@@ -22,6 +24,7 @@ from ..errors import HrposeError
 from ..inference.detector import Detector
 from ..inference.images import IMAGE_SUFFIXES, find_inputs
 from ..io import read_image
+from ..skeletons import FROM_DATA, Skeleton
 
 
 def _annotated(folder: Path) -> tuple[Path, Path] | None:
@@ -76,9 +79,67 @@ def person_crops(sources: Sequence[str], input_hw: tuple[int, int],
             crops.append(crop_people(image, centers, sizes, (w, h))[0])
     crops = np.concatenate(crops)
     crops = np.concatenate([crops, crops[:, :, ::-1]])
-    if len(crops) > limit:
-        crops = crops[np.sort(np.random.default_rng(seed).choice(len(crops), limit, False))]
-    return np.ascontiguousarray(crops)
+    return np.ascontiguousarray(np.stack(draw_evenly(crops, limit, seed)))
+
+
+@dataclass
+class AnnotatedImages:
+    """Images of an annotated data set, with its people: what a bottom-up INT8 export is scored
+    on (COCO AP against the fp32 source's)."""
+
+    data: KeypointData
+    image_dir: Path
+
+    def paths(self) -> list[Path]:
+        return [self.image_dir / self.data.images[i].file_name for i in sorted(self.data.images)]
+
+    def describe(self) -> str:
+        return f"{self.data.path.name} ({len(self.data.images)} images)"
+
+
+def image_sources(sources: Sequence[str], keypoints: Skeleton | None = None
+                  ) -> tuple[list[Path], list[AnnotatedImages]]:
+    """Every image of `sources` (data folders, image folders, images, globs) and the annotated
+    data sets among them, read with `keypoints` (the model's set; a data set of other joints
+    is left unscored)."""
+    if not sources:
+        raise HrposeError("no calibration images given")
+    paths: list[Path] = []
+    annotated = []
+    for source in sources:
+        folder = Path(source)
+        found = _annotated(folder) if folder.is_dir() else None
+        if found is None:
+            listed = [p for p in find_inputs(source) if p.suffix.lower() in IMAGE_SUFFIXES]
+            if not listed:
+                raise HrposeError(f"{source}: no images to calibrate on")
+            paths += listed
+            continue
+        ann, image_dir = found
+        try:
+            data = load_keypoints(ann, keypoints or FROM_DATA)
+        except HrposeError:                     # another keypoint set: images only
+            data = load_keypoints(ann)
+        else:
+            if data.kind != "mpii":
+                annotated.append(AnnotatedImages(data, image_dir))
+        paths += [image_dir / data.images[i].file_name for i in sorted(data.images)]
+    return paths, annotated
+
+
+def draw_evenly(items: Sequence, limit: int, seed: int = 0) -> list:
+    """At most `limit` of `items`, drawn evenly with a fixed seed, in their order."""
+    if len(items) <= limit:
+        return list(items)
+    return [items[i] for i in np.sort(np.random.default_rng(seed).choice(len(items), limit,
+                                                                        False))]
+
+
+def synthetic_images(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Synthetic images with people (the project's own data): bottom-up verification inputs
+    when no real images are given."""
+    rng = np.random.default_rng(seed)
+    return [draw_image(rng)[0] for _ in range(count)]
 
 
 def synthetic_crops(input_hw: tuple[int, int], count: int = 32, seed: int = 0) -> np.ndarray:

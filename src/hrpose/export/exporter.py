@@ -1,6 +1,8 @@
 """`hrpose export`: a zoo model, checkpoint or exported file from elsewhere -> an ONNX or
-OpenVINO file in fp32, FP16 or INT8, verified against its source on the same crops and carrying
-the metadata that lets `PoseEstimator`, `hrpose eval` and `hrpose infer` run it alone."""
+OpenVINO file in fp32, FP16 or INT8, verified against its source on the same inputs (person
+crops; a bottom-up model's whole images, people grouped) and carrying the metadata that lets
+`PoseEstimator`, `hrpose eval` and `hrpose infer` run it alone. A bottom-up file's input height
+and width vary and it keeps both outputs, so the flip test and multi-scale still run."""
 
 from __future__ import annotations
 
@@ -9,30 +11,42 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..data.transforms import normalize
 from ..errors import HrposeError
 from ..inference.backends import (
     LoadedModel,
+    Runner,
     TorchRunner,
     exported_file,
     open_exported,
     open_model,
 )
+from ..inference.bottomup import scale_matrix
 from ..inference.options import RuntimeOptions
-from ..io import write_failure
+from ..io import read_image, write_failure
+from ..models.card import ModelCard
 from ..models.pact import is_pact
 from ..paths import check_output
+from ..skeletons import unnamed_skeleton
 from ..version import __version__
-from .calibration import person_crops, synthetic_crops
+from .calibration import (
+    AnnotatedImages,
+    draw_evenly,
+    image_sources,
+    person_crops,
+    synthetic_crops,
+    synthetic_images,
+)
 from .formats import FORMATS, export_format
 from .onnx import export_onnx
-from .verify import Agreement, compare
+from .verify import Agreement, bottomup_ap, compare, compare_people, run_batched
 
 VERIFY_CROPS = 64
 # The share of joints an export must decode within one heatmap pixel of its source on the
@@ -43,6 +57,15 @@ VERIFY_CROPS = 64
 # check exists for kept 19% (ONNX INT8 with quantised depthwise convolutions, AP 0.81 -> 0.02)
 # and 22% (a PACT model on OpenVINO without VNNI, whose int16 pair sums saturate).
 MIN_AGREEMENT = {"fp32": 0.95, "fp16": 0.95, "int8": 0.85}
+# A bottom-up model is compared on this many whole images (people grouped by both runs). Its
+# INT8 export, calibrated on annotated data, is scored by COCO AP on up to AP_IMAGES of them
+# instead, and refused when it loses more than MAX_AP_DROP of the source's AP.
+# An AP below MIN_SCORED_AP (a model that barely works on that data) judges nothing: the
+# agreement rule applies then.
+VERIFY_IMAGES = 8
+AP_IMAGES = 100
+MAX_AP_DROP = 0.02
+MIN_SCORED_AP = 0.1
 
 
 @dataclass
@@ -89,10 +112,12 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
                  ) -> ExportResult:
     """Exports `model` (a zoo name with `weights`, default "published"; a checkpoint; or an
     .onnx / .xml file) to `out`. INT8 needs `calib`: folders, images or globs whose people
-    (annotation boxes, else `detector`'s, else the whole image) are the calibration crops.
+    (annotation boxes, else `detector`'s, else the whole image) are the calibration crops; a
+    bottom-up model calibrates on the whole images (at most `calib_limit` of each).
 
     The file is written beside `out` under a temporary name, run against its source on the
-    same crops, and moved to `out` only if it keeps MIN_AGREEMENT of the joints (or `force`):
+    same inputs, and moved to `out` only if it keeps MIN_AGREEMENT of the joints, or for a
+    bottom-up INT8 export calibrated on annotated data its AP within MAX_AP_DROP (or `force`):
     a broken export raises HrposeError and leaves nothing under `out`."""
     start = time.perf_counter()
     precision = _check_options(format, out, fp16, int8, calib, batch, calib_limit)
@@ -103,9 +128,6 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
 
     # a zoo name: its published weights
     loaded = open_model(model, RuntimeOptions(precision="fp32"), weights)
-    if loaded.card.bottomup:
-        raise HrposeError(f"{model}: exporting bottom-up models is not supported yet; they run "
-                          "on torch (PoseEstimator, hrpose eval / infer)")
     reference = loaded.runner
     pact = isinstance(reference, TorchRunner) and is_pact(reference.model)
     if pact:
@@ -123,15 +145,6 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         source = exported_file(model)
         check_output(out, [source, source.with_suffix(".bin")], flag="--out", folder=False)
         reference_name = f"{source.name} fp32"
-    crops = person_crops(calib, input_hw, detector, calib_limit) if calib else \
-        synthetic_crops(input_hw, VERIFY_CROPS)
-    x = normalize(crops, loaded.card.mean, loaded.card.std)
-    fixed = getattr(reference, "fixed_batch", None) or (None if dynamic_batch else batch)
-    calibration = _calibration_batches(x, fixed or 1) if int8 else []
-    if int8:
-        say(f"calibrating on {len(x)} crops from {', '.join(map(str, calib))}")
-
-    if not isinstance(reference, TorchRunner):
         target = export_format(format)
         if source.suffix.lower() not in target.reads:
             others = [f.name for f in FORMATS.values() if source.suffix.lower() in f.reads]
@@ -140,11 +153,16 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         if fp16 and not target.fp16_from_file:
             raise HrposeError(f"{source}: FP16 of a {format} file from elsewhere is not "
                               "supported; use --format openvino --fp16")
+    fixed = getattr(reference, "fixed_batch", None) or (None if dynamic_batch else batch)
+    if loaded.card.bottomup:
+        samples = _bottomup_samples(loaded, calib, calib_limit, int8, fixed, say)
+    else:
+        samples = _topdown_samples(loaded, calib, calib_limit, int8, fixed, detector, say)
     try:
-        agreement = _write(reference, source, out, format, precision, metadata, x,
-                           calibration, reference_name,
-                           fp16=fp16, int8=int8, dynamic_batch=dynamic_batch, batch=batch,
-                           simplify=simplify, force=force)
+        agreement = _write(reference, source, out, format, precision, metadata, samples,
+                           reference_name, fp16=fp16, int8=int8, dynamic_batch=dynamic_batch,
+                           batch=batch, simplify=simplify, force=force,
+                           bottomup=loaded.card.bottomup)
     except HrposeError:
         raise
     except Exception as e:            # a full disk while writing or converting the file
@@ -152,33 +170,111 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         if failure is None:
             raise
         raise failure from None
-    return ExportResult(out, format, precision, reference_name, agreement, len(calibration),
-                        time.perf_counter() - start)
+    return ExportResult(out, format, precision, reference_name, agreement,
+                        len(samples.calibration), time.perf_counter() - start)
+
+
+@dataclass
+class Samples:
+    """What an export is checked and calibrated on: `check` measures a runner of the staged
+    file against the source (the source's side computed once), `calibration` holds the INT8
+    batches (normalised float32)."""
+
+    check: Callable[[Runner], Agreement]
+    calibration: list[np.ndarray]
+
+
+def _topdown_samples(loaded: LoadedModel, calib: Sequence[str], limit: int, int8: bool,
+                     fixed: int | None, detector: object | None, say: Callable[[str], None]
+                     ) -> Samples:
+    """Person crops: of the calibration images' people, else of synthetic people."""
+    input_hw = loaded.runner.input_hw
+    crops = person_crops(calib, input_hw, detector, limit) if calib else \
+        synthetic_crops(input_hw, VERIFY_CROPS)
+    x = normalize(crops, loaded.card.mean, loaded.card.std)
+    if int8:
+        say(f"calibrating on {len(x)} crops from {', '.join(map(str, calib))}")
+    reference = run_batched(loaded.runner, x[:VERIFY_CROPS])
+    return Samples(lambda runner: compare(loaded.runner, runner, x[:VERIFY_CROPS],
+                                          reference_heatmaps=reference),
+                   _calibration_batches(x, fixed or 1) if int8 else [])
+
+
+def _bottomup_samples(loaded: LoadedModel, calib: Sequence[str], limit: int, int8: bool,
+                      fixed: int | None, say: Callable[[str], None]) -> Samples:
+    """Whole images: the calibration images (at most `limit`, drawn evenly), else synthetic
+    ones. An INT8 export calibrated on annotated data is also scored by COCO AP, on the
+    annotated images calibration did not use (all of them when it used every one)."""
+    card, skeleton = loaded.card, loaded.card.keypoints or unnamed_skeleton(
+        loaded.runner.run_all(np.zeros((1, 3, 64, 64), np.float32))[-1].shape[1])
+    if fixed not in (None, 1):
+        raise HrposeError(f"a bottom-up model's images differ in size: export it with any "
+                          f"batch size or a batch of 1, not {fixed}")
+    paths, annotated = image_sources(calib, card.keypoints) if calib else ([], [])
+    chosen = draw_evenly(paths, limit)
+    images = [read_image(p) for p in chosen[:VERIFY_IMAGES]] if calib else \
+        synthetic_images(VERIFY_IMAGES)
+    calibration = [x for p in chosen for x in _bottomup_inputs(read_image(p), card)] \
+        if int8 else []
+    scored = _held_out(annotated, set(chosen)) if int8 else []
+    if int8:
+        say(f"calibrating on {len(calibration)} images from {', '.join(map(str, calib))}")
+    reference_ap = (bottomup_ap(loaded.runner, scored, card, skeleton) if scored else None)
+
+    def check(runner: Runner) -> Agreement:
+        agreement = compare_people(loaded.runner, runner, images, card, skeleton)
+        if reference_ap is None:
+            return agreement
+        return replace(agreement, reference_ap=reference_ap,
+                       ap=bottomup_ap(runner, scored, card, skeleton),
+                       ap_data=", ".join(s.describe() for s in scored))
+
+    return Samples(check, calibration)
+
+
+def _held_out(annotated: list[AnnotatedImages], used: set[Path]) -> list[AnnotatedImages]:
+    """The annotated images calibration did not use, at most AP_IMAGES (all of them when it
+    used every one)."""
+    kept = []
+    for images in annotated:
+        ids = [i for i, p in zip(sorted(images.data.images), images.paths()) if p not in used]
+        ids = draw_evenly(ids or sorted(images.data.images), AP_IMAGES)
+        kept.append(AnnotatedImages(images.data.subset(ids), images.image_dir))
+    return kept
+
+
+def _bottomup_inputs(image: np.ndarray, card: ModelCard) -> list[np.ndarray]:
+    """Two calibration inputs of one image: as the bottom-up pipeline feeds it (short side
+    the input size) and mirrored, as the flip test adds it."""
+    matrix, (w, h) = scale_matrix(image.shape[:2], card.input_hw[0])
+    resized = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR)
+    x = normalize(resized[None], card.mean, card.std)
+    return [np.ascontiguousarray(x), np.ascontiguousarray(x[..., ::-1])]
 
 
 def _write(reference: object, source: Path | None, out: Path, format: str, precision: str,
-           metadata: dict[str, str], x: np.ndarray, calibration: list[np.ndarray],
-           reference_name: str, *, fp16: bool, int8: bool, dynamic_batch: bool, batch: int,
-           simplify: bool, force: bool) -> Agreement:
+           metadata: dict[str, str], samples: Samples, reference_name: str, *, fp16: bool,
+           int8: bool, dynamic_batch: bool, batch: int, simplify: bool, force: bool,
+           bottomup: bool) -> Agreement:
     """Writes the export beside `out` under a temporary name, verifies it, moves it to
     `out`."""
     target = export_format(format)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as work:
         staged = Path(work) / f"model{out.suffix}"
-        quantise = calibration if int8 else None
+        quantise = samples.calibration if int8 else None
         if isinstance(reference, TorchRunner):
             # torch writes ONNX: a float ONNX export is that file, anything else is made from it
             direct = target.from_torch and not int8
             onnx_file = staged if direct else Path(work) / "fp32.onnx"
             export_onnx(reference.model, reference.input_hw, onnx_file, metadata,
                         fp16=fp16 and direct, dynamic_batch=dynamic_batch, batch=batch,
-                        simplify=simplify)
+                        simplify=simplify, bottomup=bottomup)
             if not direct:
                 target.write(onnx_file, staged, quantise, fp16, metadata, simplify)
         else:
             target.write(source, staged, quantise, fp16, metadata, simplify)
-        agreement = _verify(reference, staged, x, f"{out}: the {format} {precision} export",
+        agreement = _verify(staged, samples, f"{out}: the {format} {precision} export",
                             reference_name, MIN_AGREEMENT[precision], force)
         _publish(staged, out, target.companions)
     return agreement
@@ -201,17 +297,25 @@ def _check_options(format: str, out: str | Path | None, fp16: bool, int8: bool,
     return "int8" if int8 else "fp16" if fp16 else "fp32"
 
 
-def _verify(reference: object, staged: Path, x: np.ndarray, what: str, reference_name: str,
-            need: float, force: bool) -> Agreement:
-    """The staged file against its source on the verification crops; refused below `need`
-    of the joints within 1 heatmap px (written with a warning when `force`)."""
+def _verify(staged: Path, samples: Samples, what: str, reference_name: str, need: float,
+            force: bool) -> Agreement:
+    """The staged file against its source; refused below `need` of the joints within 1
+    heatmap px, or where it was scored by AP (and the source scores at least MIN_SCORED_AP),
+    below the source's AP by more than MAX_AP_DROP (written with a warning when `force`)."""
     exported = open_exported(staged, RuntimeOptions(precision="fp32"))
-    agreement = compare(reference, exported, x[:VERIFY_CROPS])
+    agreement = samples.check(exported)
     del exported                  # an OpenVINO model holds its file open until released
-    if agreement.within_1px < need:
+    if agreement.ap is not None and agreement.reference_ap >= MIN_SCORED_AP:
+        failed = agreement.reference_ap - agreement.ap > MAX_AP_DROP
+        message = (f"{what} scores COCO AP {agreement.ap:.3f} on {agreement.ap_data}, "
+                   f"{agreement.reference_ap - agreement.ap:.3f} below {reference_name}'s "
+                   f"{agreement.reference_ap:.3f}; an export may lose at most {MAX_AP_DROP}")
+    else:
+        failed = agreement.within_1px < need
         message = (f"{what} disagrees with {reference_name}: "
                    f"{100 * agreement.within_1px:.1f}% of joints within 1 heatmap px, below "
                    f"the {100 * need:.0f}% an export must keep")
+    if failed:
         if not force:
             raise HrposeError(f"{message}; nothing was written (--force writes it anyway)")
         warnings.warn(f"{message}; written because of --force", stacklevel=3)

@@ -21,6 +21,8 @@ from .openvino import nncf_quantize
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "image", "heatmaps"
+# A bottom-up model's outputs: heatmaps then tags at 1/4 of the input, heatmaps at 1/2.
+BOTTOMUP_OUTPUTS = ("heatmaps_tags", "heatmaps_half")
 
 
 def _onnx():
@@ -39,16 +41,20 @@ class _HalfModel(nn.Module):
         super().__init__()
         self.model = copy.deepcopy(model).half()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.half()).float()
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        out = self.model(x.half())
+        return [o.float() for o in out] if isinstance(out, (list, tuple)) else out.float()
 
 
 def export_onnx(model: nn.Module, input_hw: tuple[int, int], path: str | Path,
                 metadata: dict[str, str], *, fp16: bool = False, dynamic_batch: bool = True,
-                batch: int = 1, simplify: bool = True, opset: int = OPSET) -> Path:
+                batch: int = 1, simplify: bool = True, opset: int = OPSET,
+                bottomup: bool = False) -> Path:
     """Writes `model` (eval mode, CPU) as ONNX: input "image" (N, 3, H, W) float32, output
-    "heatmaps"; batch dynamic, or fixed at `batch`. Batch norm is folded into the convolutions.
-    The file is checked, simplified with onnxslim and given `metadata`; written atomically."""
+    "heatmaps"; batch dynamic, or fixed at `batch`. A `bottomup` model's input height and width
+    are dynamic too (whole images keep their aspect) and it has two outputs,
+    `BOTTOMUP_OUTPUTS`. Batch norm is folded into the convolutions. The file is checked,
+    simplified with onnxslim and given `metadata`; written atomically."""
     onnx = _onnx()
     path = Path(path)
     model = copy.deepcopy(model).cpu().float().eval()
@@ -58,7 +64,8 @@ def export_onnx(model: nn.Module, input_hw: tuple[int, int], path: str | Path,
     if fp16:
         model = _HalfModel(model)
     example = torch.zeros(1 if dynamic_batch else batch, 3, *input_hw)
-    axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
+    outputs = list(BOTTOMUP_OUTPUTS) if bottomup else [OUTPUT_NAME]
+    axes = _dynamic_axes(outputs, dynamic_batch, bottomup)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
         # onnxscript; for these plain convolutional models both give the same graph.
@@ -66,8 +73,8 @@ def export_onnx(model: nn.Module, input_hw: tuple[int, int], path: str | Path,
         # A PACT model's fake-quantise ops become QuantizeLinear / DequantizeLinear pairs.
         with export_mode(model):
             torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes=axes, do_constant_folding=True)
+                              input_names=[INPUT_NAME], output_names=outputs,
+                              dynamic_axes=axes or None, do_constant_folding=True)
         proto = onnx.load(str(tmp))
         onnx.checker.check_model(proto)
         if simplify:
@@ -78,6 +85,17 @@ def export_onnx(model: nn.Module, input_hw: tuple[int, int], path: str | Path,
         set_onnx_metadata(proto, metadata)
         onnx.save(proto, str(tmp))
     return path
+
+
+def _dynamic_axes(outputs: list[str], batch: bool, spatial: bool) -> dict:
+    """torch.onnx's dynamic_axes: the batch, and with `spatial` the height and width of the
+    input and of every output (a map of stride s is (H / s, W / s))."""
+    axes: dict[str, dict[int, str]] = {}
+    for i, name in enumerate([INPUT_NAME, *outputs]):
+        stride = "" if i == 0 else f"_{name}"
+        axes[name] = ({0: "batch"} if batch else {}) | (
+            {2: f"height{stride}", 3: f"width{stride}"} if spatial else {})
+    return {name: dims for name, dims in axes.items() if dims}
 
 
 def simplify_onnx(proto: object) -> object:

@@ -1,32 +1,53 @@
-"""How closely one runner reproduces another on the same crops: the largest heatmap difference
-and how many joints land within one heatmap pixel (what `hrpose export` prints after every
-export and `hrpose bench` uses to accept a bf16 or INT8 path)."""
+"""How closely one runner reproduces another on the same inputs: the largest difference of the
+model's outputs and how many joints land within one heatmap pixel (what `hrpose export` prints
+after every export and `hrpose bench` uses to accept a bf16 or INT8 path). A top-down model is
+compared on crops, joint by joint; a bottom-up model on whole images, person by person after
+grouping, and an INT8 bottom-up export also by COCO AP on annotated images."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
+from ..codecs.associative_embedding import STRIDES, GroupingSettings
 from ..codecs.heatmap import HeatmapCodec
 from ..inference.backends import Runner
+from ..inference.bottomup import bottomup_keypoints
+from ..io import read_image
+from ..metrics.coco import KeypointResults, choose_data_protocol, evaluate_keypoints
+from ..models.card import ModelCard
+from ..skeletons import Skeleton
+from .calibration import AnnotatedImages
 
 
 @dataclass(frozen=True)
 class Agreement:
-    crops: int
-    max_abs: float        # largest |heatmap difference| over all crops, joints and pixels
+    crops: int            # inputs compared: person crops, or whole images (`unit`)
+    max_abs: float        # largest |output difference| over all inputs, maps and pixels
     peak: float           # mean heatmap maximum of the reference: the scale of max_abs
     within_1px: float     # fraction of joints decoded within 1 heatmap pixel of the reference
     mean_px: float        # mean distance of the decoded joints, heatmap pixels
+    unit: str = "crops"
+    people: int | None = None          # bottom-up: the people the reference found
+    reference_ap: float | None = None  # bottom-up INT8: COCO AP of the source and the export
+    ap: float | None = None
+    ap_data: str = ""                  # on what data AP was measured
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | int | str | None]:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"{self.crops} crops: max |heatmap difference| {self.max_abs:.2e} "
+        found = "" if self.people is None else f", {self.people} people found by the source"
+        text = (f"{self.crops} {self.unit}{found}: max |output difference| {self.max_abs:.2e} "
                 f"(heatmap peaks {self.peak:.3f}); joints within 1 heatmap px "
                 f"{100 * self.within_1px:.2f}%, mean distance {self.mean_px:.3f} px")
+        if self.ap is not None:
+            text += (f"; COCO AP {self.ap:.3f} against the source's {self.reference_ap:.3f} on "
+                     f"{self.ap_data}")
+        return text
 
 
 def run_batched(runner: Runner, x: np.ndarray, batch: int = 8) -> np.ndarray:
@@ -50,3 +71,84 @@ def compare(reference: Runner, candidate: Runner, x: np.ndarray, batch: int = 8,
     return Agreement(len(x), float(np.abs(ref - out).max()),
                      float(ref.reshape(*ref.shape[:2], -1).max(-1).mean()),
                      float((distance <= 1.0).mean()), float(distance.mean()))
+
+
+class _Recording:
+    """A runner that keeps the outputs of its calls (the raw maps behind a grouping)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner, self.input_hw, self.outputs = runner, runner.input_hw, []
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        out = self.runner.run_all(batch)
+        self.outputs.append(out)
+        return out
+
+
+def compare_people(reference: Runner, candidate: Runner, images: Sequence[np.ndarray],
+                   card: ModelCard, skeleton: Skeleton,
+                   settings: GroupingSettings = GroupingSettings()) -> Agreement:
+    """A bottom-up model's two runs on whole RGB `images`, grouping included: each image's
+    people are paired (Hungarian, by mean joint distance) and a joint agrees when it lies
+    within one heatmap pixel (a stride-4 pixel of the model's input) of the reference's.
+    `within_1px` counts the agreeing joints of every person either run found (a person only
+    one found counts all its joints as disagreeing); no person in either is full agreement."""
+    runs = [_Recording(reference), _Recording(candidate)]
+    agree = total = people = 0
+    distances = []
+    for image in images:
+        found = [bottomup_keypoints(r, image, card.mean, card.std, card.input_hw[0], None,
+                                    (1.0,), settings, skeleton.order)[0] for r in runs]
+        people += len(found[0])
+        # one heatmap pixel in image pixels: the input's stride-4 cell brought back
+        cell = STRIDES[0] * min(image.shape[:2]) / card.input_hw[0]
+        matched, joints = _paired_distances(*found)
+        agree += int((matched / cell <= 1.0).sum())
+        total += joints
+        distances.append(matched[np.isfinite(matched)] / cell)
+    ref_maps, out_maps = ([o for call in r.outputs for o in call] for r in runs)
+    max_abs = max(float(np.abs(a - b).max()) for a, b in zip(ref_maps, out_maps))
+    k = skeleton.num_joints
+    peak = float(np.mean([m[:, :k].reshape(*m.shape[:1], k, -1).max(-1).mean()
+                          for m in ref_maps]))
+    spread = np.concatenate(distances) if distances else np.zeros(0)
+    return Agreement(len(images), max_abs, peak, agree / total if total else 1.0,
+                     float(spread.mean()) if len(spread) else 0.0, "images", people)
+
+
+def _paired_distances(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
+    """People (P, K, 3) and (Q, K, 3) paired by mean joint distance -> the paired people's
+    joint distances (pairs, K; infinite where either lacks the joint) and the joints to
+    account for: those either of a pair found, and every joint of a person left unpaired."""
+    found_a, found_b = a[..., 2] > 0, b[..., 2] > 0
+    if not len(a) or not len(b):
+        return np.zeros((0, a.shape[1])), int(found_a.sum() + found_b.sum())
+    d = np.linalg.norm(a[:, None, :, :2] - b[None, :, :, :2], axis=-1)       # (P, Q, K)
+    both = found_a[:, None] & found_b[None]
+    mean = np.where(both.any(-1), np.where(both, d, 0).sum(-1) / np.maximum(both.sum(-1), 1),
+                    1e9)
+    rows, cols = linear_sum_assignment(mean)
+    either = int((found_a[rows] | found_b[cols]).sum())
+    unpaired = int(found_a.sum() + found_b.sum() - found_a[rows].sum() - found_b[cols].sum())
+    return np.where(both[rows, cols], d[rows, cols], np.inf), either + unpaired
+
+
+def bottomup_ap(runner: Runner, sets: Sequence[AnnotatedImages], card: ModelCard,
+                skeleton: Skeleton, settings: GroupingSettings = GroupingSettings()) -> float:
+    """COCO AP (each set's protocol, the mean over sets) of a bottom-up model on annotated
+    images: scale 1, no flip, the default grouping."""
+    aps = []
+    for images in sets:
+        data = images.data
+        ids, found, scores = [], [], []
+        for image_id, path in zip(sorted(data.images), images.paths()):
+            people, s = bottomup_keypoints(runner, read_image(path), card.mean, card.std,
+                                           card.input_hw[0], None, (1.0,), settings,
+                                           skeleton.order)
+            ids += [image_id] * len(people)
+            found.append(people)
+            scores.append(s)
+        results = KeypointResults(np.array(ids, np.int64), np.concatenate(found),
+                                  np.concatenate(scores), data.category_id)
+        aps.append(evaluate_keypoints(data, results, choose_data_protocol(data)[0])["AP"])
+    return float(np.mean(aps))

@@ -24,11 +24,19 @@ from ..errors import HrposeError
 from ..models.card import ModelCard
 from ..models.loading import CHECKPOINTS, load_model
 from ..models.zoo import MODELS
-from ..runtimes import deploy_keypoint_set, openvino_core, openvino_metadata, read_openvino
+from ..runtimes import (
+    deploy_keypoint_set,
+    onnx_metadata,
+    openvino_core,
+    openvino_metadata,
+    read_openvino,
+)
 from ..skeletons import get_skeleton
 from .options import Runtime, RuntimeOptions
 
 STATIC_SHAPE_BYTES = 32 * 2**20    # models with fewer weight bytes get a compilation per batch size
+MAX_SHAPES = 8                     # compilations kept for a model whose input H and W vary
+MAX_INPUT_SIDE = 4096
 
 
 class Runner(Protocol):
@@ -114,10 +122,10 @@ class OnnxRunner:
                 from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
-        self.input_hw = _static_hw(path, inp.shape)
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.input_hw = _input_hw(path, inp.shape, self.metadata)
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
         self.output_shapes = [list(o.shape) for o in self.session.get_outputs()]
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.heatmap_index = _first_4d(path, self.output_shapes) if heatmaps else None
         self.path = path
 
@@ -153,12 +161,14 @@ class OpenVINORunner:
 
         shape = model.inputs[0].get_partial_shape()
         dims = [d.get_length() if d.is_static else None for d in shape]
-        self.input_hw = _static_hw(path, dims)
-        self.metadata = openvino_metadata(model)
+        self.metadata = openvino_metadata(model) or (
+            onnx_metadata(path) if Path(path).suffix.lower() == ".onnx" else {})
+        self.input_hw = _input_hw(path, dims, self.metadata)
         self.fixed_batch = None
         if dims[0] is not None:
             try:                             # most heatmap models take any batch size
-                model.reshape({model.inputs[0]: ov.PartialShape([-1, *dims[1:]])})
+                model.reshape({model.inputs[0]: ov.PartialShape(
+                    [-1, *(-1 if d is None else d for d in dims[1:])])})
             except Exception:
                 self.fixed_batch = dims[0]
         hint = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[precision]
@@ -168,18 +178,24 @@ class OpenVINORunner:
         # A light model runs 10-25% faster compiled for one batch size than for any (PP-TinyPose
         # bf16: 6.8 against 8.6 ms at batch 1, 6.1 against 7.2 at 2); each size costs a
         # compilation (0.4 s) and a copy of the weights, so only small models get them.
-        self.static = self.fixed_batch is None and _constant_bytes(model) <= STATIC_SHAPE_BYTES
+        # A model whose input height and width vary (bottom-up: whole images) is compiled for
+        # each input shape it meets (a few: the short side is fixed, the long side a multiple
+        # of 64), the last MAX_SHAPES kept: OpenVINO's dynamic-shape kernels are slower.
+        self.dynamic_hw = None in dims[2:]
+        self.static = self.dynamic_hw or (self.fixed_batch is None and
+                                          _constant_bytes(model) <= STATIC_SHAPE_BYTES)
         # streams > 1: the CPU split into that many streams of threads, a batch into as many
         # parts run at once (a light model's memory-bound layers scale better so than across
         # threads: PP-TinyPose bf16 batch 8, 166 against 142 images/s with 2 streams on 2 cores)
         self.streams = streams
         if streams > 1:
             self.config["NUM_STREAMS"] = streams
-        self.requests: dict[int, list] = {}
+        self.requests: dict[tuple[int, ...], list] = {}
         if not self.static:
             compiled = self._compile(model)
-            self.requests[0] = [compiled.create_infer_request() for _ in range(streams)]
-        self._request(1)        # compiled now: a graph that will not build fails on opening
+            self.requests[()] = [compiled.create_infer_request() for _ in range(streams)]
+        # compiled now: a graph that will not build fails on opening
+        self._request((self.fixed_batch or 1, 3, *self.input_hw))
         self.output_shapes = [[d.get_length() if d.is_static else None
                                for d in o.get_partial_shape()] for o in model.outputs]
         self.heatmap_index = _first_4d(path, self.output_shapes) if heatmaps else None
@@ -200,17 +216,20 @@ class OpenVINORunner:
             raise HrposeError(f"{self.path}: cannot compile the OpenVINO model ({first})") \
                 from None
 
-    def _request(self, batch: int, stream: int = 0) -> object:
-        """The infer request for a batch size and stream: its own static compilation (light
-        models, compiled on first use), else the dynamic one's."""
-        key = batch if self.static else 0
-        if key not in self.requests:
+    def _request(self, shape: tuple[int, ...], stream: int = 0) -> object:
+        """The infer request for an input shape and stream: its own static compilation (light
+        models and varying image sizes, compiled on first use), else the dynamic one's."""
+        key = tuple(shape) if self.static else ()
+        if key in self.requests:
+            self.requests[key] = self.requests.pop(key)          # the most recently used
+        else:
             import openvino as ov
 
             shaped = self.model.clone()
-            shape = self.model.inputs[0].get_partial_shape()
-            shaped.reshape({shaped.inputs[0]: ov.PartialShape([batch, *list(shape)[1:]])})
+            shaped.reshape({shaped.inputs[0]: ov.PartialShape(list(shape))})
             compiled = self._compile(shaped)
+            if self.dynamic_hw and len(self.requests) >= MAX_SHAPES:
+                del self.requests[next(iter(self.requests))]
             self.requests[key] = [compiled.create_infer_request() for _ in range(self.streams)]
         return self.requests[key][stream]
 
@@ -220,7 +239,7 @@ class OpenVINORunner:
             for chunk in _chunks(batch, self.fixed_batch):
                 parts = np.array_split(chunk, min(self.streams, len(chunk))) \
                     if self.fixed_batch is None else [chunk]
-                requests = [self._request(len(p), i) for i, p in enumerate(parts)]
+                requests = [self._request(p.shape, i) for i, p in enumerate(parts)]
                 if len(parts) == 1:
                     requests[0].infer({0: np.ascontiguousarray(chunk)})
                 else:
@@ -256,11 +275,20 @@ def _merge(outs: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
             for i in range(len(outs[0]))]
 
 
-def _static_hw(path: str | Path, shape: list) -> tuple[int, int]:
-    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
-        raise HrposeError(f"{path}: the model's input {list(shape)} is not N x 3 x H x W with a "
-                          "fixed H and W")
-    return int(shape[2]), int(shape[3])
+def _input_hw(path: str | Path, shape: list, metadata: dict[str, str]) -> tuple[int, int]:
+    """The model's input size: its input's fixed H and W, or for an input whose H and W vary
+    (a bottom-up model's whole images) the size its card states (the test-time short side)."""
+    if len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]):
+        return int(shape[2]), int(shape[3])
+    if len(shape) == 4 and not any(isinstance(d, int) for d in shape[2:]) and \
+            metadata.get("input_hw"):
+        card = ModelCard.from_metadata(metadata, str(path))
+        if not all(32 <= side <= MAX_INPUT_SIDE for side in card.input_hw):
+            raise HrposeError(f"{path}: its metadata's input_hw {list(card.input_hw)} is not "
+                              f"an input size (32 to {MAX_INPUT_SIDE} pixels a side)")
+        return card.input_hw
+    raise HrposeError(f"{path}: the model's input {list(shape)} is not N x 3 x H x W with a "
+                      "fixed H and W (or a varying H and W and an input_hw in its metadata)")
 
 
 def _first_4d(path: str | Path, shapes: list[list]) -> int:

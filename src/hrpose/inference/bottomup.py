@@ -11,7 +11,9 @@ there (codecs/associative_embedding.py) and the people are mapped back to image 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -42,18 +44,41 @@ def scale_matrix(image_hw: tuple[int, int], short_side: float
     return resize_matrix(r), (out_w, out_h)
 
 
+@dataclass
+class StageTimes:
+    """Seconds in each stage of the bottom-up pipeline, summed over calls (`hrpose bench`)."""
+
+    resize: float = 0.0        # the image to the model's input: resize, normalise, mirror
+    model: float = 0.0
+    maps: float = 0.0          # the outputs to the input size; flip and scales merged
+    grouping: float = 0.0      # NMS, top-k, matching, refinement, back to image pixels
+
+    def lap(self, stage: str, since: float) -> float:
+        """Adds the time from `since` to `stage`; returns now."""
+        now = time.perf_counter()
+        setattr(self, stage, getattr(self, stage) + now - since)
+        return now
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
 def run_scale(runner: Runner, image: np.ndarray, short_side: float, mean: Sequence[float],
-              std: Sequence[float], flip_index: np.ndarray | None
+              std: Sequence[float], flip_index: np.ndarray | None, times: StageTimes
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """One scale: heatmaps (K, h, w) and tags (K, h, w, L) at this scale's input size (L = 1,
     or 2 with the flip test)."""
+    start = time.perf_counter()
     matrix, (w, h) = scale_matrix(image.shape[:2], short_side)
     resized = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT)
     x = normalize(resized[None], mean, std)
     if flip_index is not None:
         x = np.concatenate([x, x[..., ::-1]])
-    low, high = (check_finite(o) for o in runner.run_all(np.ascontiguousarray(x))[:2])
+    x = np.ascontiguousarray(x)
+    start = times.lap("resize", start)
+    low, high = (check_finite(o) for o in runner.run_all(x)[:2])
+    start = times.lap("model", start)
     low, high = torch.from_numpy(low), torch.from_numpy(high)
     k = high.shape[1]
     size = (h, w)
@@ -66,6 +91,7 @@ def run_scale(runner: Runner, image: np.ndarray, short_side: float, mean: Sequen
         tags = torch.stack([tags[0], tags[1, index].flip(-1)], -1)
     else:
         heat, tags = heat[0], tags[0, ..., None]
+    times.lap("maps", start)
     return heat, tags
 
 
@@ -83,19 +109,21 @@ def bottomup_keypoints(runner: Runner, image: np.ndarray, mean: Sequence[float],
                        flip_index: np.ndarray | None = None,
                        scales: Sequence[float] = (1.0,),
                        settings: GroupingSettings = GroupingSettings(),
-                       order: Sequence[int] | None = None
+                       order: Sequence[int] | None = None, times: StageTimes | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
     """An RGB uint8 image (H, W, 3) -> people (P, K, 3) x, y in image pixels and joint score,
     and person scores (P,), strongest first; joint types are grouped in `order` (the keypoint
-    set's)."""
+    set's). `times` adds up each stage's seconds."""
     if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise HrposeError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     if not scales or min(scales) <= 0:
         raise HrposeError(f"scales must be positive, got {list(scales)}")
+    times = times if times is not None else StageTimes()
     base_matrix, (base_w, base_h) = scale_matrix(image.shape[:2], input_size)
     heat_sum, all_tags = None, []
     for scale in sorted(scales, reverse=True):
-        heat, tags = run_scale(runner, image, input_size * scale, mean, std, flip_index)
+        heat, tags = run_scale(runner, image, input_size * scale, mean, std, flip_index, times)
+        start = time.perf_counter()
         if scale != 1.0:
             heat = _to_base(heat[None], scale, (base_h, base_w))[0]
             k, h, w, n = tags.shape
@@ -104,6 +132,8 @@ def bottomup_keypoints(runner: Runner, image: np.ndarray, mean: Sequence[float],
             tags = tags.reshape(k, n, base_h, base_w).permute(0, 2, 3, 1)
         heat_sum = heat if heat_sum is None else heat_sum + heat
         all_tags.append(tags)
+        times.lap("maps", start)
+    start = time.perf_counter()
     heat = heat_sum / len(scales)
     # Nobody stands in the padding: joints found or refined there would be outside the image.
     h, w = image.shape[:2]
@@ -111,11 +141,13 @@ def bottomup_keypoints(runner: Runner, image: np.ndarray, mean: Sequence[float],
     heat[:, int(np.ceil(inside[1])):, :] = 0
     heat[:, :, int(np.ceil(inside[0])):] = 0
     tags = torch.cat(all_tags, -1)
+    start = times.lap("maps", start)
     people, scores = group(heat[None], tags[None], settings, order)[0]
     if len(people):
         people[..., :2] = apply_affine(invert_affine(base_matrix), people[..., :2])
         order = np.argsort(-scores, kind="stable")
         people, scores = people[order], scores[order]
+    times.lap("grouping", start)
     return people.astype(np.float32), scores
 
 

@@ -29,7 +29,7 @@ from ..errors import HrposeError
 from ..fields import integer, number, number_rows, numbers, of_category, required
 from ..io import read_json, write_json
 from ..skeletons import COCO_WHOLEBODY
-from .protocols import COCO, Protocol
+from .protocols import AUTO, COCO, Protocol, choose_protocol
 
 NMS_METHODS = ("oks", "soft", "none")     # OKS-NMS, soft-OKS-NMS, none
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -240,6 +240,12 @@ def nms_per_image(results: KeypointResults, areas: np.ndarray, sigmas: Sequence[
     index, scores = np.concatenate(keep), np.concatenate(new_scores)
     return KeypointResults(results.image_ids[index], results.keypoints[index], scores,
                            results.category_id)
+
+
+def choose_data_protocol(data: KeypointData, asked: str = AUTO) -> tuple[Protocol, str]:
+    """The protocol that scores `data` (`asked`: a name or "auto") and how it was chosen."""
+    has_crowd_index = any(info.crowd_index is not None for info in data.images.values())
+    return choose_protocol(asked, data.kind, has_crowd_index, data.path.name, data.wholebody)
 
 
 def evaluate_keypoints(gt: KeypointData, results: KeypointResults, protocol: Protocol = COCO,
