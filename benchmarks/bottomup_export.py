@@ -70,8 +70,9 @@ def exports(model: str, work: Path, calib: list[str]) -> dict[str, tuple[str, Ru
 
 
 def pipelines(paths: dict[str, tuple[str, RuntimeOptions]], images: list[np.ndarray],
-              passes: int) -> dict[str, dict]:
-    """images/s and stage shares of each path, interleaved passes after a warm-up pass."""
+              passes: int, side: int | None = None) -> dict[str, dict]:
+    """images/s and stage shares of each path, interleaved passes after a warm-up pass;
+    `side`: the input's short side (default the model's)."""
     loaded = {name: open_model(file, options) for name, (file, options) in paths.items()}
     seconds: dict[str, list[float]] = {name: [] for name in paths}
     totals = {name: StageTimes() for name in paths}
@@ -81,8 +82,9 @@ def pipelines(paths: dict[str, tuple[str, RuntimeOptions]], images: list[np.ndar
             card = model.card
             start = time.perf_counter()
             for image in images:
-                bottomup_keypoints(model.runner, image, card.mean, card.std, card.input_hw[0],
-                                   None, (1.0,), order=card.keypoints.order, times=times)
+                bottomup_keypoints(model.runner, image, card.mean, card.std,
+                                   side or card.input_hw[0], None, (1.0,),
+                                   order=card.keypoints.order, times=times)
             if timed:
                 seconds[name].append(time.perf_counter() - start)
                 for stage in STAGES:
@@ -110,7 +112,8 @@ def speed_lines(title: str, figures: dict[str, dict]) -> list[str]:
 
 def evaluate(model: str, data: str, out: Path, backend: str | None) -> dict:
     args = [sys.executable, "-m", "hrpose", "eval", model, "--data", data, "--out", str(out),
-            "--draw", "0", "--json", *(["--backend", backend] if backend else [])]
+            "--draw", "0", "--precision", "fp32", "--json",
+            *(["--backend", backend] if backend else [])]
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         raise SystemExit(f"{' '.join(args)} failed: {done.stderr.strip()[-500:]}")
@@ -164,9 +167,12 @@ def main() -> None:
                                  pipelines(paths, images, args.passes))
         if args.trained:
             paths = exports(args.trained, work / "trained", calib)
-            lines += speed_lines(f"{Path(args.trained).parent.name}/{Path(args.trained).name}"
-                                 f" (trained), the same images at its input size, no flip",
+            name = f"{Path(args.trained).parent.name}/{Path(args.trained).name} (trained)"
+            lines += speed_lines(f"{name}, the same images at its input size, no flip",
                                  pipelines(paths, images, args.passes))
+            lines += speed_lines(f"{name}, the same images at a 512 short side (grouping real "
+                                 "people on maps of W32 512's size), no flip",
+                                 pipelines(paths, images, args.passes, side=512))
             if args.data:
                 files = {n: f for n, (f, _) in paths.items() if not n.startswith("PyTorch")
                          and "bf16" not in n}

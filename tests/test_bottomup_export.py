@@ -55,7 +55,7 @@ def bottomup(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_exports_take_any_image_size_keep_both_outputs_and_their_card(bottomup, tmp_path,
                                                                       capsys):
-    _, checkpoint = bottomup
+    root, checkpoint = bottomup
     onnx_file, ir = tmp_path / "bu.onnx", tmp_path / "bu_fp16.xml"
     assert main(["export", str(checkpoint), "--out", str(onnx_file), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -73,6 +73,15 @@ def test_exports_take_any_image_size_keep_both_outputs_and_their_card(bottomup, 
     assert [o.name for o in graph.output] == list(BOTTOMUP_OUTPUTS)
     assert [d.dim_param for d in graph.input[0].type.tensor_type.shape.dim] == [
         "batch", "", "height", "width"]
+    # the flip test and multi-scale run on the exported file as on the PyTorch model
+    agree = total = 0
+    for image in sorted((root / "val2017").iterdir())[:3]:
+        found = [PoseEstimator(m, flip=True, scales=(1.0, 2.0), precision="fp32")(image)
+                 for m in (checkpoint, onnx_file)]
+        distances, joints = _paired_distances(*(np.stack([p.keypoints for p in f])
+                                                for f in found))
+        agree, total = agree + (distances <= 7.0).sum(), total + joints
+    assert agree / total >= 0.9
     torch_model = open_model(str(checkpoint), RuntimeOptions(precision="fp32"))
     rng = np.random.default_rng(0)
     for file in (onnx_file, ir):

@@ -16,7 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "weights, calibrated on person crops from --calib), with the metadata (input size, "
         "normalisation, keypoint set, codec) that `hrpose eval`, `hrpose infer` and "
         "PoseEstimator read. The export is run against its source on the same crops and the "
-        "largest heatmap difference and keypoint agreement are printed.")
+        "largest heatmap difference and keypoint agreement are printed. A bottom-up model "
+        "(HigherHRNet) exports with any image size and both outputs; it is calibrated on whole "
+        "images and compared on the people both runs group (INT8 on annotated data: by COCO "
+        "AP).")
     p.add_argument("model", metavar="MODEL", help="a zoo model name (its published weights), "
                    "a checkpoint, or an .onnx / .xml file from elsewhere (e.g. to quantise it)")
     p.add_argument("--format", choices=("onnx", "openvino"), default="onnx")
@@ -32,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="calibration images: data folders (people from their annotation "
                    "file), image folders, images or globs; also the verification crops")
     p.add_argument("--calib-limit", type=count(), default=300,
-                   help="at most this many calibration crops (default 300)")
+                   help="at most this many calibration crops, or whole images for a bottom-up "
+                   "model (default 300)")
     p.add_argument("--detector", metavar="MODEL",
                    help="person detector (a zoo name or a file) for calibration images "
                    "without annotations (default: the whole image)")

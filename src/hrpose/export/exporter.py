@@ -57,9 +57,15 @@ VERIFY_CROPS = 64
 # check exists for kept 19% (ONNX INT8 with quantised depthwise convolutions, AP 0.81 -> 0.02)
 # and 22% (a PACT model on OpenVINO without VNNI, whose int16 pair sums saturate).
 MIN_AGREEMENT = {"fp32": 0.95, "fp16": 0.95, "int8": 0.85}
-# A bottom-up model is compared on this many whole images (people grouped by both runs). Its
-# INT8 export, calibrated on annotated data, is scored by COCO AP on up to AP_IMAGES of them
-# instead, and refused when it loses more than MAX_AP_DROP of the source's AP.
+# A bottom-up model is compared on this many whole images, on the people both runs group.
+# Grouping passes small changes of the maps on to whole joints (a tag distance rounded the
+# other way, a refined joint's flat maximum), so the same AP keeps fewer joints in place than
+# top-down: the bottom-up quickstart (AP 0.451 on synthetic val) keeps 100% in fp32 exports
+# (AP -0.0006), 84.7% with FP16 weights (AP -0.004) and 61.5% in INT8 (AP -0.015); a file
+# computing something else keeps almost none. Its INT8 export, calibrated on annotated data,
+# is scored by COCO AP on up to AP_IMAGES of them instead, and refused when it loses more
+# than MAX_AP_DROP of the source's AP.
+MIN_AGREEMENT_BOTTOMUP = {"fp32": 0.95, "fp16": 0.75, "int8": 0.5}
 # An AP below MIN_SCORED_AP (a model that barely works on that data) judges nothing: the
 # agreement rule applies then.
 VERIFY_IMAGES = 8
@@ -274,8 +280,9 @@ def _write(reference: object, source: Path | None, out: Path, format: str, preci
                 target.write(onnx_file, staged, quantise, fp16, metadata, simplify)
         else:
             target.write(source, staged, quantise, fp16, metadata, simplify)
+        need = (MIN_AGREEMENT_BOTTOMUP if bottomup else MIN_AGREEMENT)[precision]
         agreement = _verify(staged, samples, f"{out}: the {format} {precision} export",
-                            reference_name, MIN_AGREEMENT[precision], force)
+                            reference_name, need, force)
         _publish(staged, out, target.companions)
     return agreement
 

@@ -16,6 +16,7 @@ from ..codecs.associative_embedding import STRIDES, GroupingSettings
 from ..codecs.heatmap import HeatmapCodec
 from ..inference.backends import Runner
 from ..inference.bottomup import bottomup_keypoints
+from ..inference.draw import PERSON_THRESHOLD
 from ..io import read_image
 from ..metrics.coco import KeypointResults, choose_data_protocol, evaluate_keypoints
 from ..models.card import ModelCard
@@ -89,16 +90,18 @@ def compare_people(reference: Runner, candidate: Runner, images: Sequence[np.nda
                    card: ModelCard, skeleton: Skeleton,
                    settings: GroupingSettings = GroupingSettings()) -> Agreement:
     """A bottom-up model's two runs on whole RGB `images`, grouping included: each image's
-    people are paired (Hungarian, by mean joint distance) and a joint agrees when it lies
-    within one heatmap pixel (a stride-4 pixel of the model's input) of the reference's.
+    people (those a drawing shows: person score at least PERSON_THRESHOLD) are paired
+    (Hungarian, by mean joint distance) and a joint agrees when it lies within one heatmap
+    pixel (a stride-4 pixel of the model's input) of the reference's.
     `within_1px` counts the agreeing joints of every person either run found (a person only
     one found counts all its joints as disagreeing); no person in either is full agreement."""
     runs = [_Recording(reference), _Recording(candidate)]
     agree = total = people = 0
     distances = []
     for image in images:
-        found = [bottomup_keypoints(r, image, card.mean, card.std, card.input_hw[0], None,
-                                    (1.0,), settings, skeleton.order)[0] for r in runs]
+        found = [_seen(*bottomup_keypoints(r, image, card.mean, card.std, card.input_hw[0],
+                                           None, (1.0,), settings, skeleton.order))
+                 for r in runs]
         people += len(found[0])
         # one heatmap pixel in image pixels: the input's stride-4 cell brought back
         cell = STRIDES[0] * min(image.shape[:2]) / card.input_hw[0]
@@ -114,6 +117,12 @@ def compare_people(reference: Runner, candidate: Runner, images: Sequence[np.nda
     spread = np.concatenate(distances) if distances else np.zeros(0)
     return Agreement(len(images), max_abs, peak, agree / total if total else 1.0,
                      float(spread.mean()) if len(spread) else 0.0, "images", people)
+
+
+def _seen(people: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The people a drawing shows: grouping's low-scoring fragments (under the drawings'
+    person threshold) are left out of the comparison."""
+    return people[scores >= PERSON_THRESHOLD]
 
 
 def _paired_distances(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:

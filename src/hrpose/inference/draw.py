@@ -118,8 +118,13 @@ def draw_people(image: np.ndarray, keypoints: np.ndarray, skeleton: Skeleton,
     return out
 
 
+# People scoring under this are left out of drawings (bottom-up grouping's fragments).
+PERSON_THRESHOLD = 0.1
+
+
 def draw_found(image: np.ndarray, people: Sequence[Person], skeleton: Skeleton,
-               keypoint_threshold: float = 0.3, person_threshold: float = 0.1) -> np.ndarray:
+               keypoint_threshold: float = 0.3, person_threshold: float = PERSON_THRESHOLD
+               ) -> np.ndarray:
     """A copy of the RGB `image` with the people an estimator found: boxes labelled with score
     and track id, joints at or above `keypoint_threshold`. People scoring under
     `person_threshold` are left out: bottom-up grouping leaves low-scoring fragments, which

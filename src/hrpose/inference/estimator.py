@@ -64,7 +64,12 @@ class PoseEstimator:
             if options.detector not in (None, DEFAULT):
                 raise HrposeError(f"{model}: a bottom-up model finds people itself; drop the "
                                   "detector")
-            probe = self.runner.run_all(np.zeros((1, 3, 64, 64), np.float32))[-1]
+            # an exported file states its joints (a probe at a new size would cost OpenVINO
+            # a compilation)
+            shapes = getattr(self.runner, "output_shapes", None)
+            probe = np.zeros((1, shapes[-1][1])) if shapes and isinstance(
+                shapes[-1][1], int) else self.runner.run_all(
+                np.zeros((1, 3, 64, 64), np.float32))[-1]
         else:
             if options.scales != (1.0,):
                 raise HrposeError(f"{model}: scales {options.scales} are for bottom-up models; "

@@ -10,6 +10,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..errors import HrposeError
+from ..inference.draw import PERSON_THRESHOLD
 from ..inference.estimator import PoseEstimator
 from ..inference.options import EstimatorOptions, split_threads
 
@@ -24,7 +25,7 @@ class ServeSettings:
     model: str = "hrnet_w32_256x192"
     options: EstimatorOptions = field(default_factory=EstimatorOptions)
     keypoint_threshold: float = 0.3      # drawings: joints at or above this
-    person_threshold: float = 0.1        # drawings: people at or above this
+    person_threshold: float = PERSON_THRESHOLD     # drawings: people at or above this
     # Batching: a model call takes up to max_batch crops (bottom-up: images), waiting at most
     # max_wait_ms after the oldest job for more to arrive.
     max_batch: int = 8
