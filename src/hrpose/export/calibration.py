@@ -27,24 +27,30 @@ from ..io import read_image
 from ..skeletons import FROM_DATA, Skeleton
 
 
-def _annotated(folder: Path) -> tuple[Path, Path] | None:
-    """(annotation file, image folder) when the folder is an annotated data set."""
+def _annotated(source: str) -> tuple[Path, Path] | None:
+    """(annotation file, image folder) when the source is an annotated data set's folder."""
+    if not Path(source).is_dir():
+        return None
     try:
-        ann, images = find_dataset(folder)
+        ann, images = find_dataset(source)
     except HrposeError:
         return None
     return ann, images
 
 
+def _listed_images(source: str) -> list[Path]:
+    """The images of a source that is not an annotated data set (a folder, image or glob)."""
+    paths = [p for p in find_inputs(source) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not paths:
+        raise HrposeError(f"{source}: no images to calibrate on")
+    return paths
+
+
 def _people(source: str) -> list[tuple[Path, np.ndarray | None]]:
     """(image path, person boxes (n, 4) x, y, w, h, or None: not annotated) of one source."""
-    folder = Path(source)
-    found = _annotated(folder) if folder.is_dir() else None
+    found = _annotated(source)
     if found is None:
-        paths = [p for p in find_inputs(source) if p.suffix.lower() in IMAGE_SUFFIXES]
-        if not paths:
-            raise HrposeError(f"{source}: no images to calibrate on")
-        return [(p, None) for p in paths]
+        return [(p, None) for p in _listed_images(source)]
     ann, image_dir = found
     data = load_keypoints(ann)
     boxes = ground_truth_boxes(data)
@@ -107,13 +113,9 @@ def image_sources(sources: Sequence[str], keypoints: Skeleton | None = None
     paths: list[Path] = []
     annotated = []
     for source in sources:
-        folder = Path(source)
-        found = _annotated(folder) if folder.is_dir() else None
+        found = _annotated(source)
         if found is None:
-            listed = [p for p in find_inputs(source) if p.suffix.lower() in IMAGE_SUFFIXES]
-            if not listed:
-                raise HrposeError(f"{source}: no images to calibrate on")
-            paths += listed
+            paths += _listed_images(source)
             continue
         ann, image_dir = found
         try:
