@@ -51,6 +51,10 @@ BENCH_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 PATHS = {"fp32": ("onnxruntime", "openvino", "torch"), "bf16": ("openvino", "torch"),
          "int8": ("openvino", "onnxruntime")}
 ACCURATE = 0.99          # fraction of joints within 1 heatmap px of fp32 that `auto` requires
+# A bottom-up model's joints are compared after grouping, which moves some of them for small
+# changes of the maps: the bottom-up quickstart keeps 85% (OpenVINO bf16) and 82% (torch bf16)
+# of its joints in place with the same AP (0.457 and 0.455 against 0.451 in fp32).
+ACCURATE_BOTTOMUP = 0.75
 BOTTOMUP_IMAGES = 12     # whole images in a bottom-up pipeline pass
 
 
@@ -262,7 +266,8 @@ def _bench_bottomup(model: str, card: ModelCard, reference: Runner, plain: Runti
     say(f"timing {', '.join(p.name for p in timed)}: {rounds} interleaved rounds, batch "
         f"{batch} at {side}x{side}")
     _time(timed, np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:]))), rounds)
-    accurate = [c for c in candidates if not trained or c.agreement.within_1px >= ACCURATE]
+    accurate = [c for c in candidates
+                if not trained or c.agreement.within_1px >= ACCURATE_BOTTOMUP]
     chosen = max(accurate or candidates, key=lambda c: c.figures(batch)["img_per_s"])
     lanes = {"chosen": chosen.runner}
     if plain is not None:
@@ -278,6 +283,7 @@ def _bench_bottomup(model: str, card: ModelCard, reference: Runner, plain: Runti
                      timed, {k: v["img_per_s"] for k, v in pipeline.items()}, trained,
                      chosen in accurate)
     return {**result, "kind": "bottomup", "pipelines": pipeline,
+            "accurate_bar": ACCURATE_BOTTOMUP,
             "images": f"{root if images else 'synthetic'} ({len(pictures)} images)"}
 
 
@@ -316,6 +322,7 @@ def _result(model: str, precision: str, batch: int, threads: int | None, rounds:
     plain_figures = plain.figures(batch) if plain else None
     return {
         "model": model, "backend": chosen.backend, "precision": precision, "batch": batch,
+        "streams": chosen.streams,
         "machine": cpu_summary(),
         "threads": threads or len(os.sched_getaffinity(0)),
         "model_img_per_s": figures["img_per_s"],
@@ -360,15 +367,18 @@ def _weights(model: str, weights: str | None, say: Callable[[str], None]
 
 
 def format_bench(result: dict) -> str:
-    lines = [f"{'path':<22} {'img/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'x plain':>8} "
+    lines = [f"{'path':<24} {'img/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'x plain':>8} "
              f"{'joints <=1px':>12}"]
     plain = result["plain_torch_fp32"]
     for p in result["paths"]:
         name = f"{p['backend']} {p['precision']}"
-        chosen = p["backend"] == result["backend"] and p["precision"] == result["precision"]
+        chosen = (p["backend"], p["precision"], p["streams"]) == (
+            result["backend"], result["precision"], result.get("streams", 1))
+        if p["streams"] > 1:
+            name += f" {p['streams']} streams"
         x = f"{p['img_per_s'] / plain['img_per_s']:.2f}" if plain else "-"
         agree = "-" if p["within_1px"] is None else f"{100 * p['within_1px']:.1f}%"
-        lines.append(f"{name:<22} {p['img_per_s']:>7.1f} {p['p50_ms']:>8.1f} "
+        lines.append(f"{name:<24} {p['img_per_s']:>7.1f} {p['p50_ms']:>8.1f} "
                      f"{p['p95_ms']:>8.1f} {x:>8} {agree:>12}" + ("  <- chosen" if chosen
                                                                    else ""))
     if result.get("kind") == "bottomup":
@@ -382,7 +392,8 @@ def format_bench(result: dict) -> str:
             pipe += f"; plain PyTorch fp32 {plain['pipeline_img_per_s']:.1f}"
         lines.append(pipe)
     if not result["accurate"]:
-        lines.append(f"warning: no {result['precision']} path keeps 99% of joints within 1 "
+        lines.append(f"warning: no {result['precision']} path keeps "
+                     f"{100 * result.get('accurate_bar', ACCURATE):.0f}% of joints within 1 "
                      "heatmap px of fp32")
     lines.append(f"batch {result['batch']}, {result['threads']} threads, medians of "
                  f"{result['rounds']} interleaved rounds" +
@@ -392,7 +403,8 @@ def format_bench(result: dict) -> str:
 
 def _bottomup_lines(result: dict) -> list[str]:
     """The bottom-up pipeline's rows: images/s and each stage's share of the time."""
-    names = {"chosen": f"{result['backend']} {result['precision']} (chosen)",
+    streams = f" {result['streams']} streams" if result["streams"] > 1 else ""
+    names = {"chosen": f"{result['backend']} {result['precision']}{streams} (chosen)",
              "plain": "plain PyTorch fp32", "torch bf16": "PyTorch bf16"}
     lines = [f"pipeline, decoded image -> people ({result['images']}):",
              f"  {'path':<30} {'img/s':>6} {'resize':>7} {'model':>6} {'maps':>6} "
