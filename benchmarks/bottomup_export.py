@@ -24,7 +24,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +33,9 @@ from common import ROOT, report
 
 from hrpose.data.synthetic import draw_image
 from hrpose.export import export_model
+from hrpose.export.bench import bottomup_pipeline
 from hrpose.hardware import resolve_precision
 from hrpose.inference.backends import open_model
-from hrpose.inference.bottomup import StageTimes, bottomup_keypoints
 from hrpose.inference.options import RuntimeOptions
 from hrpose.models.checkpoint import save_weights
 from hrpose.models.loading import build_model
@@ -71,32 +70,13 @@ def exports(model: str, work: Path, calib: list[str]) -> dict[str, tuple[str, Ru
 
 def pipelines(paths: dict[str, tuple[str, RuntimeOptions]], images: list[np.ndarray],
               passes: int, side: int | None = None) -> dict[str, dict]:
-    """images/s and stage shares of each path, interleaved passes after a warm-up pass;
+    """images/s and stage shares of each path (`hrpose bench`'s pipeline measurement);
     `side`: the input's short side (default the model's)."""
     loaded = {name: open_model(file, options) for name, (file, options) in paths.items()}
-    seconds: dict[str, list[float]] = {name: [] for name in paths}
-    totals = {name: StageTimes() for name in paths}
-    for timed in (False, *[True] * passes):
-        for name, model in loaded.items():
-            times = StageTimes()
-            card = model.card
-            start = time.perf_counter()
-            for image in images:
-                bottomup_keypoints(model.runner, image, card.mean, card.std,
-                                   side or card.input_hw[0], None, (1.0,),
-                                   order=card.keypoints.order, times=times)
-            if timed:
-                seconds[name].append(time.perf_counter() - start)
-                for stage in STAGES:
-                    setattr(totals[name], stage, getattr(totals[name], stage)
-                            + getattr(times, stage))
-    out = {}
-    for name in paths:
-        spent = totals[name].as_dict()
-        total = sum(spent.values())
-        out[name] = {"img_per_s": len(images) / float(np.median(seconds[name])),
-                     **{s: spent[s] / total for s in STAGES}}
-    return out
+    card = next(iter(loaded.values())).card            # every path: the same model's card
+    figures = bottomup_pipeline({name: m.runner for name, m in loaded.items()}, images, card,
+                                card.keypoints, passes, side)
+    return {name: {"img_per_s": f["img_per_s"], **f["shares"]} for name, f in figures.items()}
 
 
 def speed_lines(title: str, figures: dict[str, dict]) -> list[str]:

@@ -28,7 +28,14 @@ from ..data.transforms import normalize
 from ..errors import HrposeError
 from ..hardware import cpu_summary, cpu_threads, resolve_precision
 from ..hub import cached_path
-from ..inference.backends import Runner, TorchRunner, exported_file, open_exported, open_model
+from ..inference.backends import (
+    LoadedModel,
+    Runner,
+    TorchRunner,
+    exported_file,
+    open_exported,
+    open_model,
+)
 from ..inference.bottomup import StageTimes, bottomup_keypoints
 from ..inference.estimator import PoseEstimator
 from ..inference.images import prefetch
@@ -39,8 +46,8 @@ from ..models.card import ModelCard
 from ..models.checkpoint import save_weights
 from ..models.loading import build_model
 from ..models.zoo import MODELS
-from ..skeletons import Skeleton, unnamed_skeleton
-from .calibration import person_crops
+from ..skeletons import Skeleton
+from .calibration import image_sources, person_crops
 from .exporter import export_model
 from .formats import format_for_runtime
 from .verify import Agreement, compare, compare_people, run_batched
@@ -251,12 +258,8 @@ def _bench_bottomup(model: str, card: ModelCard, reference: Runner, plain: Runti
     each path against the reference's (grouping included), and the pipeline from a decoded
     image to people with each stage's share, for the chosen path, plain PyTorch fp32 and
     PyTorch bf16 where the CPU has it."""
-    skeleton = card.keypoints or unnamed_skeleton(reference.run_all(
-        np.zeros((1, 3, 64, 64), np.float32))[-1].shape[1])
-    ann, image_dir = find_dataset(root)
-    data = load_keypoints(ann)
-    pictures = [read_image(image_dir / data.images[i].file_name)
-                for i in sorted(data.images)][:BOTTOMUP_IMAGES]
+    skeleton = LoadedModel(reference, card).bottomup_keypoint_set()
+    pictures = [read_image(p) for p in image_sources([root])[0][:BOTTOMUP_IMAGES]]
     for c in candidates:
         c.agreement = compare_people(reference, c.runner, pictures[:8], card, skeleton)
     side = card.input_hw[0]
@@ -278,7 +281,7 @@ def _bench_bottomup(model: str, card: ModelCard, reference: Runner, plain: Runti
                                               .resolve("torch"))
     say(f"pipeline: {passes} passes over {len(pictures)} images (decoded), "
         f"{', '.join(lanes)}")
-    pipeline = _bottomup_pipeline(lanes, pictures, card, skeleton, passes)
+    pipeline = bottomup_pipeline(lanes, pictures, card, skeleton, passes)
     result = _result(model, precision, batch, threads, rounds, images, root, chosen, plain,
                      timed, {k: v["img_per_s"] for k, v in pipeline.items()}, trained,
                      chosen in accurate)
@@ -287,24 +290,25 @@ def _bench_bottomup(model: str, card: ModelCard, reference: Runner, plain: Runti
             "images": f"{root if images else 'synthetic'} ({len(pictures)} images)"}
 
 
-def _bottomup_pipeline(lanes: dict[str, Runner], pictures: list[np.ndarray], card: ModelCard,
-                       skeleton: Skeleton, passes: int) -> dict[str, dict]:
-    """Images per second from a decoded image to people (scale 1, no flip) and each stage's
-    share, median of `passes` passes interleaved across the runners, after one pass that
-    warms each up (OpenVINO compiles every input shape on first use)."""
+def bottomup_pipeline(lanes: dict[str, Runner], pictures: list[np.ndarray], card: ModelCard,
+                      skeleton: Skeleton, passes: int, side: int | None = None
+                      ) -> dict[str, dict]:
+    """Images per second from a decoded image to people (scale 1, no flip; `side`: the short
+    side of the model's input, default its card's) and each stage's share, for each runner:
+    median of `passes` passes interleaved across them, after one pass that warms each up
+    (OpenVINO compiles every input shape on first use)."""
     seconds: dict[str, list[float]] = {name: [] for name in lanes}
     stages = {name: StageTimes() for name in lanes}
-    for first in (True, *[False] * passes):
+    for warm_up in (True, *[False] * passes):
         for name, runner in lanes.items():
-            times = StageTimes()
+            times = StageTimes() if warm_up else stages[name]
             start = time.perf_counter()
             for picture in pictures:
-                bottomup_keypoints(runner, picture, card.mean, card.std, card.input_hw[0],
-                                   None, (1.0,), order=skeleton.order, times=times)
-            if not first:
+                bottomup_keypoints(runner, picture, card.mean, card.std,
+                                   side or card.input_hw[0], None, (1.0,),
+                                   order=skeleton.order, times=times)
+            if not warm_up:
                 seconds[name].append(time.perf_counter() - start)
-                for stage, value in times.as_dict().items():
-                    setattr(stages[name], stage, getattr(stages[name], stage) + value)
     out = {}
     for name in lanes:
         total = sum(stages[name].as_dict().values())

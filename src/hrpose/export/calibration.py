@@ -85,7 +85,7 @@ def person_crops(sources: Sequence[str], input_hw: tuple[int, int],
             crops.append(crop_people(image, centers, sizes, (w, h))[0])
     crops = np.concatenate(crops)
     crops = np.concatenate([crops, crops[:, :, ::-1]])
-    return np.ascontiguousarray(np.stack(draw_evenly(crops, limit, seed)))
+    return np.ascontiguousarray(crops[draw_evenly(range(len(crops)), limit, seed)])
 
 
 @dataclass

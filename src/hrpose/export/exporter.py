@@ -34,7 +34,6 @@ from ..io import read_image, write_failure
 from ..models.card import ModelCard
 from ..models.pact import is_pact
 from ..paths import check_output
-from ..skeletons import unnamed_skeleton
 from ..version import __version__
 from .calibration import (
     AnnotatedImages,
@@ -211,20 +210,21 @@ def _bottomup_samples(loaded: LoadedModel, calib: Sequence[str], limit: int, int
     """Whole images: the calibration images (at most `limit`, drawn evenly), else synthetic
     ones. An INT8 export calibrated on annotated data is also scored by COCO AP, on the
     annotated images calibration did not use (all of them when it used every one)."""
-    card, skeleton = loaded.card, loaded.card.keypoints or unnamed_skeleton(
-        loaded.runner.run_all(np.zeros((1, 3, 64, 64), np.float32))[-1].shape[1])
+    card, skeleton = loaded.card, loaded.bottomup_keypoint_set()
     if fixed not in (None, 1):
         raise HrposeError(f"a bottom-up model's images differ in size: export it with any "
                           f"batch size or a batch of 1, not {fixed}")
     paths, annotated = image_sources(calib, card.keypoints) if calib else ([], [])
     chosen = draw_evenly(paths, limit)
-    images = [read_image(p) for p in chosen[:VERIFY_IMAGES]] if calib else \
-        synthetic_images(VERIFY_IMAGES)
-    calibration = [x for p in chosen for x in _bottomup_inputs(read_image(p), card)] \
+    # each image read once: all of them to calibrate on, the first ones to compare on
+    pictures = [read_image(p) for p in (chosen if int8 else chosen[:VERIFY_IMAGES])]
+    images = pictures[:VERIFY_IMAGES] if calib else synthetic_images(VERIFY_IMAGES)
+    calibration = [x for image in pictures for x in _bottomup_inputs(image, card)] \
         if int8 else []
     scored = _held_out(annotated, set(chosen)) if int8 else []
     if int8:
-        say(f"calibrating on {len(calibration)} images from {', '.join(map(str, calib))}")
+        say(f"calibrating on {len(pictures)} images, each also mirrored, from "
+            f"{', '.join(map(str, calib))}")
     reference_ap = (bottomup_ap(loaded.runner, scored, card, skeleton) if scored else None)
 
     def check(runner: Runner) -> Agreement:

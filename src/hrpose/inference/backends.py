@@ -31,7 +31,7 @@ from ..runtimes import (
     openvino_metadata,
     read_openvino,
 )
-from ..skeletons import get_skeleton
+from ..skeletons import Skeleton, get_skeleton, unnamed_skeleton
 from .options import Runtime, RuntimeOptions
 
 STATIC_SHAPE_BYTES = 32 * 2**20    # models with fewer weight bytes get a compilation per batch size
@@ -393,6 +393,20 @@ class LoadedModel:
 
     runner: Runner
     card: ModelCard
+
+    def bottomup_keypoint_set(self) -> Skeleton:
+        """A bottom-up model's keypoint set: its card's, else its joints unnamed."""
+        return self.card.keypoints or unnamed_skeleton(bottomup_joints(self.runner))
+
+
+def bottomup_joints(runner: Runner) -> int:
+    """The joints a bottom-up model predicts: an exported file's last output states them (a
+    run at a new image size would cost OpenVINO a compilation); a PyTorch model runs once on
+    a small image."""
+    shapes = getattr(runner, "output_shapes", None)
+    if shapes and isinstance(shapes[-1][1], int):
+        return shapes[-1][1]
+    return runner.run_all(np.zeros((1, 3, 64, 64), np.float32))[-1].shape[1]
 
 
 def open_model(model: str, options: RuntimeOptions = RuntimeOptions(),

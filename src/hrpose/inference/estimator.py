@@ -20,7 +20,7 @@ from ..codecs.heatmap import HeatmapCodec
 from ..data.transforms import BOX_PADDING
 from ..errors import HrposeError
 from ..skeletons import Skeleton, resolve_skeleton_option, unnamed_skeleton
-from .backends import open_model
+from .backends import bottomup_joints, open_model
 from .bottomup import BottomUpEstimator
 from .images import to_rgb
 from .options import DEFAULT, EstimatorOptions, RuntimeOptions
@@ -64,18 +64,13 @@ class PoseEstimator:
             if options.detector not in (None, DEFAULT):
                 raise HrposeError(f"{model}: a bottom-up model finds people itself; drop the "
                                   "detector")
-            # an exported file states its joints (a probe at a new size would cost OpenVINO
-            # a compilation)
-            shapes = getattr(self.runner, "output_shapes", None)
-            probe = np.zeros((1, shapes[-1][1])) if shapes and isinstance(
-                shapes[-1][1], int) else self.runner.run_all(
-                np.zeros((1, 3, 64, 64), np.float32))[-1]
+            joints = bottomup_joints(self.runner)
         else:
             if options.scales != (1.0,):
                 raise HrposeError(f"{model}: scales {options.scales} are for bottom-up models; "
                                   "a top-down model sees person crops at one size")
             probe = self.runner(np.zeros((1, 3, h, w), np.float32))
-        joints = probe.shape[1]
+            joints = probe.shape[1]
         self.skeleton: Skeleton = model_keypoints(str(model), self.card.keypoints,
                                                   options.keypoints, joints, options.flip)
         if self.skeleton.num_joints != joints:
