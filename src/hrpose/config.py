@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import math
+import re
 import types
 import typing
 import warnings
@@ -24,7 +25,7 @@ from .codecs.associative_embedding import GroupingSettings
 from .codecs.heatmap import METHODS
 from .data.bottomup import BottomUpAugmentation
 from .data.topdown import Augmentation
-from .errors import HrposeError
+from .errors import HrposeError, out_of_range
 from .io import read_yaml
 from .metrics.coco import NMS_METHODS
 from .metrics.protocols import PROTOCOL_CHOICES
@@ -439,14 +440,69 @@ CHOICES = {
 }
 
 
+# Numbers' ranges: (low, high, low_open, whole), worded as the command-line flags word theirs
+# (errors.out_of_range). A tuple's values each keep the rule.
+INF = math.inf
+RANGES = {
+    ("data", "sigma"): (0, INF, True, False), ("data", "padding"): (0, INF, True, False),
+    ("data", "workers"): (0, INF, False, True),
+    ("train", "epochs"): (1, INF, False, True), ("train", "batch"): (1, INF, False, True),
+    ("train", "lr"): (0, INF, True, False), ("train", "weight_decay"): (0, INF, False, False),
+    ("train", "lr_steps"): (0, INF, False, True), ("train", "lr_factor"): (0, INF, True, False),
+    ("train", "warmup_iters"): (0, INF, False, True), ("train", "warmup_ratio"): (0, 1, False,
+                                                                                 False),
+    ("train", "base_batch"): (1, INF, False, True), ("train", "ohkm_topk"): (1, INF, False, True),
+    ("train", "grad_clip"): (0, INF, False, False),
+    ("train", "head_lr_factor"): (0, INF, True, False),
+    ("train", "eval_every"): (1, INF, False, True), ("train", "draw_images"): (0, INF, False, True),
+    ("train", "log_every"): (1, INF, False, True), ("train", "seed"): (0, 2**32 - 1, False, True),
+    ("train", "threads"): (0, INF, False, True), ("train", "max_iters"): (0, INF, False, True),
+    ("test", "batch"): (1, INF, False, True), ("test", "workers"): (0, INF, False, True),
+    ("test", "min_det_score"): (0, 1, False, False),
+    ("test", "rescore_threshold"): (0, 1, False, False),
+    ("test", "nms_threshold"): (0, 1, False, False), ("test", "scales"): (0, INF, True, False),
+    ("bottomup", "max_people"): (1, INF, False, True),
+    ("bottomup", "heatmap_weight"): (0, INF, False, False),
+    ("bottomup", "pull_weight"): (0, INF, False, False),
+    ("bottomup", "push_weight"): (0, INF, False, False),
+    ("distill", "weight"): (0, 1, False, False),
+    ("quant", "alpha"): (0, INF, False, False),
+    ("quant", "calib_percentile"): (0, 100, True, False),
+}
+
+
+def _check_numbers(config: Config, source: str) -> None:
+    """RANGES, and the model's sizes: every count in the model section at least 1 (num_joints
+    0: the keypoint set's), every ratio above 0."""
+    rules = [((section, key), rule) for (section, key), rule in RANGES.items()]
+    for f in dataclasses.fields(config.model):
+        value = getattr(config.model, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        if f.name == "num_joints" or not values or isinstance(values[0], (bool, str)):
+            continue
+        whole = isinstance(values[0], int)
+        rules.append((("model", f.name), (1 if whole else 0, INF, not whole, whole)))
+    for (section, key), (low, high, low_open, whole) in rules:
+        value = getattr(getattr(config, section), key)
+        for one in value if isinstance(value, tuple) else (value,):
+            why = out_of_range(one, low, high, low_open, whole)
+            if why is not None:
+                raise HrposeError(f"{source}: {section}.{key}: {why}")
+    device = config.train.device
+    if device != "auto" and not re.fullmatch(r"(cpu|mps|cuda(:\d+)?)", device):
+        raise HrposeError(f"{source}: train.device: {device!r} is not auto or a device name "
+                          "(cpu, cuda, cuda:1, mps)")
+
+
 def validate(config: Config, source: str = "config",
              stated_heatmap: tuple[int, int] | None = None) -> Config:
-    """Values with a fixed set of choices, and sizes that must agree."""
+    """Values with a fixed set of choices, numbers in their ranges, and sizes that must agree."""
     for (section, key), allowed in CHOICES.items():
         value = getattr(getattr(config, section), key)
         if allowed is not None and value not in allowed:
             raise HrposeError(f"{source}: {section}.{key}: {value!r} is not one of "
                               f"{', '.join(allowed)}")
+    _check_numbers(config, source)
     w, h = config.data.input_wh
     if w % 32 or h % 32:
         raise HrposeError(f"{source}: data.input_wh: {w}x{h} must be multiples of 32")
@@ -456,22 +512,15 @@ def validate(config: Config, source: str = "config",
                           f"data.input_wh {w}x{h}")
     if config.distill.teacher and config.model.kind == "bottomup":
         raise HrposeError(f"{source}: distillation is for top-down heatmap models")
-    if not 0 <= config.distill.weight <= 1:
-        raise HrposeError(f"{source}: distill.weight {config.distill.weight} is not in [0, 1]")
     if config.model.kind == "bottomup" and (w != h or w % 64):
         raise HrposeError(f"{source}: data.input_wh: a bottom-up input is square with a side "
                           f"that is a multiple of 64, got {w}x{h}")
     if config.train.channels_last not in (True, False, "auto"):
         raise HrposeError(f"{source}: train.channels_last: {config.train.channels_last!r} is "
                           "not one of true, false, auto")
-    for key in ("epochs", "batch"):
-        if getattr(config.train, key) < 1:
-            raise HrposeError(f"{source}: train.{key} must be at least 1")
     if config.train.freeze_stages < -1:
         raise HrposeError(f"{source}: train.freeze_stages: -1 (none), 0 (the stem) or the "
                           f"last frozen stage, got {config.train.freeze_stages}")
-    if config.train.head_lr_factor <= 0:
-        raise HrposeError(f"{source}: train.head_lr_factor must be positive")
     if config.model.num_joints < 0:
         raise HrposeError(f"{source}: model.num_joints must be positive (or 0: the keypoint "
                           "set's)")

@@ -89,6 +89,8 @@ def flag(value: object, where: str, name: str) -> bool:
 def string(value: object, where: str, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise fail(where, f"field {name!r} must be a non-empty string, got {_shown(value)}")
+    if "\0" in value:                 # no file name or label holds one; the OS refuses it
+        raise fail(where, f"field {name!r} holds a NUL character: {value!r}")
     return value
 
 

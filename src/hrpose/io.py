@@ -209,7 +209,12 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int | None = None
     MAX_IMAGE_PIXELS) is checked against the header's size before anything is decoded."""
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     size = image_size(data)
-    if size is not None and size[0] * size[1] > limit:
+    if size is None:          # never decoded unchecked: the size bounds what decoding costs
+        kind = image_format(data)
+        raise HrposeError(f"{name}: " + (f"corrupt {kind.upper()}: its header does not state "
+                          "its size" if kind else "not an image hrpose reads (JPEG, PNG, BMP, "
+                          "GIF, WebP or TIFF)"))
+    if size[0] * size[1] > limit:
         raise HrposeError(f"{name}: the image states {size[0]}x{size[1]} pixels, more than the "
                           f"limit of {limit:,}"
                           + (" (HRPOSE_MAX_IMAGE_PIXELS)" if max_pixels is None else ""))
@@ -336,16 +341,22 @@ def _tiff_orientation(tiff: bytes) -> int:
 
 
 def _tiff_size(data: bytes) -> tuple[int, int] | None:
-    """ImageWidth (256) and ImageLength (257) of a TIFF's first directory."""
+    """ImageWidth (256) and ImageLength (257) of a TIFF's first directory (the page decoders
+    read), wherever among its entries they are."""
     order = "<" if data[:2] == b"II" else ">"
     ifd = struct.unpack(order + "I", data[4:8])[0]
     (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
+    # Up to 65,535 entries: read as one array, not entry by entry.
+    entries = np.frombuffer(data, np.dtype([("tag", order + "u2"), ("kind", order + "u2"),
+                                            ("count", order + "u4"), ("value", "V4")]),
+                            count, ifd + 2)
     found = {}
-    for entry in range(ifd + 2, ifd + 2 + 12 * min(count, 512), 12):
-        tag, kind = struct.unpack(order + "HH", data[entry : entry + 4])
-        if tag in (256, 257):
-            fmt = order + ("H" if kind == 3 else "I")
-            found[tag] = struct.unpack(fmt, data[entry + 8 : entry + 8 + struct.calcsize(fmt)])[0]
+    for tag in (256, 257):
+        where = np.flatnonzero(entries["tag"] == tag)
+        if len(where):
+            kind, value = int(entries["kind"][where[0]]), entries["value"][where[0]].tobytes()
+            found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"),
+                                       value[:2] if kind == 3 else value)[0]
     return (found[256], found[257]) if len(found) == 2 else None
 
 

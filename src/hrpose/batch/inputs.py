@@ -70,6 +70,8 @@ def _read_list(path: Path) -> list[str]:
         line = line.strip() if is_url(line) else line.split("#", 1)[0].strip()
         if not line:
             continue
+        if "\0" in line:
+            raise HrposeError(f"{path}, line {number}: the name holds a NUL character")
         if not is_url(line) and Path(line).suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
             raise HrposeError(f"{path}, line {number}: {line!r} is not an image or video file")
         source = line if is_url(line) or Path(line).is_absolute() else str(path.parent / line)

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ..errors import HrposeError
+from ..errors import HrposeError, first_line
 from ..version import __version__
 from . import bench, convert, data, evaluate, export, infer, info, serve, train
 
@@ -48,6 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except HrposeError as e:
         print(f"hrpose: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # What the system refused (a disk that became read-only or full, a permission), for
+        # a file the command's own checks could not foresee: named, on one line.
+        if e.filename is None:
+            raise
+        print(f"hrpose: error: {e.filename}: {e.strerror or first_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hrpose: interrupted", file=sys.stderr)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import HrposeError
+from ..errors import HrposeError, out_of_range
 
 if TYPE_CHECKING:
     from ..inference.options import EstimatorOptions, RuntimeOptions
@@ -20,12 +21,12 @@ def count(minimum: int = 1) -> Callable[[str], int]:
     """A whole number >= minimum."""
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value: object = int(text)
         except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got "
-                                             f"{text!r}")
+            value = text
+        why = out_of_range(value, minimum, whole=True)
+        if why is not None:
+            raise argparse.ArgumentTypeError(why)
         return value
     parse.__name__ = "count"
     return parse
@@ -36,13 +37,12 @@ def number(low: float, high: float = float("inf"), low_open: bool = False
     """A number in [low, high] (or (low, high] with `low_open`)."""
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value: object = float(text)
         except ValueError:
-            value = float("nan")
-        if not (low < value <= high if low_open else low <= value <= high):
-            where = (f"in [{low:g}, {high:g}]" if high != float("inf") else
-                     f"> {low:g}" if low_open else f">= {low:g}")
-            raise argparse.ArgumentTypeError(f"expected a number {where}, got {text!r}")
+            value = text
+        why = out_of_range(value, low, high, low_open)
+        if why is not None:
+            raise argparse.ArgumentTypeError(why)
         return value
     parse.__name__ = "number"
     return parse
@@ -52,17 +52,30 @@ FRACTION = number(0.0, 1.0)        # scores and thresholds
 
 
 def folder(text: str) -> str:
-    """An output folder: may exist, but not as a file."""
+    """An output folder: may exist, but not as a file; writable where it is, or is made."""
     if Path(text).exists() and not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    _check_writable(Path(text))
     return text
 
 
 def file(text: str) -> str:
-    """An output file: may exist (it is replaced), but not as a folder."""
+    """An output file: may exist (it is replaced), but not as a folder; its folder writable."""
     if Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    _check_writable(Path(text).parent)
     return text
+
+
+def _check_writable(path: Path) -> None:
+    """The folder, or the nearest one above it that exists (where it would be made), takes new
+    files: not on a read-only disk, and ours to write."""
+    if "://" in str(path):               # a URL (an object store): its own rules
+        return
+    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    if existing is not None and existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write in {existing} (a read-only disk, or no "
+                                         "permission)")
 
 
 def device(text: str) -> str:

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 
-from ..errors import HrposeError
+from ..errors import HrposeError, first_line
 from ..fields import fail
 from ..io import IMAGE_SUFFIXES, read_json, read_yaml, upright_size
 from ..skeletons import FROM_ANNOTATIONS
@@ -496,7 +496,7 @@ def read_dlc(src: Path, images: Path | None = None) -> Labels:
             raise HrposeError("reading DeepLabCut .h5 files needs PyTables: pip install "
                               "'hrpose[dlc]'") from None
         except (OSError, ValueError, KeyError) as e:
-            raise fail(src, f"not a DeepLabCut HDF5 file ({str(e).splitlines()[0][:100]})"
+            raise fail(src, f"not a DeepLabCut HDF5 file ({first_line(e, 100)})"
                         ) from None
     else:
         headers, index = _dlc_csv_layout(src)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import HrposeError
+from ..errors import HrposeError, first_line
 from ..io import atomic_path
 
 STATE_FORMAT = "hrpose-train-1"
@@ -36,7 +36,7 @@ def read_state(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:   # truncated file, or one that is not a plain-tensor checkpoint
         raise HrposeError(f"{path}: cannot read the training state "
-                          f"({str(e).splitlines()[0][:120]})") from None
+                          f"({first_line(e, 120)})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise HrposeError(f"{path}: not an hrpose training state")
     return state
@@ -62,8 +62,7 @@ def restore_state(saved: dict, path: Path, net: nn.Module, optimizer: torch.opti
         if device.type == "cuda" and saved["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(saved["rng"]["cuda"], device)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise HrposeError(f"{path}: the training state does not fit this run ({first})"
+        raise HrposeError(f"{path}: the training state does not fit this run ({first_line(e)})"
                           ) from None
     return state
 

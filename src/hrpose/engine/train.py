@@ -30,7 +30,7 @@ from ..errors import HrposeError
 from ..hardware import resolve_precision
 from ..inference.backends import TorchRunner
 from ..inference.options import RuntimeOptions
-from ..io import atomic_path, remove_stale_temporaries
+from ..io import atomic_path, read_json, remove_stale_temporaries
 from ..models.card import IMAGENET_MEAN, IMAGENET_STD
 from ..models.checkpoint import save_weights
 from ..models.loading import initialised_model
@@ -255,6 +255,8 @@ class Trainer:
         """Trains to the configured number of epochs; returns the last evaluation's metrics."""
         cfg = self.config.train
         metrics: dict = {}
+        if self.state.epoch >= cfg.epochs and self.state.evaluated >= cfg.epochs:
+            return self._finished()
         self.log.open()
         try:
             with self.interrupts:
@@ -286,6 +288,18 @@ class Trainer:
         finally:
             self.log.close()
         return metrics
+
+    def _finished(self) -> dict:
+        """--resume of a run that is done: its last evaluation, nothing trained."""
+        if self.main:
+            print(f"{self.run_dir}: the run is finished ({self.config.train.epochs} epochs); "
+                  "nothing to train (-o train.epochs=N with --resume trains longer)",
+                  file=sys.stderr)
+        saved = self.run_dir / "metrics.json"
+        if not saved.is_file():
+            return {}
+        metrics = read_json(saved)
+        return metrics if isinstance(metrics, dict) else {}
 
     def _due(self, epoch: int) -> bool:
         """Whether finished epoch `epoch` (1-based) is evaluated."""

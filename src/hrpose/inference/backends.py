@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ..errors import HrposeError
+from ..errors import HrposeError, first_line
 from ..models.card import ModelCard
 from ..models.loading import CHECKPOINTS, load_model
 from ..models.zoo import MODELS
@@ -36,7 +36,6 @@ from .options import Runtime, RuntimeOptions
 
 STATIC_SHAPE_BYTES = 32 * 2**20    # models with fewer weight bytes get a compilation per batch size
 MAX_SHAPES = 8                     # compilations kept for a model whose input H and W vary
-MAX_INPUT_SIDE = 4096
 
 
 class Runner(Protocol):
@@ -118,7 +117,7 @@ class OnnxRunner:
             self.session = ort.InferenceSession(str(path), options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types for bad files
-            raise HrposeError(f"{path}: cannot load the ONNX model ({str(e).splitlines()[0]})") \
+            raise HrposeError(f"{path}: cannot load the ONNX model ({first_line(e)})") \
                 from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -282,11 +281,7 @@ def _input_hw(path: str | Path, shape: list, metadata: dict[str, str]) -> tuple[
         return int(shape[2]), int(shape[3])
     if len(shape) == 4 and not any(isinstance(d, int) for d in shape[2:]) and \
             metadata.get("input_hw"):
-        card = ModelCard.from_metadata(metadata, str(path))
-        if not all(32 <= side <= MAX_INPUT_SIDE for side in card.input_hw):
-            raise HrposeError(f"{path}: its metadata's input_hw {list(card.input_hw)} is not "
-                              f"an input size (32 to {MAX_INPUT_SIDE} pixels a side)")
-        return card.input_hw
+        return ModelCard.from_metadata(metadata, str(path)).input_hw    # checked there
     raise HrposeError(f"{path}: the model's input {list(shape)} is not N x 3 x H x W with a "
                       "fixed H and W (or a varying H and W and an input_hw in its metadata)")
 

@@ -44,6 +44,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, np.int64)
 
 
+MAX_BOX_PIXELS = 2**24         # float32 holds every integer up to here
+
+
 def check_boxes(boxes: object, image_wh: tuple[int, int], name: str) -> np.ndarray:
     """Validated (N, 5) boxes x, y, w, h, score (score 1 when not given) for an image of
     `image_wh`. A box of zero size, or one wholly outside the image, is an error naming `name`
@@ -60,9 +63,15 @@ def check_boxes(boxes: object, image_wh: tuple[int, int], name: str) -> np.ndarr
     if array.ndim != 2 or array.shape[1] not in (4, 5):
         raise HrposeError(f"{name}: boxes must be (N, 4) x, y, w, h or (N, 5) with a score; got "
                           f"shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise HrposeError(f"{name}: box {int(np.flatnonzero(~np.isfinite(array).all(1))[0])} "
-                          "has a value that is not a finite number")
+    # Pixels within float32's exact integers: the pipelines compute in float32, where 1e200
+    # is infinite and a 1e30 box's keypoints overflow.
+    bad = ~(np.isfinite(array[:, :4]) & (np.abs(array[:, :4]) <= MAX_BOX_PIXELS)).all(1)
+    if array.shape[1] == 5:
+        bad |= ~np.isfinite(array[:, 4])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise HrposeError(f"{name}: box {i} {array[i].tolist()} has a value that is not a "
+                          f"finite number, or a coordinate beyond +-{MAX_BOX_PIXELS:,} pixels")
     if array.shape[1] == 4:
         array = np.c_[array, np.ones(len(array))]
     width, height = image_wh

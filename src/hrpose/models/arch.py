@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from ..errors import HrposeError
+from ..errors import HrposeError, first_line
 from . import higherhrnet, hrnet, litehrnet
 from .family import Arch, Family
 from .heads import TopDownModel
@@ -97,4 +97,4 @@ def model_from_arch(arch: dict) -> TopDownModel | BottomUpModel:
     try:
         return spec.create()
     except (ValueError, RuntimeError) as e:       # e.g. channels that groups cannot divide
-        raise HrposeError(f"bad model architecture {arch}: {str(e).splitlines()[0]}") from None
+        raise HrposeError(f"bad model architecture {arch}: {first_line(e)}") from None

@@ -20,6 +20,9 @@ KINDS = ("topdown", "bottomup")          # person crops | whole images
 # The heatmap methods of a top-down model (codecs/heatmap.py) and the bottom-up grouping.
 CODECS = ("classic", "dark", "udp", "associative_embedding")
 # Keys the card itself owns; anything else in a file's metadata is provenance (`extra`).
+# The input sizes a card may state, (height, width) each: what a model can take (the
+# network downsamples 32 times) and what fits a machine (4096 x 4096 x 3 floats is 200 MB).
+MIN_INPUT_SIDE, MAX_INPUT_SIDE = 32, 4096
 _OWN = ("model", "arch", "kind", "input_hw", "keypoints", "keypoint_set", "codec", "mean", "std",
         "quant", "precision")
 
@@ -65,6 +68,10 @@ class ModelCard:
             input_hw = _hw(metadata.get("input_hw", "[0, 0]"))
         except (ValueError, TypeError) as e:
             raise HrposeError(f"{source}: bad hrpose metadata ({e})") from None
+        if "input_hw" in metadata and not all(MIN_INPUT_SIDE <= side <= MAX_INPUT_SIDE
+                                              for side in input_hw):
+            raise HrposeError(f"{source}: its metadata's input_hw {list(input_hw)} is not an "
+                              f"input size ({MIN_INPUT_SIDE} to {MAX_INPUT_SIDE} pixels a side)")
         codec = metadata.get("codec", "classic")
         kind = metadata.get("kind") or ("bottomup" if codec == "associative_embedding"
                                         else "topdown")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from ..errors import CheckpointError, HrposeError
+from ..errors import CheckpointError, HrposeError, first_line
 from ..io import atomic_path
 
 Tensors = dict[str, "np.ndarray | torch.Tensor"]
@@ -215,7 +215,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Tensors, dict[str, str]]:
                 "nor MindSpore .ckpt)")
         state = _unwrap(obj)
     except pickle.UnpicklingError as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = first_line(e, 1000)
         if "Weights only load failed" in str(e):
             refused = re.search(r"GLOBAL ([\w.]+)", str(e))
             what = f" ({refused.group(1)})" if refused else ""
@@ -227,8 +227,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[Tensors, dict[str, str]]:
     except HrposeError:
         raise
     except Exception as e:        # anything else the parsers raise on a corrupt file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: the file is truncated or corrupt ({first})") from None
+        raise CheckpointError(f"{path}: the file is truncated or corrupt ({first_line(e, 1000)})"
+                              ) from None
     tensors = {
         k: v for k, v in state.items() if isinstance(v, (torch.Tensor, np.ndarray))
     }
