@@ -15,6 +15,7 @@ import uvicorn
 from hrpose.inference.estimator import PoseEstimator
 from hrpose.inference.options import EstimatorOptions
 from hrpose.serve.app import create_app
+from hrpose.serve.connections import uvicorn_options
 from hrpose.serve.settings import ServeSettings
 
 from .helpers import shared_data
@@ -42,7 +43,7 @@ def serving(settings: ServeSettings, estimator: PoseEstimator | None = None,
     """The service's base URL while it runs (ready, unless `ready=False`)."""
     sock = free_port()
     config = uvicorn.Config(create_app(settings, estimator), log_level="warning",
-                            ws_max_size=int(settings.max_upload_mb * 2**20))
+                            **uvicorn_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -21,10 +21,10 @@ from hrpose.batch import PosePredictor, read_rows
 from hrpose.batch.inputs import (
     Item,
     image_id,
+    input_keys,
     list_sources,
     parse_shard,
     plan_parts,
-    relative_keys,
     stable_hash,
 )
 from hrpose.batch.job import BatchSettings, run_batch
@@ -138,8 +138,8 @@ def test_inputs_from_a_list_file_and_a_url(tmp_path, forty):
                        f"file://{forty / names[2]}"]
     url = list_sources(f"file://{forty}")
     assert len(url) == 40 and url[0] == f"file://{forty / names[0]}"
-    assert relative_keys(url)[:2] == names[:2]
-    assert relative_keys([str(forty / names[0]), str(forty / "sub" / "b.jpg")]) == [
+    assert input_keys(f"file://{forty}", url)[:2] == names[:2]
+    assert input_keys(str(forty), [str(forty / names[0]), str(forty / "sub" / "b.jpg")]) == [
         names[0], "sub/b.jpg"]
     listing.write_text(f"{forty / names[0]}\n{forty / names[0]}\n")
     with pytest.raises(HrposeError, match=r"inputs.txt, line 2: .* is listed twice"):

@@ -314,7 +314,8 @@ def test_infer_reports_a_bad_file_and_processes_the_rest(tmp_path, capsys):
     summary = json.loads(captured.out)
     assert summary["images"] == 2 and summary["people"] == 2
     assert summary["failed"] == [{"input": str(folder / "b.jpg"), "error": f"{folder / 'b.jpg'}: "
-                                  "cannot decode the image (corrupt or not an image)"}]
+                                  "cannot decode the image (not a JPEG, PNG, BMP, GIF, WebP or "
+                                  "TIFF file)"}]
     assert "skipped" in captured.err and "b.jpg" in captured.err
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "c.png", "results.json"]
     err = _error(capsys, "infer", str(folder), "--model", str(shared_data(TINYPOSE)), "--out",

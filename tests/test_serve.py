@@ -256,33 +256,61 @@ def slow_body(data: bytes, seconds: float, pieces: int = 10) -> Iterator[bytes]:
 
 
 def _post_in_threads(url: str, bodies: list[object]) -> tuple[list[threading.Thread], list]:
-    answers: list[httpx.Response] = []
-    threads = [threading.Thread(target=lambda b=b: answers.append(httpx.post(
-        url + "/v1/pose", content=b, headers=JPEG, timeout=30))) for b in bodies]
+    """Each body posted from its own thread; answers (or the exception a client whose
+    connection was closed under it gets) in the list as they come."""
+    answers: list[httpx.Response | Exception] = []
+
+    def post(body: object) -> None:
+        try:
+            answers.append(httpx.post(url + "/v1/pose", content=body, headers=JPEG, timeout=30))
+        except httpx.HTTPError as e:
+            answers.append(e)
+    threads = [threading.Thread(target=post, args=(b,)) for b in bodies]
     for t in threads:
         t.start()
     return threads, answers
 
 
 @pytest.mark.slow
-def test_a_full_queue_is_503_with_retry_after_and_a_slow_answer_504(estimator, demo):
+def test_slow_uploads_lose_their_own_requests_and_hold_no_place_in_the_queue(estimator, demo):
     data = demo.read_bytes()
-    with serving(tinypose_settings(max_queue=2), estimator) as url:
-        # Two requests still uploading hold both places; the next three are turned away.
-        threads, slow = _post_in_threads(url, [slow_body(data, 1.5), slow_body(data, 1.5)])
-        time.sleep(0.3)
-        busy = _post_all(url, [data] * 3)
+    with serving(tinypose_settings(max_queue=1, max_uploads=2, upload_timeout_s=1.0),
+                 estimator) as url:
+        # Two clients send a byte now and then: they hold both upload places, not the queue.
+        threads, slow = _post_in_threads(url, [slow_body(data, 4.0, 40) for _ in range(2)])
+        time.sleep(0.4)
+        busy = httpx.post(url + "/v1/pose", content=data, headers=JPEG)
+        assert busy.status_code == 503 and "--max-uploads" in busy.json()["error"]["message"]
+        assert busy.headers["retry-after"] == "1"
+        time.sleep(1.0)             # past their deadline: 408, and their places are free
+        assert httpx.post(url + "/v1/pose", content=data, headers=JPEG).status_code == 200
         for t in threads:
             t.join(30)
-        assert [r.status_code for r in busy] == [503] * 3
-        assert [r.status_code for r in slow] == [200, 200]
-        assert busy[0].headers["retry-after"] == "1"
-        assert "--max-queue" in busy[0].json()["error"]["message"]
-        assert httpx.post(url + "/v1/pose", content=data, headers=JPEG).status_code == 200
+        assert all(isinstance(a, httpx.HTTPError) or a.status_code == 408 for a in slow), slow
+        text = httpx.get(url + "/metrics").text
+        assert metric(text, "hrpose_requests_total", route="/v1/pose", status="408") == 2
+
+
+@pytest.mark.slow
+def test_a_full_queue_is_503_and_a_slow_answer_504_with_its_work_dropped(estimator, demo,
+                                                                        monkeypatch):
+    data = demo.read_bytes()
+    estimate = PoseService.estimate
+
+    async def slowly(self, *args, **kwargs):      # work that takes a while
+        await asyncio.sleep(1.0)
+        return await estimate(self, *args, **kwargs)
+    monkeypatch.setattr(PoseService, "estimate", slowly)
+    with serving(tinypose_settings(max_queue=2), estimator) as url:
+        answers = _post_all(url, [data] * 5)
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [200, 200, 503, 503, 503]
+        busy = next(r for r in answers if r.status_code == 503)
+        assert busy.headers["retry-after"] == "1"
+        assert "--max-queue" in busy.json()["error"]["message"]
     with serving(tinypose_settings(timeout_s=0.5), estimator) as url:
-        r = httpx.post(url + "/v1/pose", content=slow_body(data, 2.0), headers=JPEG)
+        r = httpx.post(url + "/v1/pose", content=data, headers=JPEG)
         assert r.status_code == 504 and "--timeout-s" in r.json()["error"]["message"]
-        assert httpx.post(url + "/v1/pose", content=data, headers=JPEG).status_code == 200
 
 
 def test_the_api_key_guards_every_route_but_health_and_the_page(estimator, demo):

@@ -41,3 +41,8 @@ def out_of_range(value: object, low: float, high: float = math.inf, low_open: bo
 
 def _plain_number(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def plural(count: int, noun: str) -> str:
+    """"1 frame", "3 frames"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

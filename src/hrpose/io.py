@@ -211,9 +211,9 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int | None = None
     size = image_size(data)
     if size is None:          # never decoded unchecked: the size bounds what decoding costs
         kind = image_format(data)
-        raise HrposeError(f"{name}: " + (f"corrupt {kind.upper()}: its header does not state "
-                          "its size" if kind else "not an image hrpose reads (JPEG, PNG, BMP, "
-                          "GIF, WebP or TIFF)"))
+        raise HrposeError(f"{name}: cannot decode the image (" + (
+            f"a corrupt {kind.upper()}: its header states no size" if kind else
+            "not a JPEG, PNG, BMP, GIF, WebP or TIFF file") + ")")
     if size[0] * size[1] > limit:
         raise HrposeError(f"{name}: the image states {size[0]}x{size[1]} pixels, more than the "
                           f"limit of {limit:,}"

@@ -2,9 +2,9 @@
 segment of a video's frames), chosen by `--shard I/N` and grouped into parts.
 
 Every name here is derived from the inputs alone, so that a rerun, another shard's job or a Ray
-job plans the same items: an item's key is its path relative to the inputs' common folder
-(a video segment adds "@first frame"), the shard of an item is a hash of its key, and a part is
-named by a hash of its items' keys.
+job plans the same items: an item's key is its path relative to its INPUT's base folder
+(`input_keys`; a video segment adds "@first frame+frames"), the shard of an item is a hash
+of its key, and a part is named by a hash of its items' keys.
 """
 
 from __future__ import annotations
@@ -111,41 +111,73 @@ def _list_url(source: str) -> list[str]:
     return files
 
 
-def relative_keys(sources: list[str]) -> list[str]:
-    """Each source's name relative to the sources' common folder (posix separators), so that
-    the same files mounted elsewhere, or listed by another job, keep their keys."""
-    if all(is_url(s) for s in sources) and len({s.split("://")[0] for s in sources}) == 1:
-        paths = [s.split("://", 1)[1] for s in sources]
-        root = posixpath.commonpath([posixpath.dirname(p) for p in paths])
-        return [posixpath.relpath(p, root) if root else p for p in paths]
-    if not any(is_url(s) for s in sources):
-        resolved = [Path(os.path.abspath(s)) for s in sources]     # links keep their names
-        root = Path(os.path.commonpath([p.parent for p in resolved]))
-        return [p.relative_to(root).as_posix() for p in resolved]
-    return list(sources)
+def input_keys(source: str, files: list[str]) -> list[str]:
+    """Each file's key: its path relative to the base of the INPUT that names it (a folder:
+    itself; a file: its folder; a glob: the folder before its first wildcard; a list file: the
+    list's folder), posix separators. Only the INPUT decides it, so adding files (a new
+    subfolder under a glob, a line in a list) never changes the keys of the others, and the
+    same files mounted elsewhere keep theirs. A file outside the base (an absolute path in a
+    list) is keyed by its whole path."""
+    base = _input_base(source)
+    keys = []
+    for file in files:
+        if is_url(file):
+            inside = is_url(base) and file.startswith(base.rstrip("/") + "/")
+            keys.append(file[len(base.rstrip("/")) + 1:] if inside else file)
+            continue
+        path = os.path.abspath(file)                    # links keep their names
+        relative = os.path.relpath(path, base) if not is_url(base) else ".."
+        outside = relative == ".." or relative.startswith(".." + os.sep)
+        keys.append(Path(path).as_posix().lstrip("/") if outside else
+                    Path(relative).as_posix())
+    if len(set(keys)) < len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise HrposeError(f"{source}: two inputs have the key {twice!r} (one inside the "
+                          "list's folder, one outside it); list them relative to one folder")
+    return keys
 
 
-def expand(sources: list[str], segment_frames: int) -> list[Item]:
+def _input_base(source: str) -> str:
+    """The folder an INPUT's keys are relative to (a URL for a URL)."""
+    wildcard = next((i for i, c in enumerate(source) if c in "*?["), None)
+    if is_url(source):
+        scheme, path = source.split("://", 1)
+        if wildcard is not None:
+            path = posixpath.dirname(path[:wildcard - len(scheme) - 3])
+        elif posixpath.splitext(path)[1].lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+            path = posixpath.dirname(path)
+        return f"{scheme}://{path.rstrip('/')}"
+    path = Path(source)
+    if path.is_dir():
+        return os.path.abspath(path)
+    if path.is_file():
+        return os.path.abspath(path.parent)
+    return os.path.abspath(os.path.dirname(source[:wildcard]) if wildcard is not None else
+                           path.parent)
+
+
+def expand(source: str, sources: list[str], segment_frames: int) -> list[Item]:
     """Items, sorted by key: each image, and each video split into segments of
-    `segment_frames` frames (its frame count read from the container)."""
+    `segment_frames` frames (its frames counted: the container's count checked by reading its
+    last frame, else by reading them all)."""
     from ..inference.video import Stream, VideoReader
 
     items = []
-    for key, source in zip(relative_keys(sources), sources):
-        if not is_video(source):
-            items.append(Item(key, source))
+    for key, file in zip(input_keys(source, sources), sources):
+        if not is_video(file):
+            items.append(Item(key, file))
             continue
-        if is_url(source) and not source.startswith(("http://", "https://")):
-            raise HrposeError(f"{source}: videos are read from local paths or http(s) URLs "
+        if is_url(file) and not file.startswith(("http://", "https://")):
+            raise HrposeError(f"{file}: videos are read from local paths or http(s) URLs "
                               "(OpenCV's reader); copy it to a local or shared folder")
-        reader = VideoReader(Stream(source) if is_url(source) else source)
-        count = reader.frame_count
+        reader = VideoReader(Stream(file) if is_url(file) else file)
+        count = reader.counted_frames()      # a header's count is never trusted
         reader.capture.release()
         if count == 0:                          # unknown length: one segment to the end
-            items.append(Item(f"{key}@0+end", source, 0, 0))
+            items.append(Item(f"{key}@0+end", file, 0, 0))
         for start in range(0, count, segment_frames):
             frames = min(segment_frames, count - start)
-            items.append(Item(f"{key}@{start}+{frames}", source, start, frames))
+            items.append(Item(f"{key}@{start}+{frames}", file, start, frames))
     return sorted(items, key=lambda i: i.key)
 
 

@@ -45,7 +45,7 @@ def run_batch(source: str, out: str, model: str, options: EstimatorOptions = Est
         import_ray()                      # before anything runs: a missing extra is one line
     elif engine != "local":
         raise HrposeError(f"engine {engine!r}: choose local or ray")
-    items = expand(list_sources(source), settings.segment_frames)
+    items = expand(source, list_sources(source), settings.segment_frames)
     shard = parse_shard(settings.shard) if settings.shard else None
     if shard is not None:
         items = select_shard(items, *shard)
@@ -65,7 +65,10 @@ def run_batch(source: str, out: str, model: str, options: EstimatorOptions = Est
     skipped = len(done)
     bar = tqdm(total=len(items), initial=skipped, desc="infer", unit="item",
                disable=not settings.progress)
-    writer = {"model": model, "options": options, "out": out, "settings": _plain(settings)}
+    # A rerun's rows must be those of the parts already there (checked as the model loads).
+    expect = next((info.model for info in every.values() if info.model), None)
+    writer = {"model": model, "options": options, "out": out, "settings": _plain(settings),
+              "expect": expect}
     try:
         for result in _run(todo, writer, engine, ray or {}):
             manifest.add(result)

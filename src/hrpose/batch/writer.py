@@ -8,13 +8,15 @@ people tracked across it.
 from __future__ import annotations
 
 import json
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from ..errors import HrposeError
+from ..errors import HrposeError, plural
 from ..inference.images import prefetch
 from ..inference.infer import InferSettings, image_groups
 from ..inference.options import EstimatorOptions
@@ -44,7 +46,10 @@ class PartWriter:
     """Parts in, part files out: `{"name": [...], "items": [JSON list of items]}` -> one row
     per part: name, rows, completed items, failures (JSON), seconds. The model loads once."""
 
-    def __init__(self, model: str, options: EstimatorOptions, out: str, settings: dict) -> None:
+    def __init__(self, model: str, options: EstimatorOptions, out: str, settings: dict,
+                 expect: dict | None = None) -> None:
+        """`expect`: the footer of a part already in `out`; a model or settings that would
+        give other rows than its are refused before anything is written."""
         start = time.perf_counter()
         self.predictor = PosePredictor(model, options)
         self.settings = BatchSettings(**{**settings, "smoothing": SmoothingSettings(
@@ -57,7 +62,10 @@ class PartWriter:
                        "precision": est.runner.precision,
                        "hrpose_version": __version__}
         self.info = {"card": est.card.to_metadata(), "joints": self.predictor.joints,
-                     **self.fields}
+                     **self.fields, "backend": est.runner.backend,
+                     "settings": result_settings(options, self.settings)}
+        if expect:
+            check_same_rows(expect, self.info, out)
         self.load_seconds = time.perf_counter() - start
 
     def __call__(self, batch: dict) -> dict:
@@ -128,13 +136,16 @@ class PartWriter:
                            s.smoothing if s.smooth else None, s.detect_every,
                            s.keypoint_threshold)
         rows: list[dict] = []
-        for offset, image in enumerate(reader):
-            if item.frames and offset == item.frames:
+        end = (item.start or 0) + item.frames if item.frames else None
+        for index, image in reader.indexed():
+            if end is not None and index >= end:
                 break
-            index = (item.start or 0) + offset
             people = poses(Frame(index, time.perf_counter(), image))
             rows += self._rows(item, image, people, index, frame=index)
         reader.capture.release()
+        if reader.undecodable:
+            tqdm.write(f"hrpose: {item.key}: {plural(reader.undecodable, 'frame')} could not be "
+                       "decoded (skipped)", file=sys.stderr)
         return rows
 
     def _rows(self, item: Item, image: np.ndarray, people: list[Person], image_id: int,
@@ -145,6 +156,41 @@ class PartWriter:
                  "track_id": person.track_id if item.video else None, "person": k, **row,
                  "image_width": w, "image_height": h, **self.fields}
                 for k, (person, row) in enumerate(zip(people, people_rows(people)))]
+
+
+# What decides a part's rows besides the model: a rerun must keep them.
+IDENTITY = ("model", "card", "keypoint_set", "codec", "precision", "backend", "settings")
+
+
+def result_settings(options: EstimatorOptions, settings: BatchSettings) -> dict:
+    """The options and settings that change rows (not threads, streams or batch sizes)."""
+    chosen = options.to_dict()
+    return {**{k: chosen[k] for k in ("weights", "detector", "box_threshold", "flip", "decode",
+                                      "scales", "keypoints")},
+            "detect_every": settings.detect_every, "smooth": settings.smooth,
+            "smoothing": asdict(settings.smoothing) if settings.smooth else None,
+            "keypoint_threshold": settings.keypoint_threshold}
+
+
+def check_same_rows(written: dict, running: dict, out: str) -> None:
+    """Refuses a job whose rows would differ from the parts `out` holds (another model,
+    precision, backend or setting): one folder, one model's rows. Fields a part written by an
+    earlier version lacks are not compared."""
+    differ = [k for k in IDENTITY if k in written and k in running and
+              json.dumps(written[k], sort_keys=True) != json.dumps(running[k], sort_keys=True)]
+    if not differ:
+        return
+    key = differ[0]
+    if key == "settings":
+        then, now = written[key], running[key]
+        name = next(k for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k))
+        what = f"setting {name} {then.get(name)!r}; this job: {now.get(name)!r}"
+    elif key == "card":
+        what = "another model card (the same name, other weights or settings)"
+    else:
+        what = f"{key} {written[key]!r}; this job: {running[key]!r}"
+    raise HrposeError(f"{out} holds parts written with {what}: a folder holds one model's "
+                      "rows; write to another --out")
 
 
 def read_item(item: Item) -> np.ndarray:

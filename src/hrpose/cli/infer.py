@@ -192,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
             late = video["latency_ms"]
             print(f"{video['input']}: {video['frames']} frames at {video['fps']} frames/s, "
                   f"latency p50 {late['p50']} ms, p95 {late['p95']} ms; "
-                  f"{video['dropped']} dropped; detector on {video['detector_runs']} frames")
+                  f"{video['dropped']} dropped; detector on {video['detector_runs']} frames"
+                  + (f"; {video['undecodable']} could not be decoded (skipped)"
+                     if video["undecodable"] else ""))
         for failure in summary["failed"]:
             print(f"failed: {failure['error']}", file=sys.stderr)
     return 1 if summary["failed"] else 0

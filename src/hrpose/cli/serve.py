@@ -39,13 +39,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="longest wait for a model batch to fill (default 5)")
     p.add_argument("--max-queue", type=count(), default=64,
                    help="requests answered at once; more get 503 with Retry-After (default 64)")
+    p.add_argument("--max-uploads", type=count(), default=128,
+                   help="request bodies received at once, apart from --max-queue (default 128; "
+                   "more get 503 with Retry-After)")
     p.add_argument("--max-upload-mb", type=number(0, low_open=True), default=16.0,
                    help="largest request body (default 16; more: 413)")
+    p.add_argument("--upload-timeout-s", type=number(0, low_open=True), default=20.0,
+                   help="time for a request's body to arrive (default 20; then 408: a slow "
+                   "client loses its own request)")
+    p.add_argument("--header-timeout-s", type=number(0, low_open=True), default=10.0,
+                   help="time for a request's headers to arrive (default 10; then 408)")
     p.add_argument("--max-pixels", type=count(), default=40_000_000,
                    help="largest image, as its header states (default 40,000,000; more: 413, "
                    "refused before decoding)")
+    p.add_argument("--max-pixels-in-flight", type=count(), default=120_000_000,
+                   help="decoded pixels of all requests being answered at once (default "
+                   "120,000,000; more wait their turn)")
+    p.add_argument("--max-boxes", type=count(), default=100,
+                   help="boxes one request may give, each a crop the model runs (default 100; "
+                   "more: 422)")
     p.add_argument("--timeout-s", type=number(0, low_open=True), default=30.0,
-                   help="per request, upload to answer (default 30; then 504)")
+                   help="per request, from its body's arrival to its answer (default 30; then "
+                   "504, and its work not yet run is dropped)")
     p.add_argument("--api-key", help="require Authorization: Bearer KEY on every route but "
                    "/healthz and the page's files (default: $HRPOSE_API_KEY; none: open)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
@@ -59,14 +74,18 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..serve.app import create_app
+    from ..serve.connections import uvicorn_options
     from ..serve.settings import API_KEY_VARIABLE, SETTINGS_VARIABLE, ServeSettings, open_estimator
 
     settings = ServeSettings(
         model=args.model, options=estimator_options(args),
         keypoint_threshold=args.keypoint_threshold, person_threshold=args.person_threshold,
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-        max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
-        timeout_s=args.timeout_s, api_key=args.api_key or os.environ.get(API_KEY_VARIABLE),
+        max_uploads=args.max_uploads, max_upload_mb=args.max_upload_mb,
+        upload_timeout_s=args.upload_timeout_s, header_timeout_s=args.header_timeout_s,
+        max_pixels=args.max_pixels, max_pixels_in_flight=args.max_pixels_in_flight,
+        max_boxes=args.max_boxes, timeout_s=args.timeout_s,
+        api_key=args.api_key or os.environ.get(API_KEY_VARIABLE),
         cors_origins=tuple(args.cors_origin))
     if not settings.api_key and not _loopback(args.host):
         print(f"hrpose: warning: serving on {args.host} without an API key: anyone who can "
@@ -74,8 +93,7 @@ def run(args: argparse.Namespace) -> int:
     # The model opens here first, so that a bad model is one line before anything binds.
     estimator = open_estimator(settings)
     options = {"host": args.host, "port": args.port, "log_level": args.log_level,
-               "ws_max_size": int(settings.max_upload_mb * 2**20),
-               "timeout_graceful_shutdown": int(settings.timeout_s) + 5}
+               **uvicorn_options(settings)}
     if args.workers == 1:
         uvicorn.run(create_app(settings, estimator), **options)
     else:

@@ -39,6 +39,7 @@ class Frame:
 class PipelineStats:
     frames: int = 0                     # frames posed and written
     dropped: int = 0                    # realtime: frames given up for newer ones
+    undecodable: int = 0                # frames of the source that could not be decoded
     seconds: float = 0.0
     interrupted: bool = False           # a live source stopped by Ctrl-C
     latencies: list[float] = field(default_factory=list)   # seconds, read -> written
@@ -47,6 +48,7 @@ class PipelineStats:
         """frames, dropped, frames/s and latency percentiles (ms)."""
         ms = np.array(self.latencies) * 1e3 if self.latencies else np.zeros(1)
         return {"frames": self.frames, "dropped": self.dropped,
+                "undecodable": self.undecodable,
                 "seconds": round(self.seconds, 3),
                 "fps": round(self.frames / self.seconds, 2) if self.seconds > 0 else None,
                 "latency_ms": {"p50": round(float(np.percentile(ms, 50)), 1),
@@ -164,11 +166,11 @@ class _Pipeline:
         return self.stats
 
     def read(self) -> None:
-        frames = iter(self.reader)
+        frames = self.reader.indexed()
         start = time.perf_counter()
         try:
-            for index, image in enumerate(frames):
-                if self.stop.is_set() or self.enough.is_set() or index == self.max_frames:
+            for read, (index, image) in enumerate(frames):
+                if self.stop.is_set() or self.enough.is_set() or read == self.max_frames:
                     break
                 now = time.perf_counter()
                 if self.realtime and not self.reader.live:     # a file played as if live
@@ -181,6 +183,7 @@ class _Pipeline:
             self.fail(e)
         finally:
             frames.close()
+            self.stats.undecodable = self.reader.undecodable
             _put(self.inbox, _END, self.stop, self.enough)
 
     def hand_on(self, frame: Frame) -> None:

@@ -60,6 +60,15 @@ class Crops:
     counts: list[int]          # crops per image
     whole: np.ndarray          # (n,) the box is the whole image (no boxes, no detector)
 
+    def take(self, rows: slice) -> Crops:
+        """Some crops of one image's batch (the service sends a request's crops a model batch
+        at a time)."""
+        if len(self.counts) != 1:
+            raise ValueError("take() slices the crops of one image")
+        images = self.images[rows]
+        return Crops(images, self.matrices[rows], self.boxes[rows], [len(images)],
+                     self.whole[rows])
+
     @staticmethod
     def concat(parts: Sequence[Crops]) -> Crops:
         """The crops of several batches as one (the service's batcher merges requests)."""

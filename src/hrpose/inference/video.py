@@ -20,6 +20,10 @@ from ..io import MAX_IMAGE_PIXELS
 from .boxes import box_iou
 from .person import Person
 
+# Broken frames: a video ends where this many reads in a row give no frame (OpenCV says the
+# same for its end and for a frame it cannot decode), and fails past MAX_UNDECODABLE skipped.
+RETRIES = 25
+MAX_UNDECODABLE = 100
 # Network streams that run live (frames come at the sender's pace); http(s) may be a file
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
 STREAM_SCHEMES = (*LIVE_SCHEMES, "http", "https")
@@ -90,6 +94,8 @@ class VideoReader:
         count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
         self.frame_count = int(count) if math.isfinite(count) and 0 < count < 2**31 \
             and not self.live else 0
+        self.position = 0                # the index of the next frame read
+        self.undecodable = 0             # frames skipped because they could not be decoded
         w, h = (self.capture.get(p) for p in (cv2.CAP_PROP_FRAME_WIDTH,
                                               cv2.CAP_PROP_FRAME_HEIGHT))
         if not (math.isfinite(w * h) and w * h <= MAX_IMAGE_PIXELS):
@@ -101,6 +107,7 @@ class VideoReader:
         """Starts reading at frame `index` of a file; False when the video ends before it (a
         container's frame count is an estimate). OpenCV seeks to the keyframe before it and
         decodes forward; where the container cannot seek, frames are read and dropped."""
+        self.position = max(index, 0)
         if index <= 0:
             return True
         if self.capture.set(cv2.CAP_PROP_POS_FRAMES, index) and \
@@ -109,17 +116,64 @@ class VideoReader:
         self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
         return all(self.capture.grab() for _ in range(index))
 
+    def counted_frames(self) -> int:
+        """The frames the file really has, its stated count never trusted: the last stated
+        frame must read, else the frames are counted by reading them (at most the stated count;
+        a header may claim 2^31 frames for 20). 0 for a live source or an unknown count.
+        Reading starts from the beginning afterwards."""
+        stated = self.frame_count
+        if stated == 0:
+            return 0
+        if self.seek(stated - 1) and self._read_one():
+            counted = stated
+        else:
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            counted, misses = 0, 0
+            while counted + misses < stated and misses <= RETRIES:
+                if self.capture.grab():
+                    counted, misses = counted + misses + 1, 0
+                else:
+                    misses += 1
+        self.seek(0)
+        self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        return counted
+
+    def _read_one(self) -> bool:
+        try:
+            ok, frame = self.capture.read()
+        except cv2.error:
+            return False
+        return bool(ok) and frame is not None and frame.size > 0
+
     def __iter__(self) -> Iterator[np.ndarray]:
+        return (frame for _, frame in self.indexed())
+
+    def indexed(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(index in the source, RGB frame). A frame that cannot be decoded is skipped and
+        counted (`undecodable`); more than MAX_UNDECODABLE of them fail the video in one line.
+        OpenCV reports the end of a file as it reports a broken frame, so the video ends where
+        RETRIES reads in a row give nothing."""
+        misses = 0
         try:
             while True:
                 try:
                     ok, frame = self.capture.read()
-                except cv2.error as e:
-                    raise HrposeError(f"{self.path}: cannot decode a frame "
-                                      f"({str(e).strip().splitlines()[-1][:100]})") from None
+                except cv2.error:
+                    ok, frame = False, None
                 if not ok or frame is None or frame.size == 0:
-                    break
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                    misses += 1
+                    if misses > RETRIES:
+                        break
+                    continue
+                if misses:                   # frames were missing before this one
+                    self.undecodable += misses
+                    self.position += misses
+                    misses = 0
+                    if self.undecodable > MAX_UNDECODABLE:
+                        raise HrposeError(f"{self.path}: more than {MAX_UNDECODABLE} frames "
+                                          "could not be decoded; the file is damaged")
+                yield self.position, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                self.position += 1
         finally:
             self.capture.release()
 

@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +32,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.websockets import WebSocketDisconnect
 
 from ..errors import HrposeError
@@ -40,11 +42,12 @@ from ..inference.person import coco_result
 from ..inference.video import PoseTracker, SmoothingSettings
 from ..io import encode_jpeg
 from ..version import __version__
+from .connections import configure as configure_connections
 from .metrics import Metrics, route_label
-from .schema import ERRORS, UPLOAD, CocoRow, PoseOut
+from .schema import ERRORS, CocoRow, PoseOut, upload_body
 from .service import PoseService, people_json
 from .settings import ServeSettings, open_estimator
-from .uploads import ServeError, check_image, parse_boxes, parse_upload, read_body
+from .uploads import ClientGone, ServeError, check_image, parse_boxes, parse_upload, read_body
 
 STATIC = Path(__file__).parent / "static"
 # Answered without the API key: no data, no model. The web page and the API document must
@@ -64,7 +67,11 @@ class ServiceState:
         self.ready = False
         self.failure: str | None = None
         self.in_flight = 0
+        self.uploading = 0
+        self.pixels = PixelBudget(settings.max_pixels_in_flight)
         self.metrics.in_flight.set_function(lambda: self.in_flight)
+        self.metrics.uploads.set_function(lambda: self.uploading)
+        self.metrics.pixels.set_function(lambda: self.pixels.used)
         self._trim: asyncio.TimerHandle | None = None
 
     async def start(self, estimator: PoseEstimator | None) -> None:
@@ -110,6 +117,27 @@ class ServiceState:
             if self.in_flight == 0:
                 self._release_memory_when_idle()
 
+    async def receive(self, request: Request) -> bytes:
+        """The request's body: one of --max-uploads being received at once (else 503), whole
+        within --upload-timeout-s (else 408: a slow client loses its own request only)."""
+        s = self.settings
+        if self.uploading >= s.max_uploads:
+            raise ServeError(503, f"busy: {self.uploading} uploads are in progress "
+                             "(--max-uploads); retry shortly", {"Retry-After": "1"})
+        self.uploading += 1
+        try:
+            return await asyncio.wait_for(read_body(
+                request.stream(), request.headers.get("content-length"),
+                int(s.max_upload_mb * 2**20),
+                request.headers.get("expect", "").lower() == "100-continue"), s.upload_timeout_s)
+        except asyncio.TimeoutError:
+            raise ServeError(408, f"the body did not arrive within {s.upload_timeout_s:g} s "
+                             "(--upload-timeout-s)", {"Connection": "close"}) from None
+        except ClientDisconnect:
+            raise ClientGone("during its upload") from None
+        finally:
+            self.uploading -= 1
+
     def _release_memory_when_idle(self) -> None:
         """A second after the last request, if none came since, hand the memory the requests
         freed back to the system (glibc keeps it in its arenas: under 32 clients the process
@@ -122,6 +150,34 @@ class ServiceState:
             if self.in_flight == 0:
                 loop.run_in_executor(None, release_freed_memory)
         self._trim = loop.call_later(1.0, trim)
+
+
+class PixelBudget:
+    """Decoded pixels of the requests being answered, at most `limit` at once: a request whose
+    image does not fit waits (within its --timeout-s) for others to finish. Every image is at
+    most --max-pixels, so memory for images stays bounded however many requests arrive."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self._waiting: list[asyncio.Future] = []
+
+    @asynccontextmanager
+    async def hold(self, pixels: int) -> AsyncIterator[None]:
+        while self.used + pixels > self.limit:
+            freed = asyncio.get_running_loop().create_future()
+            self._waiting.append(freed)
+            try:
+                await freed
+            finally:
+                self._waiting.remove(freed)
+        self.used += pixels
+        try:
+            yield
+        finally:
+            self.used -= pixels
+            for waiter in self._waiting:
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 def release_freed_memory() -> None:
@@ -137,6 +193,7 @@ def create_app(settings: ServeSettings, estimator: PoseEstimator | None = None,
     and /readyz answer; with `ready_first`, start-up waits for it (a worker process that takes
     no connections until it can answer them)."""
     state = ServiceState(settings)
+    configure_connections(settings.header_timeout_s, settings.max_uploads + settings.max_queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -215,6 +272,9 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, e: ServeError) -> Response:
+        if isinstance(e, ClientGone):    # nobody to answer: one line, counted as 499
+            log.info("hrpose: %s %s: the client went away %s", request.method,
+                     request.url.path, e.message)
         return error_response(e.status, e.message, e.headers)
 
     @app.exception_handler(HTTPException)
@@ -271,12 +331,16 @@ class AccessMiddleware:
 def _authorised(scope: dict, key: str) -> bool:
     """Authorization: Bearer KEY, or (a browser's WebSocket, which cannot set headers) the
     subprotocol "bearer.KEY"."""
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters, and any
+    # client may send those.
+    expected = key.encode()
     headers = dict(scope.get("headers") or [])
-    given = headers.get(b"authorization", b"").decode("latin-1")
-    if given.startswith("Bearer ") and secrets.compare_digest(given[7:].strip(), key):
+    given = headers.get(b"authorization", b"")
+    if given.startswith(b"Bearer ") and secrets.compare_digest(given[7:].strip(), expected):
         return True
-    return any(p.startswith("bearer.") and secrets.compare_digest(p[7:], key)
-               for p in scope.get("subprotocols") or [])
+    return any(p.startswith("bearer.") and secrets.compare_digest(
+        p[7:].encode("utf-8", "surrogateescape"), expected)
+        for p in scope.get("subprotocols") or [])
 
 
 def _add_status_routes(app: FastAPI, state: ServiceState) -> None:
@@ -307,30 +371,54 @@ def _add_status_routes(app: FastAPI, state: ServiceState) -> None:
         return Response(orjson.dumps(state.check_ready().card), media_type="application/json")
 
 
-async def _people(state: ServiceState, request: Request, boxes: str | None) -> tuple:
-    """Read, check and run one request: (image, people, timing)."""
+async def _answer(state: ServiceState, request: Request, boxes: str | None,
+                  finish: Callable[[np.ndarray, list, dict], Awaitable[Response]]) -> Response:
+    """Receive and check one request, then run it within the limits and `finish` the answer
+    from (image, people, timing)."""
     service = state.check_ready()
     settings = state.settings
-    body = await read_body(request.stream(), request.headers.get("content-length"),
-                           int(settings.max_upload_mb * 2**20))
+    body = await state.receive(request)
     upload = parse_upload(body, request.headers.get("content-type", ""), boxes)
     size = check_image(upload.image, settings.max_pixels)
-    given = parse_boxes(upload.boxes, size)
+    given = parse_boxes(upload.boxes, size, settings.max_boxes)
     if given is not None and not service.topdown:
         raise ServeError(422, "boxes: a bottom-up model finds people itself; send no boxes")
-    image, people, timing = await service.estimate(upload.image, given)
-    state.metrics.people.observe(len(people))
-    return image, people, timing
+
+    async def work() -> Response:
+        async with state.pixels.hold(size[0] * size[1]):
+            image, people, timing = await service.estimate(upload.image, given)
+            state.metrics.people.observe(len(people))
+            return await finish(image, people, timing)
+    return await _within_limits(state, work, request)
 
 
-async def _within_limits(state: ServiceState, work: Callable[[], Awaitable[Any]]) -> Any:
-    """`work()` admitted under --max-queue and cut off after --timeout-s."""
+async def _within_limits(state: ServiceState, work: Callable[[], Awaitable[Any]],
+                         request: Request | None = None) -> Any:
+    """`work()` admitted under --max-queue and cut off after --timeout-s, or as soon as the
+    client of `request` goes away: its jobs still queued for the model are then dropped."""
     async with state.admit():
+        task = asyncio.ensure_future(work())
+        watch = asyncio.ensure_future(_gone(request)) if request is not None else None
         try:
-            return await asyncio.wait_for(work(), state.settings.timeout_s)
-        except asyncio.TimeoutError:
-            raise ServeError(504, f"no answer within {state.settings.timeout_s:g} s "
-                             "(--timeout-s)") from None
+            done, _ = await asyncio.wait([t for t in (task, watch) if t is not None],
+                                         timeout=state.settings.timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (task, watch):
+                if t is not None and not t.done():
+                    t.cancel()
+        if task in done:
+            return task.result()
+        if watch is not None and watch in done:
+            raise ClientGone("while its answer was being computed")
+        raise ServeError(504, f"no answer within {state.settings.timeout_s:g} s "
+                         "(--timeout-s)")
+
+
+async def _gone(request: Request) -> None:
+    """Returns when the client disconnects (its body is read: nothing else comes first)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _server_timing(timing: dict[str, float]) -> dict[str, str]:
@@ -343,39 +431,44 @@ BOXES = Query(None, description="JSON [[x, y, w, h(, score)], ...] for a raw ima
 
 def _add_pose_routes(app: FastAPI, state: ServiceState) -> None:
     responses = {k: v for k, v in ERRORS.items() if k != 401 or state.settings.api_key}
+    body = upload_body(state.settings)
 
     @app.post("/v1/pose", summary="People and their keypoints in one image",
               response_model=PoseOut | list[CocoRow], responses=responses,
-              openapi_extra=UPLOAD)
+              openapi_extra=body)
     async def pose(request: Request, boxes: str | None = BOXES,
                    format: str = Query("json", pattern="^(json|coco)$",
                                        description="json, or coco: COCO results rows"),
-                   image_id: int = Query(0, description="?format=coco: the rows' image_id")
+                   image_id: int = Query(0, ge=-2**63, le=2**63 - 1,
+                                         description="?format=coco: the rows' image_id")
                    ) -> Response:
-        image, people, timing = await _within_limits(state, lambda: _people(state, request, boxes))
-        if format == "coco":
-            body: object = [coco_result(p, image_id) for p in people]
-        else:
-            body = {"people": people_json(people), "model": state.service.card["name"],
-                    "image": {"width": image.shape[1], "height": image.shape[0]},
-                    "timing_ms": timing}
-        return Response(orjson.dumps(body), media_type="application/json",
-                        headers=_server_timing(timing))
+        async def finish(image: np.ndarray, people: list, timing: dict) -> Response:
+            if format == "coco":
+                answer: object = [coco_result(p, image_id) for p in people]
+            else:
+                answer = {"people": people_json(people), "model": state.service.card["name"],
+                          "image": {"width": image.shape[1], "height": image.shape[0]},
+                          "timing_ms": timing}
+            return Response(orjson.dumps(answer), media_type="application/json",
+                            headers=_server_timing(timing))
+        return await _answer(state, request, boxes, finish)
 
     @app.post("/v1/pose/draw", summary="The image with its people drawn, as JPEG",
-              response_class=Response, responses=responses, openapi_extra=UPLOAD)
+              response_class=Response, responses=responses, openapi_extra=body)
     async def pose_draw(request: Request, boxes: str | None = BOXES,
                         keypoint_threshold: float = Query(None, ge=0, le=1),
                         person_threshold: float = Query(None, ge=0, le=1)) -> Response:
-        image, people, timing = await _within_limits(state, lambda: _people(state, request, boxes))
         s = state.settings
-        drawn = await asyncio.to_thread(
-            draw_found, image, people, state.service.estimator.skeleton,
-            s.keypoint_threshold if keypoint_threshold is None else keypoint_threshold,
-            s.person_threshold if person_threshold is None else person_threshold)
-        jpeg = await asyncio.to_thread(encode_jpeg, drawn)
-        return Response(jpeg, media_type="image/jpeg",
-                        headers={**_server_timing(timing), "X-People": str(len(people))})
+
+        async def finish(image: np.ndarray, people: list, timing: dict) -> Response:
+            drawn = await asyncio.to_thread(
+                draw_found, image, people, state.service.estimator.skeleton,
+                s.keypoint_threshold if keypoint_threshold is None else keypoint_threshold,
+                s.person_threshold if person_threshold is None else person_threshold)
+            jpeg = await asyncio.to_thread(encode_jpeg, drawn)
+            return Response(jpeg, media_type="image/jpeg",
+                            headers={**_server_timing(timing), "X-People": str(len(people))})
+        return await _answer(state, request, boxes, finish)
 
 
 def _stream_route(state: ServiceState) -> object:
@@ -415,9 +508,13 @@ async def _stream_frame(state: ServiceState, tracker: PoseTracker, frame: int,
         limit = int(state.settings.max_upload_mb * 2**20)
         if len(data) > limit:
             raise ServeError(413, f"the frame is {len(data):,} bytes; the limit is {limit:,}")
-        check_image(data, state.settings.max_pixels)
+        width, height = check_image(data, state.settings.max_pixels)
         service = state.check_ready()
-        image, people, timing = await _within_limits(state, lambda: service.estimate(data, None))
+
+        async def work() -> tuple:
+            async with state.pixels.hold(width * height):
+                return await service.estimate(data, None)
+        image, people, timing = await _within_limits(state, work)
         people = tracker.update(people, time.monotonic())
         state.metrics.people.observe(len(people))
         reply = {"frame": frame, "people": people_json(people),

@@ -36,7 +36,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("hrpose_requests", "Requests answered (WebSocket: frames), by "
-                                "route and status", ["route", "status"], registry=r)
+                                "route and status (499: the client went away first)",
+                                ["route", "status"], registry=r)
         self.latency = Histogram("hrpose_request_seconds", "Time to answer a request "
                                  "(WebSocket: a frame), by route", ["route"],
                                  buckets=LATENCY_BUCKETS, registry=r)
@@ -49,6 +50,10 @@ class Metrics:
                                  registry=r)
         self.in_flight = Gauge("hrpose_requests_in_flight", "Pose requests and stream frames "
                                "being answered (at most --max-queue)", registry=r)
+        self.uploads = Gauge("hrpose_uploads_in_progress", "Request bodies being received (at "
+                             "most --max-uploads)", registry=r)
+        self.pixels = Gauge("hrpose_decoded_pixels_in_flight", "Image pixels held by the "
+                            "requests being answered (at most --max-pixels-in-flight)", registry=r)
         self.people = Histogram("hrpose_people_per_image", "People found per image",
                                 buckets=(0, 1, 2, 3, 5, 10, 20, 50, 100), registry=r)
 

@@ -3,7 +3,12 @@ JSON with orjson directly; these types describe it)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from .settings import ServeSettings
 
 
 class PersonOut(BaseModel):
@@ -52,17 +57,29 @@ class ErrorOut(BaseModel):
 
 
 ERRORS = {status: {"model": ErrorOut, "description": text} for status, text in (
+    (400, "malformed request (Content-Length, multipart form)"),
     (401, "missing or wrong API key (Authorization: Bearer KEY)"),
+    (408, "the body took longer than --upload-timeout-s to arrive"),
     (413, "body over --max-upload-mb, or image over --max-pixels"),
     (415, "not an image"),
-    (422, "corrupt image, bad boxes or bad parameters"),
-    (503, "model loading, or more than --max-queue requests at once (see Retry-After)"),
-    (504, "the request took longer than --timeout-s"))}
+    (422, "corrupt image, bad boxes (or more than --max-boxes), or bad parameters"),
+    (503, "model loading, or more than --max-uploads uploads or --max-queue requests at once "
+          "(see Retry-After)"),
+    (504, "the request took longer than --timeout-s after its upload"))}
 
-UPLOAD = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
-        "image": {"type": "string", "format": "binary"},
-        "boxes": {"type": "string",
-                  "description": "JSON [[x, y, w, h(, score)], ...]: skip the detector"}}}},
-    **{kind: {"schema": {"type": "string", "format": "binary"}}
-       for kind in ("image/jpeg", "image/png", "image/webp", "image/bmp")}}}}
+
+def upload_body(settings: ServeSettings) -> dict:
+    """The request body of the pose routes, with the limits this service enforces."""
+    limit = int(settings.max_upload_mb * 2**20)
+    limits = (f"At most {limit:,} bytes (--max-upload-mb); an image of at most "
+              f"{settings.max_pixels:,} pixels as its header states (--max-pixels): JPEG, PNG, "
+              "BMP, GIF, WebP or TIFF.")
+    image = {"type": "string", "format": "binary", "minLength": 1, "maxLength": limit}
+    return {"requestBody": {"required": True, "description": limits, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                           "properties": {
+            "image": image,
+            "boxes": {"type": "string", "description": "JSON [[x, y, w, h(, score)], ...]: skip "
+                      f"the detector; at most {settings.max_boxes} boxes (--max-boxes)"}}}},
+        **{kind: {"schema": image}
+           for kind in ("image/jpeg", "image/png", "image/webp", "image/bmp")}}}}

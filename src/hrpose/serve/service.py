@@ -129,9 +129,20 @@ class PoseService:
         crops = await asyncio.to_thread(self.pipeline.preprocess, [image], [boxes], [name])
         if not len(crops.boxes):
             return image, [], _timing(start, decoded, detected, time.perf_counter())
-        keypoints = await self.pose.submit(crops, len(crops.boxes), pose)
+        keypoints = await self._keypoints(crops, pose)
         people = self.pipeline.postprocess(keypoints, crops, [name])[0]
         return image, people, _timing(start, decoded, detected, time.perf_counter())
+
+
+    async def _keypoints(self, crops: Crops, ticket: Ticket) -> np.ndarray:
+        """The crops' keypoints, sent as jobs of at most one model batch each: a request
+        that times out or whose client leaves has its jobs not yet run dropped (the batcher
+        skips cancelled jobs), and other requests' jobs fit in between."""
+        size, count = self.settings.max_batch, len(crops.boxes)
+        chunks = [crops.take(slice(i, i + size)) for i in range(0, count, size)]
+        found = await asyncio.gather(*(self.pose.submit(c, len(c.boxes), ticket)
+                                       for c in chunks))
+        return np.concatenate(found)
 
 
 def _timing(start: float, decoded: float, detected: float, done: float) -> dict[str, float]:
@@ -195,7 +206,11 @@ def model_card(estimator: PoseEstimator, settings: ServeSettings, detector: bool
                        "person": settings.person_threshold},
         "batching": {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms},
         "limits": {"max_upload_mb": settings.max_upload_mb, "max_pixels": settings.max_pixels,
-                   "max_queue": settings.max_queue, "timeout_s": settings.timeout_s},
+                   "max_queue": settings.max_queue, "timeout_s": settings.timeout_s,
+                   "max_uploads": settings.max_uploads,
+                   "upload_timeout_s": settings.upload_timeout_s,
+                   "max_pixels_in_flight": settings.max_pixels_in_flight,
+                   "max_boxes": settings.max_boxes},
         "version": __version__,
     }
 

@@ -30,11 +30,18 @@ class ServeSettings:
     # max_wait_ms after the oldest job for more to arrive.
     max_batch: int = 8
     max_wait_ms: float = 5.0
-    # Limits.
+    # Limits. A request is first an upload (up to max_uploads at once, each with
+    # upload_timeout_s to arrive: a slow client loses its own request), then work (up to
+    # max_queue requests at once, each answered within timeout_s).
     max_queue: int = 64                  # requests being answered at once; more get 503
+    max_uploads: int = 128               # bodies being received at once; more get 503
     max_upload_mb: float = 16.0
+    upload_timeout_s: float = 20.0       # the body must arrive within this; then 408
+    header_timeout_s: float = 10.0       # a connection's request headers, likewise
     max_pixels: int = 40_000_000         # stated in the image header, checked before decoding
-    timeout_s: float = 30.0              # per request (upload, queue, model); then 504
+    max_pixels_in_flight: int = 120_000_000  # decoded pixels of all requests at once; more wait
+    max_boxes: int = 100                 # boxes a request may give (each is a crop); more: 422
+    timeout_s: float = 30.0              # per request, from its body's arrival; then 504
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
 
@@ -42,13 +49,19 @@ class ServeSettings:
         checks = [("max_batch", self.max_batch >= 1), ("max_queue", self.max_queue >= 1),
                   ("max_wait_ms", 0 <= self.max_wait_ms <= 10_000),
                   ("max_upload_mb", self.max_upload_mb > 0), ("max_pixels", self.max_pixels >= 1),
-                  ("timeout_s", self.timeout_s > 0)]
+                  ("timeout_s", self.timeout_s > 0), ("max_uploads", self.max_uploads >= 1),
+                  ("upload_timeout_s", self.upload_timeout_s > 0),
+                  ("header_timeout_s", self.header_timeout_s > 0),
+                  ("max_boxes", self.max_boxes >= 1),
+                  ("max_pixels_in_flight", self.max_pixels_in_flight >= self.max_pixels)]
         if not isinstance(self.options.detector, str | None):
             raise HrposeError("the service's detector is a name or a file (it is opened in "
                               "each worker process)")
         for name, ok in checks:
             if not ok:
-                raise HrposeError(f"serve setting {name}={getattr(self, name)!r} is out of range")
+                raise HrposeError(f"serve setting {name}={getattr(self, name)!r} is out of range"
+                                  + (f" (at least max_pixels, {self.max_pixels:,})"
+                                     if name == "max_pixels_in_flight" else ""))
         if self.api_key is not None and (len(self.api_key) < 16 or not all(
                 c.isalnum() or c in "-._~+" for c in self.api_key)):
             # The web page sends the key as a WebSocket subprotocol: it must be a token.

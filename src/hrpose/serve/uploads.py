@@ -7,7 +7,8 @@
 - An image must name a known format in its first bytes (else 415) and state its size in its
   header, at most `max_pixels` (413), so a decompression bomb never allocates; it is decoded
   later, in a worker thread (a corrupt one is 422).
-- Boxes are JSON [[x, y, w, h(, score)], ...] checked against the image's stated size (422).
+- Boxes are JSON [[x, y, w, h(, score)], ...], at most --max-boxes of them, checked against
+  the image's stated size (422).
 """
 
 from __future__ import annotations
@@ -34,31 +35,58 @@ class ServeError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
+class ClientGone(ServeError):
+    """The client disconnected (mid-upload, or while its answer was computed): nobody is
+    answered; the service logs one line and counts it as status 499, apart from its errors."""
+
+    def __init__(self, when: str) -> None:
+        super().__init__(499, when)
+
+
 @dataclass
 class Upload:
     image: bytes
     boxes: str | None = None             # the JSON text, as sent
 
 
+# A refused body is read on and thrown away up to this much, so that a client still sending
+# it reads the 413 instead of a reset connection (closing a socket with unread data resets it).
+DISCARD_BYTES = 64 * 2**20
+
+
 async def read_body(chunks: AsyncIterator[bytes], content_length: str | None,
-                    limit: int) -> bytes:
-    """The whole body, refused (413) once it is longer than `limit` bytes."""
+                    limit: int, expect_continue: bool = False) -> bytes:
+    """The whole body, refused (413) once it is longer than `limit` bytes. A client that
+    asked to be told before it sends (Expect: 100-continue) is refused before anything is
+    read; one already sending is refused once its body is read and thrown away (up to
+    DISCARD_BYTES more)."""
+    stated = None
     if content_length is not None:
         try:
             stated = int(content_length)
         except ValueError:
             raise ServeError(400, f"Content-Length {content_length!r} is not a number") \
                 from None
-        if stated > limit:
-            raise ServeError(413, f"the body is {stated:,} bytes; the limit is {limit:,} "
-                             "(--max-upload-mb)")
+    if stated is not None and stated > limit:
+        if not expect_continue and stated <= limit + DISCARD_BYTES:
+            await _discard(chunks, stated)
+        raise ServeError(413, f"the body is {stated:,} bytes; the limit is {limit:,} "
+                         "(--max-upload-mb)", {"Connection": "close"})
     body = bytearray()
     async for chunk in chunks:
         body += chunk
         if len(body) > limit:
+            await _discard(chunks, limit + DISCARD_BYTES - len(body))
             raise ServeError(413, f"the body is over the limit of {limit:,} bytes "
-                             "(--max-upload-mb)")
+                             "(--max-upload-mb)", {"Connection": "close"})
     return bytes(body)
+
+
+async def _discard(chunks: AsyncIterator[bytes], most: int) -> None:
+    async for chunk in chunks:
+        most -= len(chunk)
+        if most <= 0:
+            return
 
 
 def parse_upload(body: bytes, content_type: str, boxes_query: str | None) -> Upload:
@@ -110,11 +138,11 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
         parts[name] = bytes(state["data"])
         state.update(headers={}, field=b"", data=bytearray())
 
-    parser = MultipartParser(boundary, {
-        "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_part_data": on_part_data,
-        "on_part_end": on_part_end})
-    try:
+    try:              # the constructor refuses a boundary it cannot use (over 256 bytes)
+        parser = MultipartParser(boundary, {
+            "on_header_field": on_header_field, "on_header_value": on_header_value,
+            "on_header_end": on_header_end, "on_part_data": on_part_data,
+            "on_part_end": on_part_end})
         parser.write(body)
         parser.finalize()
     except Exception as e:               # python-multipart's own errors
@@ -140,14 +168,18 @@ def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     return size
 
 
-def parse_boxes(text: str | None, size: tuple[int, int]) -> np.ndarray | None:
-    """Boxes JSON [[x, y, w, h(, score)], ...] -> checked (N, 5) boxes; None when not given."""
+def parse_boxes(text: str | None, size: tuple[int, int], max_boxes: int) -> np.ndarray | None:
+    """Boxes JSON [[x, y, w, h(, score)], ...] -> checked (N, 5) boxes, at most `max_boxes`
+    (each is a crop the model runs on); None when not given."""
     if text is None or not text.strip():
         return None
     try:
         boxes = orjson.loads(text)
     except orjson.JSONDecodeError as e:
         raise ServeError(422, f"boxes: not JSON ({e})") from None
+    if isinstance(boxes, list) and len(boxes) > max_boxes:
+        raise ServeError(422, f"boxes: {len(boxes):,} boxes; the limit is {max_boxes:,} "
+                         "(--max-boxes)")
     if not isinstance(boxes, list) or not all(
             isinstance(b, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                         for v in b) for b in boxes):
