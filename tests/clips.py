@@ -4,6 +4,7 @@ hand-held camera moves them. Written with OpenCV's mp4v, as `hrpose infer` write
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import cv2
@@ -41,4 +42,32 @@ def write_clip(path: Path, shared: Path, size_wh: tuple[int, int] = (1280, 720),
         for frame in pan_frames(photo, size_wh, frames_per_scene):
             writer.write(frame)
     writer.release()
+    return path
+
+
+def write_damaged_avi(path: Path, frames: int = 20, broken: tuple[int, ...] = (),
+                      stated: int | None = None, size_wh: tuple[int, int] = (96, 64)) -> Path:
+    """A Motion-JPEG AVI of `frames` numbered grey frames whose frames `broken` have their
+    JPEG data overwritten (the decoder cannot read them) and whose header states `stated`
+    frames (default: the truth)."""
+    w, h = size_wh
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size_wh)
+    for i in range(frames):
+        frame = np.full((h, w, 3), 40 + (i * 7) % 200, np.uint8)
+        cv2.putText(frame, str(i), (4, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 255), 2)
+        writer.write(frame)
+    writer.release()
+    data = bytearray(path.read_bytes())
+    chunks, at = [], data.find(b"movi")
+    while (at := data.find(b"00dc", at)) > 0 and len(chunks) < frames:
+        size = struct.unpack_from("<I", data, at + 4)[0]
+        chunks.append((at + 8, size))   # a frame's chunk: "00dc", its size, its JPEG
+        at += 8 + size + size % 2       # chunks are padded to even sizes
+    for index in broken:                # no JPEG left in it at all
+        start, size = chunks[index]
+        data[start : start + size] = bytes(size)
+    if stated is not None:             # AVI: the main header's and the stream header's count
+        struct.pack_into("<I", data, data.find(b"avih") + 8 + 16, stated)
+        struct.pack_into("<I", data, data.find(b"strh") + 8 + 32, stated)
+    path.write_bytes(bytes(data))
     return path

@@ -20,6 +20,7 @@ import pytest
 from hrpose.batch import PosePredictor, read_rows
 from hrpose.batch.inputs import (
     Item,
+    expand,
     image_id,
     input_keys,
     list_sources,
@@ -38,7 +39,7 @@ from hrpose.inference.person import coco_result
 from hrpose.inference.video import VideoReader
 from hrpose.io import read_image
 
-from .clips import write_clip
+from .clips import write_clip, write_damaged_avi
 from .helpers import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -442,3 +443,43 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_reruns_keep_every_key_when_inputs_grow_and_refuse_other_models(forty, tmp_path,
+                                                                         capsys):
+    root, photos = tmp_path / "in", sorted(forty.iterdir())
+    (root / "a").mkdir(parents=True)
+    for photo in photos[:3]:
+        (root / "a" / photo.name).symlink_to(photo.resolve())
+    out = tmp_path / "out"
+    pattern = str(root / "**" / "*.jpg")
+    args = ["infer", pattern, *model_args(), "--format", "parquet", "--out", str(out), "--json"]
+    assert main(args) == 0
+    capsys.readouterr()
+    # A new file in a new folder: the common folder of the inputs moves, their keys do not.
+    (root / "b").mkdir()
+    (root / "b" / photos[3].name).symlink_to(photos[3].resolve())
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["skipped"], again["done"], again["complete"]) == (3, 1, True)
+    rows = read_rows(out).to_pylist()
+    assert {r["key"] for r in rows} <= {f"a/{p.name}" for p in photos[:3]} | {
+        f"b/{photos[3].name}"}
+    assert len({(r["key"], r["person"]) for r in rows}) == len(rows)     # nothing twice
+    # Another model, or another setting, into the same folder: refused before any work.
+    (root / "b" / photos[4].name).symlink_to(photos[4].resolve())
+    parts = sorted(p.name for p in out.glob("part-*"))
+    other = ["--model", str(shared_data("models", "tinypose_128x96", "model.xml"))]
+    for changed, words in ((args[:2] + other + args[4:], "another model model.xml (its card's"),
+                           (args + ["--box-threshold", "0.7"], "setting box_threshold")):
+        assert main(changed) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"holds parts written with {words}" in err, err
+        assert "write to another --out" in err
+    assert sorted(p.name for p in out.glob("part-*")) == parts
+
+
+def test_a_video_that_overstates_its_frames_plans_what_it_has(tmp_path):
+    clip = write_damaged_avi(tmp_path / "claims.avi", 20, stated=2**31 - 2)
+    items = expand(str(clip), [str(clip)], 8)
+    assert [i.key for i in items] == ["claims.avi@0+8", "claims.avi@16+4", "claims.avi@8+8"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -611,3 +612,124 @@ def test_mutators_are_reproducible_from_their_seed():
     assert mutate_tree(tree, random.Random(3)) == mutate_tree(tree, random.Random(3))
     assert mutate_bytes(b"x" * 100, random.Random(5)) == mutate_bytes(b"x" * 100,
                                                                       random.Random(5))
+
+
+# --- the last tracebacks, one line each ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.lr=-1", "train.lr: expected a number > 0, got -1.0"),
+    ("train.eval_every=0", "train.eval_every: expected a whole number >= 1, got 0"),
+    ("train.threads=-1", "train.threads: expected a whole number >= 0, got -1"),
+    ("data.workers=-1", "data.workers: expected a whole number >= 0, got -1"),
+    ("train.seed=-1", "train.seed: expected a whole number in [0, 4,294,967,295], got -1"),
+    ("model.width=0", "model.width: expected a whole number >= 1, got 0"),
+    ("model.stage_modules=[1,0,1]", "model.stage_modules: expected a whole number >= 1, got 0"),
+    ("train.device=bogus", "train.device: 'bogus' is not auto or a device name"),
+    ("test.batch=0", "test.batch: expected a whole number >= 1, got 0"),
+    ("test.scales=[1,-2]", "test.scales: expected a number > 0, got -2.0"),
+])
+def test_config_values_are_checked_like_their_flags_in_one_line(override, message, tmp_path,
+                                                               capsys):
+    assert main(["train", *_quickstart(override), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_flag_out_of_range_uses_the_same_words(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "hrnet_w32_256x192", "--batch", "0"])
+    assert "expected a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_resume_of_a_finished_run_and_of_an_empty_state_are_one_line(tiny_data, tmp_path,
+                                                                    capsys):
+    run = tmp_path / "run"
+    args = ["train", *_quickstart(f"data.root={tiny_data}", "train.epochs=1"), "--out", str(run)]
+    assert main(args + ["--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert main(["train", "--resume", "--out", str(run), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "the run is finished (1 epochs); nothing to train" in captured.err
+    again = json.loads(captured.out)
+    assert again["AP"] == trained["AP"]            # its last evaluation, as saved
+    (run / "latest.pt").write_bytes(b"")
+    assert main(["train", "--resume", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "latest.pt: cannot read the training state (EOFError)" in err
+
+
+@pytest.mark.parametrize(("input_hw", "words"), [("[100000, 100000]", "[100000, 100000]"),
+                                                 ("[0, 0]", "[0, 0]")])
+def test_a_checkpoint_stating_an_impossible_input_size_is_one_line(input_hw, words, tmp_path):
+    from hrpose.models.card import ModelCard
+
+    from .helpers import tiny_arch
+
+    card = ModelCard(tiny_arch().to_dict(), (256, 192), COCO)
+    path = tmp_path / "odd.safetensors"
+    save_weights(path, tiny_hrnet().state_dict(), {**card.to_metadata(), "input_hw": input_hw})
+    with pytest.raises(HrposeError, match=rf"odd.safetensors: its metadata's input_hw "
+                                          rf"{re.escape(words)} is not an input size \(32 to "
+                                          r"4096"):
+        load_model(str(path))
+
+
+def test_a_nul_in_a_file_name_is_one_line(tmp_path, capsys):
+    root = tmp_path / "data"
+    write_dataset(root, train=0, val=2, seed=1, workers=1, progress=False)
+    ann = root / "annotations" / "person_keypoints_val2017.json"
+    tree = json.loads(ann.read_text())
+    tree["images"][0]["file_name"] = "a\x00b.jpg"
+    ann.write_text(json.dumps(tree))
+    assert main(["eval", "hrnet_w32_256x192", "--weights", "none", "--data", str(root),
+                 "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "field 'file_name' holds a NUL character" in err
+
+
+def test_an_unwritable_out_is_found_before_any_work(tmp_path, capsys, monkeypatch):
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path)
+                        else real(p, mode))
+    with pytest.raises(SystemExit):
+        main(["eval", "hrnet_w32_256x192", "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err
+    assert f"cannot write in {tmp_path} (a read-only disk, or no permission)" in err
+    assert "(see 'hrpose eval --help')" in err
+
+
+def test_a_write_the_system_refuses_later_is_one_line_naming_the_file(tiny_data, tmp_path,
+                                                                     capsys, monkeypatch):
+    import errno
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "run"))
+    monkeypatch.setattr("hrpose.engine.train.Trainer.__init__", refuse)
+    assert main(["train", *_quickstart(f"data.root={tiny_data}"), "--out",
+                 str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"hrpose: error: {tmp_path / 'run'}: Read-only file system\n"
+
+
+def test_a_tiff_states_its_size_anywhere_and_an_image_without_one_is_never_decoded(tmp_path):
+    import struct
+
+    # 600 private tags first, then the size: a 14 KB file that decodes to 1.2 G pixels
+    entries = [(65000 + i % 500, 3, 1, 0) for i in range(600)] + [
+        (256, 4, 1, 35000), (257, 4, 1, 35000), (259, 3, 1, 8), (262, 3, 1, 2)]
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHII", *e) for e in entries) + b"\0" * 4
+    (tmp_path / "bomb.tif").write_bytes(tiff)
+    with pytest.raises(HrposeError, match=r"bomb.tif: the image states 35000x35000 pixels"):
+        read_image(tmp_path / "bomb.tif")
+    # a TIFF whose directory lacks its size, and a format hrpose does not read: not decoded
+    (tmp_path / "sizeless.tif").write_bytes(tiff[:8] + struct.pack("<H", 1) + struct.pack(
+        "<HHII", 259, 3, 1, 8) + b"\0" * 4)
+    with pytest.raises(HrposeError, match=r"sizeless.tif: cannot decode the image \(a corrupt "
+                                          r"TIFF: its header states no size\)"):
+        read_image(tmp_path / "sizeless.tif")
+    _, ppm = cv2.imencode(".ppm", np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "x.ppm").write_bytes(ppm.tobytes())
+    with pytest.raises(HrposeError, match=r"not a JPEG, PNG, BMP, GIF, WebP or TIFF file"):
+        read_image(tmp_path / "x.ppm")

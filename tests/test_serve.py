@@ -222,6 +222,16 @@ def test_every_limit_answers_its_status_with_a_json_error(estimator, demo, tmp_p
                          "params": {"boxes": "[[5000, 10, 50, 50]]"}}, 422, "outside"),
         ("bad format", {"content": good, "headers": JPEG, "params": {"format": "xml"}}, 422,
          "format"),
+        ("image_id past 64 bits", {"content": good, "headers": JPEG,
+                                   "params": {"format": "coco", "image_id": str(2**64)}}, 422,
+         "image_id"),
+        ("long boundary", {"content": b"--" + b"b" * 300 + b"\r\n", "headers": {
+            "Content-Type": "multipart/form-data; boundary=" + "b" * 300}}, 400, "multipart"),
+        ("box beyond float32", {"content": good, "headers": JPEG,
+                                "params": {"boxes": "[[0, 0, 1e200, 1e200]]"}}, 422, "finite"),
+        ("too many boxes", {"content": good, "headers": JPEG,
+                            "params": {"boxes": json.dumps([[1, 1, 20, 20]] * 101)}}, 422,
+         "--max-boxes"),
     ]
     before = set(os.listdir(tmp_path))
     with serving(settings, estimator) as url:
@@ -324,6 +334,9 @@ def test_the_api_key_guards_every_route_but_health_and_the_page(estimator, demo)
             assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", route
             assert httpx.get(url + route, headers={"Authorization": "Bearer nope"}
                              ).status_code == 401
+            # any byte may come: a key with non-ASCII characters is wrong, not an error
+            assert httpx.get(url + route, headers={"Authorization": "Bearer k\xe9y".encode(
+                "latin-1")}).status_code == 401
             assert httpx.get(url + route, headers={"Authorization": f"Bearer {key}"}
                              ).status_code == 200
         assert httpx.post(url + "/v1/pose", content=demo.read_bytes(), headers=JPEG

@@ -22,7 +22,7 @@ from hrpose.inference.person import Person
 from hrpose.inference.pipeline import FramePoses, run_pipeline
 from hrpose.inference.video import Stream, VideoReader, boxes_from_keypoints
 
-from .clips import write_clip
+from .clips import write_clip, write_damaged_avi
 from .helpers import PICODET_XML as PICODET
 from .helpers import TINYPOSE_XML as TINYPOSE
 from .helpers import shared_data
@@ -223,3 +223,37 @@ def test_a_missing_camera_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["hrpose: error: camera 9: cannot open the video (no camera there, or it is "
                    "in use)"]
+
+
+def test_a_broken_frame_is_skipped_and_counted_and_the_video_goes_on(tmp_path, capsys):
+    clip = write_damaged_avi(tmp_path / "damaged.avi", 20, broken=(3,))
+    out = tmp_path / "out"
+    assert main(["infer", str(clip), "--model", str(shared_data(TINYPOSE)), "--detector",
+                 "none", "--out", str(out), "--no-draw"]) == 0
+    said = capsys.readouterr().out
+    assert "19 frames at" in said and "1 could not be decoded (skipped)" in said
+    summary_args = ["infer", str(clip), "--model", str(shared_data(TINYPOSE)), "--detector",
+                    "none", "--out", str(tmp_path / "again"), "--no-draw", "--json"]
+    assert main(summary_args) == 0
+    video = json.loads(capsys.readouterr().out)["videos"][0]
+    assert (video["frames"], video["undecodable"]) == (19, 1)
+    frames = {r["frame"] for r in json.loads((out / "results.json").read_text())}
+    assert frames == set(range(20)) - {3}          # frames keep their index in the source
+
+
+def test_a_video_with_too_many_broken_frames_fails_in_one_line(tmp_path):
+    clip = write_damaged_avi(tmp_path / "ruined.avi", 230, broken=tuple(range(1, 230, 2)))
+    reader = VideoReader(clip)
+    with pytest.raises(HrposeError, match=r"ruined\.avi: more than 100 frames could not be "
+                                          r"decoded"):
+        for _ in reader:
+            pass
+
+
+def test_a_stated_frame_count_is_checked_by_reading(tmp_path):
+    for stated in (2**31 - 2, 10**7, 20):
+        clip = write_damaged_avi(tmp_path / f"claims{stated}.avi", 20, stated=stated)
+        reader = VideoReader(clip)
+        assert reader.frame_count == stated          # what the header says
+        assert reader.counted_frames() == 20          # what is there
+        assert [i for i, _ in reader.indexed()] == list(range(20))   # and reading starts over

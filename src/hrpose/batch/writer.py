@@ -185,8 +185,11 @@ def check_same_rows(written: dict, running: dict, out: str) -> None:
         then, now = written[key], running[key]
         name = next(k for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k))
         what = f"setting {name} {then.get(name)!r}; this job: {now.get(name)!r}"
-    elif key == "card":
-        what = "another model card (the same name, other weights or settings)"
+    elif key == "card":                 # one name (model.xml), another model: say how
+        then, now = written[key], running[key]
+        name = next(k for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k))
+        what = (f"another model {written.get('model', '')} (its card's {name} "
+                f"{then.get(name)!r}; this job's: {now.get(name)!r})")
     else:
         what = f"{key} {written[key]!r}; this job: {running[key]!r}"
     raise HrposeError(f"{out} holds parts written with {what}: a folder holds one model's "

@@ -11,6 +11,11 @@ have their own deadline in the application (`--upload-timeout-s`).
 
 `GuardedHttpProtocol` is uvicorn's httptools protocol with those two rules; `configure` sets
 them (a worker process of `--workers N` sets them when it builds its application).
+
+After the WebSocket handshake, a frame that breaks the protocol (unmasked, a reserved opcode,
+a bad length) is answered with a close frame 1002 and the connection closed; a text message
+that is not UTF-8 with 1007 (`WebSocketProtocol`: uvicorn's websockets-sansio protocol, which
+logged a traceback for the latter).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncio
 from typing import TYPE_CHECKING, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 if TYPE_CHECKING:
     from .settings import ServeSettings
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
 HEADER_TIMEOUT_S = 10.0
 MAX_WAITING = 256
 PROTOCOL = "hrpose.serve.connections:GuardedHttpProtocol"     # uvicorn's `http` option
+WS_PROTOCOL = "hrpose.serve.connections:WebSocketProtocol"    # and its `ws`
 
 _BODY = b'{"error": {"status": 408, "message": "the request headers did not arrive in time"}}'
 TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
@@ -78,6 +85,21 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            try:
+                b"".join(self.frames).decode()
+            except UnicodeDecodeError:
+                self.frames = []
+                self.logger.info("hrpose: a WebSocket client sent text that is not UTF-8; "
+                                 "closed with 1007")
+                self.conn.send_close(1007, "text messages must be UTF-8")
+                self.handle_parser_exception()
+                return
+        super().send_receive_event_to_app()
+
+
 def configure(header_timeout_s: float, max_waiting: int) -> None:
     GuardedHttpProtocol.header_timeout_s = header_timeout_s
     GuardedHttpProtocol.max_waiting = max_waiting
@@ -87,5 +109,5 @@ def uvicorn_options(settings: ServeSettings) -> dict:
     """What `hrpose serve` (and the tests' server) hands uvicorn besides the address: the
     guarded protocol, the WebSocket message limit, and time for requests in flight on
     SIGTERM."""
-    return {"http": PROTOCOL, "ws_max_size": int(settings.max_upload_mb * 2**20),
+    return {"http": PROTOCOL, "ws": WS_PROTOCOL, "ws_max_size": int(settings.max_upload_mb * 2**20),
             "timeout_graceful_shutdown": int(settings.timeout_s + settings.upload_timeout_s) + 5}
