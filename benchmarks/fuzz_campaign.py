@@ -18,6 +18,9 @@ ending the campaign:
     python benchmarks/fuzz_campaign.py [--cases 11000] [--seed 0] [--workers 2] [--no-report]
     python benchmarks/fuzz_campaign.py --replay annotations:1234     # one case, in-process
     python benchmarks/fuzz_campaign.py --crash-sweep                # kill training 13 ways
+    python benchmarks/fuzz_campaign.py --service --cases 2000       # hostile service clients
+    python benchmarks/fuzz_campaign.py --batch 10                   # kill batch jobs, rerun
+    python benchmarks/fuzz_campaign.py --videos 200                 # damaged videos
 
 The crash sweep kills a short training run (tests/crashing.py) with SIGKILL or SIGINT at 13
 points - mid-epoch, inside an optimiser step, half-way through writing latest.pt, inside an
@@ -257,6 +260,27 @@ def crash_sweep() -> tuple[str, int]:
     return "\n".join(rows), failed
 
 
+def attack(args: argparse.Namespace) -> None:
+    """The service, batch and video campaigns (attacks.py), reported as JSON rows."""
+    import attacks
+    from common import commit, machine
+
+    if args.service:
+        rows, command = attacks.service_campaign(args.cases, args.seed), \
+            f"--service --cases {args.cases} --seed {args.seed}"
+    elif args.batch:
+        rows, command = attacks.batch_campaign(args.batch, args.seed), \
+            f"--batch {args.batch} --seed {args.seed}"
+    else:
+        rows, command = attacks.video_campaign(args.videos, args.seed), \
+            f"--videos {args.videos} --seed {args.seed}"
+    if not args.no_report:
+        with open(ROOT / "RELIABILITY.md", "a") as f:
+            f.write(f"\n## Campaign, {time.strftime('%Y-%m-%d')}, commit {commit()}\n\n"
+                    f"`python benchmarks/fuzz_campaign.py {command}` on {machine()}:\n\n"
+                    + "\n".join(f"- `{json.dumps(row)}`" for row in rows) + "\n")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=11000)
@@ -268,10 +292,18 @@ def main() -> None:
                    "traceback")
     p.add_argument("--crash-sweep", action="store_true", help="kill training at 13 points "
                    "instead, resume, compare")
+    p.add_argument("--service", action="store_true", help="attack a real `hrpose serve` "
+                   "instead (--cases malformed requests, then the load scenarios)")
+    p.add_argument("--batch", type=int, metavar="KILLS", help="kill a batch job KILLS times, "
+                   "rerun, grow the inputs, rerun with another model")
+    p.add_argument("--videos", type=int, metavar="N", help="N damaged videos through infer and "
+                   "batch planning")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         return worker()
+    if args.service or args.batch or args.videos:
+        return attack(args)
     if args.crash_sweep:
         from common import commit, machine
 

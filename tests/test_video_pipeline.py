@@ -31,16 +31,18 @@ from .helpers import shared_data
 class FakeReader:
     """Numbered frames (the index in pixel 0), at `fps`, optionally live."""
 
+    undecodable = 0
+
     def __init__(self, count: int, fps: float = 100.0, live: bool = False) -> None:
         self.count, self.fps, self.live = count, fps, live
 
-    def __iter__(self):
+    def indexed(self):
         for i in range(self.count):
             if self.live:
                 time.sleep(1 / self.fps)
             frame = np.zeros((4, 4, 3), np.uint8)
             frame[0, 0, 0] = i
-            yield frame
+            yield i, frame
 
 
 def test_every_frame_in_order_when_not_realtime():
