@@ -53,8 +53,12 @@ class Server:
                    str(SHARED / "models" / "tinypose_256x192" / "model.xml"), "--detector",
                    str(SHARED / "models" / "picodet_s_320_pedestrian"), "--precision", "fp32",
                    "--port", str(self.port), "--log-level", "warning", *extra]
+        # HRPOSE_ATTACK_SRC: serve another checkout's src/ (a baseline before a change)
+        env = {**os.environ, **({"PYTHONPATH": os.environ["HRPOSE_ATTACK_SRC"]}
+                                if os.environ.get("HRPOSE_ATTACK_SRC") else {})}
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - read back in output(), closed in stop()
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=env)
         self.rss: list[int] = []
         self._stop = threading.Event()
         deadline = time.monotonic() + 120
@@ -206,10 +210,11 @@ def header_only(url: str, clients: int = 400, seconds: float = 15) -> dict:
 def many_boxes(url: str, requests: int = 8, boxes: int = 3000) -> dict:
     """Requests with `boxes` boxes each (100 KB of JSON: as many crops), then photos."""
     data = photo()
-    text = json.dumps([[10 + i % 300, 10, 200, 300] for i in range(boxes)])
-    with httpx.Client(timeout=120) as client:
-        codes = [client.post(url + "/v1/pose", content=data, headers=JPEG,
-                             params={"boxes": text}).status_code for _ in range(requests)]
+    text = json.dumps([[10 + i % 300, 10, 200, 300] for i in range(boxes)]).encode()
+    with httpx.Client(timeout=120) as client:       # a form: 100 KB is too long for a URL
+        codes = [client.post(url + "/v1/pose", files={"image": ("p.jpg", data, "image/jpeg"),
+                                                      "boxes": (None, text, None)}).status_code
+                 for _ in range(requests)]
     seen = bystanders(url, 5)
     return {"attack": f"{requests} requests of {boxes} boxes", "attackers": _count(codes),
             "others": seen}
@@ -309,28 +314,50 @@ def hostile_requests(url: str, count: int, seed: int) -> dict:
                             "format": "coco"}},
         lambda: {"content": b"--" + b"x" * rng.randrange(200, 2000), "headers": {
             "Content-Type": "multipart/form-data; boundary=" + "x" * rng.randrange(200, 2000)}},
-        lambda: {"content": data, "headers": {**JPEG, "Authorization": "Bearer \xe9\xff"}},
+        lambda: _raw(b"POST /v1/pose HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xe9\xff"
+                     + bytes([rng.randrange(128, 256)]) + b"\r\nContent-Type: image/jpeg\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(data) + data),
         lambda: {"content": data, "headers": JPEG, "params": {"boxes": json.dumps(
             [[rng.choice([0, 1e200, -1e39, 3e38, float("nan")]) for _ in range(4)]])}},
-        lambda: {"content": data, "headers": JPEG, "params": {"boxes": json.dumps(
-            [[1, 1, 9, 9]] * rng.randrange(90, 5000))}},
+        lambda: {"files": {"image": ("p.jpg", data, "image/jpeg"), "boxes": (None, json.dumps(
+            [[1, 1, 9, 9]] * rng.randrange(90, 5000)).encode(), None)}},
         lambda: {"content": _png_bomb(rng.randrange(7000, 60000)),
                  "headers": {"Content-Type": "image/png"}},
         lambda: {"content": os.urandom(rng.randrange(1, 5000)),
                  "headers": {"Content-Type": rng.choice(["image/jpeg", "text/plain", "",
                                                          "multipart/form-data"])}},
-        lambda: {"content": data, "headers": {**JPEG, "Content-Length": "12x"}},
+        lambda: _raw(b"POST /v1/pose HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                     b"Content-Length: " + rng.choice([b"12x", b"-5", b"99999999999999999999",
+                                                        b"1e3"]) + b"\r\n\r\n" + data),
     ]
     with httpx.Client(timeout=60) as client:
         for _ in range(count):
             request = rng.choice(makers)()
             try:
-                code = client.post(url + "/v1/pose", **request).status_code
+                code = _send_raw(url, request) if isinstance(request, bytes) else \
+                    client.post(url + "/v1/pose", **request).status_code
             except (httpx.HTTPError, ValueError) as e:
                 code = type(e).__name__
             codes[code] = codes.get(code, 0) + 1
     return {"attack": f"{count} malformed requests (seed {seed})", "attackers": codes,
             "others": bystanders(url, 2)}
+
+
+def _raw(request: bytes) -> bytes:
+    """A request httpx would refuse to send (non-ASCII headers, a malformed length)."""
+    return request
+
+
+def _send_raw(url: str, request: bytes) -> int | str:
+    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as sock:
+        sock.settimeout(30)
+        try:
+            sock.sendall(request)
+            answer = sock.recv(64)
+        except OSError as e:
+            return type(e).__name__
+    parts = answer.split(b" ")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else "closed"
 
 
 def _flip(data: bytes, rng: random.Random) -> bytes:
@@ -381,7 +408,28 @@ def service_campaign(requests: int, seed: int) -> list[dict]:
         tracebacks = server.output().count("Traceback")
     rows.append({"scenario": "server", "idle_rss_mb": round(idle / 2**20), "alive": alive,
                  "tracebacks_in_log": tracebacks})
+    print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def service_table(rows: list[dict]) -> str:
+    """The service campaign as markdown: what attackers saw, what everyone else saw."""
+    def codes(counts: dict) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=str)) or "-"
+    lines = ["| scenario | the attacking clients got | other clients got (photo p50 / max s) "
+             "| /healthz | server 5xx | peak RSS | RSS after |", "|---|---|---|---|---|---|---|"]
+    for row in rows[:-1]:
+        others = row["others"]
+        seen = (f"{codes(others['codes'])} ({others['p50_s']} / {others['max_s']})"
+                if others else "-")
+        health = f"{others['healthz'][0]} of {others['healthz'][1]}" if others else "-"
+        lines.append(f"| {row['attack']} | {codes(row['attackers'])} | {seen} | {health} | "
+                     f"{row['server_5xx']} | {row['peak_rss_mb']} MB | {row['rss_after_mb']} MB |")
+    server = rows[-1]
+    lines.append(f"\nServer idle RSS {server['idle_rss_mb']} MB; alive at the end: "
+                 f"{'yes' if server['alive'] else 'NO'}; tracebacks in its log: "
+                 f"{server['tracebacks_in_log']}.")
+    return "\n".join(lines)
 
 
 # --- batch jobs ---------------------------------------------------------------------------------

@@ -274,11 +274,16 @@ def attack(args: argparse.Namespace) -> None:
     else:
         rows, command = attacks.video_campaign(args.videos, args.seed), \
             f"--videos {args.videos} --seed {args.seed}"
+    body = attacks.service_table(rows) if args.service else \
+        "\n".join(f"- `{json.dumps(row)}`" for row in rows)
+    print(body)
     if not args.no_report:
+        source = os.environ.get("HRPOSE_ATTACK_SRC")
+        against = f" (the server: {source})" if source else ""
         with open(ROOT / "RELIABILITY.md", "a") as f:
-            f.write(f"\n## Campaign, {time.strftime('%Y-%m-%d')}, commit {commit()}\n\n"
+            f.write(f"\n## Campaign, {time.strftime('%Y-%m-%d')}, commit {commit()}{against}\n\n"
                     f"`python benchmarks/fuzz_campaign.py {command}` on {machine()}:\n\n"
-                    + "\n".join(f"- `{json.dumps(row)}`" for row in rows) + "\n")
+                    f"{body}\n")
 
 
 def main() -> None:
