@@ -9,7 +9,6 @@ PP-TinyPose + PicoDet pair of the shared data, in fp32, as `hrpose serve` starts
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import random
@@ -220,6 +219,23 @@ def many_boxes(url: str, requests: int = 8, boxes: int = 3000) -> dict:
             "others": seen}
 
 
+def abandoned(url: str, requests: int = 32, boxes: int = 100) -> dict:
+    """`requests` requests of `boxes` boxes each whose clients give up after 0.5 s: their work
+    must not hold up the next photos."""
+    data = photo()
+    text = json.dumps([[10 + i % 300, 10, 200, 300] for i in range(boxes)]).encode()
+
+    async def give_up() -> list:
+        async with httpx.AsyncClient(timeout=0.5, limits=httpx.Limits(max_connections=64)) as c:
+            answers = await asyncio.gather(*(c.post(url + "/v1/pose", files={
+                "image": ("p.jpg", data, "image/jpeg"), "boxes": (None, text, None)})
+                for _ in range(requests)), return_exceptions=True)
+        return [a.status_code if isinstance(a, httpx.Response) else "gave up" for a in answers]
+    codes = asyncio.run(give_up())
+    return {"attack": f"{requests} requests of {boxes} boxes, abandoned after 0.5 s",
+            "attackers": _count(codes), "others": bystanders(url, 10)}
+
+
 def pixel_bombs(url: str, requests: int = 64) -> dict:
     """`requests` 6000x6000 PNGs (a few KB each) at once."""
     image = np.zeros((6000, 6000, 3), np.uint8)
@@ -274,22 +290,15 @@ def dropped(url: str, clients: int = 50) -> dict:
 def websocket_errors(url: str) -> dict:
     """Frames that break the WebSocket protocol after the handshake: the close code each
     gets, and how long it took."""
-    port, out = int(url.rsplit(":", 1)[1]), {}
+    from tests.serving import raw_websocket, websocket_frame
+
+    out = {}
     cases = {"unmasked": (0x82, False, b"jpeg"), "reserved opcode": (0x83, True, b"what"),
              "invalid UTF-8": (0x81, True, b"\xff\xfe"), "fragmented control": (0x09, True, b"")}
     for name, (first, masked, payload) in cases.items():
-        s = socket.create_connection(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16))
-        s.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: "
-                  b"Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13"
-                  b"\r\n\r\n")
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += s.recv(1)
-        mask = os.urandom(4) if masked else b""
-        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if masked else payload
+        s = raw_websocket(url)
         start = time.monotonic()
-        s.sendall(bytes([first, (0x80 if masked else 0) | len(payload)]) + mask + body)
+        s.sendall(websocket_frame(first, payload, masked))
         s.settimeout(30)
         try:
             answer = s.recv(64)
@@ -387,7 +396,8 @@ def service_campaign(requests: int, seed: int) -> list[dict]:
     """Every scenario against one server; each row adds the server's peak RSS during it."""
     rows = []
     scenarios = [("hostile", lambda u: hostile_requests(u, requests, seed)), ("slow", slow_uploads),
-                 ("headers", header_only), ("boxes", many_boxes), ("bombs", pixel_bombs),
+                 ("headers", header_only), ("boxes", many_boxes), ("abandoned", abandoned),
+                 ("bombs", pixel_bombs),
                  ("oversize", oversize), ("dropped", dropped), ("websocket", websocket_errors)]
     with serving() as server:
         idle = server.rss_now()
@@ -402,6 +412,8 @@ def service_campaign(requests: int, seed: int) -> list[dict]:
             row["rss_after_mb"] = round(server.rss_now() / 2**20)
             row["statuses"] = {k: int(v - before.get(k, 0)) for k, v in after.items()
                                if v - before.get(k, 0)}
+            if name in ("dropped", "abandoned"):    # what the server made of them
+                row["attackers"]["server counted 499"] = row["statuses"].get("499", 0)
             rows.append({"scenario": name, **row})
             print(json.dumps(rows[-1]), flush=True)
         alive = server.process.poll() is None

@@ -3,6 +3,8 @@ the models they serve)."""
 
 from __future__ import annotations
 
+import base64
+import os
 import socket
 import threading
 import time
@@ -62,3 +64,31 @@ def serving(settings: ServeSettings, estimator: PoseEstimator | None = None,
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+def raw_websocket(url: str) -> socket.socket:
+    """A socket past the WebSocket handshake of `url`'s /v1/stream, for frames written by hand
+    (`websocket_frame`)."""
+    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    key = base64.b64encode(os.urandom(16))
+    sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: "
+                 b"Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13"
+                 b"\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        byte = sock.recv(1)
+        if not byte:
+            break
+        head += byte
+    if b" 101 " not in head.split(b"\r\n")[0]:
+        sock.close()
+        raise ConnectionError(f"no WebSocket handshake: {head[:80]!r}")
+    return sock
+
+
+def websocket_frame(first_byte: int, payload: bytes, masked: bool = True) -> bytes:
+    """One frame: `first_byte` is FIN and the opcode (0x82: a whole binary message); a client's
+    frames are masked."""
+    mask = os.urandom(4) if masked else b""
+    data = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if masked else payload
+    return bytes([first_byte, (0x80 if masked else 0) | len(payload)]) + mask + data

@@ -6,7 +6,6 @@ OpenAPI document itself."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from hrpose.serve.app import PixelBudget
 from hrpose.serve.connections import GuardedHttpProtocol
 
 from .helpers import shared_data
-from .serving import serving, tinypose_settings
+from .serving import raw_websocket, serving, tinypose_settings, websocket_frame
 from .test_serve import JPEG, metric, png_header
 
 
@@ -179,34 +178,15 @@ def test_a_pixel_bomb_and_a_tiff_with_its_size_anywhere_are_refused_before_decod
         assert r.status_code == 413 and size in r.json()["error"]["message"]
 
 
-def _websocket(url: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", _port(url)))
-    key = base64.b64encode(os.urandom(16))
-    sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: "
-                 b"Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13"
-                 b"\r\n\r\n")
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert b" 101 " in head.split(b"\r\n")[0]
-    return sock
-
-
-def _frame(opcode: int, payload: bytes, masked: bool = True) -> bytes:
-    mask = os.urandom(4) if masked else b""
-    data = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if masked else payload
-    return bytes([0x80 | opcode, (0x80 if masked else 0) | len(payload)]) + mask + data
-
-
 @pytest.mark.parametrize(("frame", "code"), [
-    (_frame(2, b"jpeg", masked=False), 1002),        # a client's frames must be masked
-    (_frame(3, b"what"), 1002),                      # a reserved opcode
-    (_frame(1, b"\xff\xfe\xfd"), 1007),              # text that is not UTF-8
+    (websocket_frame(0x82, b"jpeg", masked=False), 1002),  # a client's frames are masked
+    (websocket_frame(0x83, b"what"), 1002),                # a reserved opcode
+    (websocket_frame(0x81, b"\xff\xfe\xfd"), 1007),        # text that is not UTF-8
 ])
 def test_websocket_protocol_errors_are_closed_at_once_with_their_code(hostile, frame, code,
                                                                       caplog):
     start = time.monotonic()
-    with _websocket(hostile) as sock:
+    with raw_websocket(hostile) as sock:
         sock.sendall(frame)
         answer = _read_all(sock)
     assert answer[0] & 0x0F == 8 and struct.unpack(">H", answer[2:4])[0] == code
