@@ -359,7 +359,7 @@ def _raw(request: bytes) -> bytes:
 
 def _send_raw(url: str, request: bytes) -> int | str:
     with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as sock:
-        sock.settimeout(30)
+        sock.settimeout(5)              # no answer in 5 s: "TimeoutError"
         try:
             sock.sendall(request)
             answer = sock.recv(64)
