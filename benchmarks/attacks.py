@@ -499,6 +499,8 @@ def batch_campaign(kills: int, seed: int) -> list[dict]:
         rows.append({"scenario": "a new folder, then a rerun", "exit": grown.returncode,
                      "skipped": summary.get("skipped"), "done": summary.get("done"),
                      "duplicates": len(keys) - len(set(keys))})
+        for p in photos[48:]:               # ... and with nothing left to do
+            (root / "c" / p.name).unlink()
         other = subprocess.run(
             [sys.executable, "-m", "hrpose", "infer", pattern, "--model",
              str(SHARED / "models" / "tinypose_256x192" / "model.xml"), "--detector", "none",
@@ -530,7 +532,7 @@ def video_campaign(count: int, seed: int) -> list[dict]:
     from hrpose.batch.inputs import expand
     from hrpose.inference.video import MAX_UNDECODABLE
 
-    rng, outcomes = random.Random(seed), {}
+    rng, outcomes, examples = random.Random(seed), {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(count):
             frames = rng.randrange(2, 260)
@@ -549,13 +551,17 @@ def video_campaign(count: int, seed: int) -> list[dict]:
                 ok = video["frames"] + video["undecodable"] <= frames and \
                     video["undecodable"] <= MAX_UNDECODABLE
                 outcome = "posed, broken frames counted" if ok else "WRONG count"
-            elif done.stderr.count("\n") == 1 and "hrpose: error:" in done.stderr:
+            elif "Traceback" not in done.stderr and done.stderr.strip().splitlines()[-1] \
+                    .startswith("hrpose: error:"):
                 outcome = "one-line error"
             else:
                 outcome = "TRACEBACK"
+                examples.append(f"v{i} ({frames} frames, {len(broken)} broken, stated "
+                                f"{stated}): {done.stderr.strip().splitlines()[-1][:200]}")
             if planned > frames or plan_s > 10:
                 outcome += f"; planning WRONG ({planned} of {frames} frames, {plan_s:.1f} s)"
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    row = {"scenario": f"{count} damaged videos (seed {seed})", "outcomes": outcomes}
+    row = {"scenario": f"{count} damaged videos (seed {seed})", "outcomes": outcomes,
+           **({"examples": examples} if examples else {})}
     print(json.dumps(row), flush=True)
     return [row]

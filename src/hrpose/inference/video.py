@@ -8,6 +8,7 @@ speed is measured in person heights per second, so one setting suits near and fa
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -71,6 +72,10 @@ class VideoReader:
     opened is a one-line error naming it."""
 
     def __init__(self, source: str | Path | Stream) -> None:
+        # FFmpeg prints a line for each frame it cannot decode; the reader counts and reports
+        # them itself (set OPENCV_FFMPEG_LOGLEVEL to see FFmpeg's lines). Read when a capture
+        # opens, so it applies to this one.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         self.live = isinstance(source, Stream) and source.live
         self.path = source if isinstance(source, Stream) else Path(source)
         if isinstance(source, Stream):
