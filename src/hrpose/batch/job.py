@@ -61,16 +61,18 @@ def run_batch(source: str, out: str, model: str, options: EstimatorOptions = Est
         from .ray_engine import connect
 
         connect((ray or {}).get("address"))
+    # A rerun's rows must be those of the parts already there: checked as the model loads,
+    # here before any work (a Ray job's actors check again as they load theirs).
+    expect = next((info.model for info in every.values() if info.model), None)
+    writer = {"model": model, "options": options, "out": out, "settings": _plain(settings),
+              "expect": expect}
+    local = PartWriter(**writer) if (engine == "local" and todo) or expect else None
     manifest = _Manifest(store, source, engine, settings, items, parts, shard)
     skipped = len(done)
     bar = tqdm(total=len(items), initial=skipped, desc="infer", unit="item",
                disable=not settings.progress)
-    # A rerun's rows must be those of the parts already there (checked as the model loads).
-    expect = next((info.model for info in every.values() if info.model), None)
-    writer = {"model": model, "options": options, "out": out, "settings": _plain(settings),
-              "expect": expect}
     try:
-        for result in _run(todo, writer, engine, ray or {}):
+        for result in _run(todo, local, writer, engine, ray or {}):
             manifest.add(result)
             bar.update(len(result.items) + len(result.failed))
             for failure in result.failed:
@@ -96,19 +98,17 @@ def _plain(settings: BatchSettings) -> dict:
     return plain
 
 
-def _run(parts: list[Part], writer: dict, engine: str, ray: dict) -> Iterator[PartInfo]:
+def _run(parts: list[Part], local: PartWriter | None, writer: dict, engine: str, ray: dict
+         ) -> Iterator[PartInfo]:
     if not parts:
-        if writer["expect"]:        # nothing to do, yet another model must not seem to have run
-            PartWriter(**writer)
         return
     if engine == "ray":
         from .ray_engine import run_parts
 
         yield from run_parts(parts, writer, **ray)
         return
-    worker = PartWriter(**writer)
     for part in parts:
-        yield worker.write_part(part)
+        yield local.write_part(part)
 
 
 class _Manifest:
