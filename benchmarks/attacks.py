@@ -323,9 +323,9 @@ def hostile_requests(url: str, count: int, seed: int) -> dict:
                             "format": "coco"}},
         lambda: {"content": b"--" + b"x" * rng.randrange(200, 2000), "headers": {
             "Content-Type": "multipart/form-data; boundary=" + "x" * rng.randrange(200, 2000)}},
-        lambda: _raw(b"POST /v1/pose HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xe9\xff"
-                     + bytes([rng.randrange(128, 256)]) + b"\r\nContent-Type: image/jpeg\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(data) + data),
+        lambda: (b"POST /v1/pose HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xe9\xff"
+                 + bytes([rng.randrange(128, 256)]) + b"\r\nContent-Type: image/jpeg\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(data) + data),
         lambda: {"content": data, "headers": JPEG, "params": {"boxes": json.dumps(
             [[rng.choice([0, 1e200, -1e39, 3e38, float("nan")]) for _ in range(4)]])}},
         lambda: {"files": {"image": ("p.jpg", data, "image/jpeg"), "boxes": (None, json.dumps(
@@ -335,9 +335,9 @@ def hostile_requests(url: str, count: int, seed: int) -> dict:
         lambda: {"content": os.urandom(rng.randrange(1, 5000)),
                  "headers": {"Content-Type": rng.choice(["image/jpeg", "text/plain", "",
                                                          "multipart/form-data"])}},
-        lambda: _raw(b"POST /v1/pose HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                     b"Content-Length: " + rng.choice([b"12x", b"-5", b"99999999999999999999",
-                                                        b"1e3"]) + b"\r\n\r\n" + data),
+        lambda: (b"POST /v1/pose HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                 b"Content-Length: " + rng.choice([b"12x", b"-5", b"99999999999999999999",
+                                                    b"1e3"]) + b"\r\n\r\n" + data),
     ]
     with httpx.Client(timeout=60) as client:
         for _ in range(count):
@@ -352,12 +352,9 @@ def hostile_requests(url: str, count: int, seed: int) -> dict:
             "others": bystanders(url, 2)}
 
 
-def _raw(request: bytes) -> bytes:
-    """A request httpx would refuse to send (non-ASCII headers, a malformed length)."""
-    return request
-
-
 def _send_raw(url: str, request: bytes) -> int | str:
+    """A request written by hand (httpx refuses to send non-ASCII headers or a malformed
+    length): the status of its answer."""
     with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as sock:
         sock.settimeout(5)              # no answer in 5 s: "TimeoutError"
         try:

@@ -474,7 +474,7 @@ RANGES = {
 def _check_numbers(config: Config, source: str) -> None:
     """RANGES, and the model's sizes: every count in the model section at least 1 (num_joints
     0: the keypoint set's), every ratio above 0."""
-    rules = [((section, key), rule) for (section, key), rule in RANGES.items()]
+    rules = list(RANGES.items())
     for f in dataclasses.fields(config.model):
         value = getattr(config.model, f.name)
         values = value if isinstance(value, tuple) else (value,)

@@ -139,8 +139,8 @@ class VideoReader:
                     counted, misses = counted + misses + 1, 0
                 else:
                     misses += 1
-        self.seek(0)
         self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self.position = 0
         return counted
 
     def _read_one(self) -> bool:
