@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -63,6 +64,18 @@ SHARED_DATA = Path(os.environ.get(
     "HRPOSE_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 TINYPOSE_XML = "models/tinypose_256x192/model.xml"
 PICODET_XML = "models/picodet_s_320_pedestrian/picodet_s_320_lcnet_pedestrian.xml"
+
+
+# The line a command starts with to say what runs: "hrpose: <model> (top-down 256x192, ...) on
+# openvino, cpu, fp32; ..." (inference.backends.describe_model).
+STARTUP_LINE = re.compile(r"^hrpose: (training |evaluating |serving )?\S.* on "
+                          r"(torch|onnxruntime|openvino), ")
+
+
+def message_lines(err: str) -> list[str]:
+    """A command's stderr lines that carry messages (errors, warnings), without its start-up
+    line."""
+    return [line for line in err.strip().splitlines() if not STARTUP_LINE.match(line)]
 
 
 def shared_data(*parts: str) -> Path:

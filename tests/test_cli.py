@@ -82,7 +82,7 @@ def test_build_model_from_local_file_and_from_cache(w32_official):
 
 
 def test_build_model_unknown_name():
-    with pytest.raises(hrpose.HrposeError, match="known models: hrnet_w32_256x192"):
+    with pytest.raises(hrpose.HrposeError, match="give a zoo name \\(hrnet_w32_256x192"):
         hrpose.build_model("resnet50")
 
 

@@ -104,7 +104,10 @@ def test_eval_of_an_onnx_file_end_to_end(tmp_path):
                      str(tmp_path / "out"), "--bgr", "--mean", "0.5,0.5,0.5", "--workers", "1")
     assert set(stats) >= {"AP", "AR", "ARl"} and 0 <= stats["AP"] <= 1
     written = json.loads((tmp_path / "out/metrics.json").read_text())
-    assert written["backend"] == "auto" and written["settings"]["flip"] is True
+    # What ran, as resolved, and only the settings a top-down model uses.
+    assert (written["backend"], written["precision"], written["device"]) == (
+        "onnxruntime", "file", "cpu")
+    assert written["settings"]["flip"] is True and "grouping" not in written["settings"]
 
 
 def test_torch_runner_bf16_is_close_to_fp32():

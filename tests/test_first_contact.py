@@ -227,7 +227,7 @@ def test_a_zoo_name_means_its_published_weights_in_every_command(offline_zoo, tm
 
 
 def test_a_zoo_model_without_published_weights_says_what_to_do(capsys, tmp_path):
-    assert main(["eval", "tinypose_256x192", "--data", str(tmp_path), "--out",
+    assert main(["eval", "tinypose_256x192", "--data", str(shared_data("coco-tiny")), "--out",
                  str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
     assert "no published weights" in err and "--weights none" in err

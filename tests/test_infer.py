@@ -20,7 +20,7 @@ from hrpose.io import read_image
 
 from .helpers import PICODET_XML as PICODET
 from .helpers import TINYPOSE_XML as TINYPOSE
-from .helpers import shared_data
+from .helpers import message_lines, shared_data
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +333,7 @@ def _error(capsys, *argv: str) -> str:
     except SystemExit as e:
         status = e.code
     assert status == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if "hrpose" in line]
+    lines = [line for line in message_lines(capsys.readouterr().err) if "hrpose" in line]
     assert len(lines) == 1 and lines[0].startswith("hrpose: error: ")
     return lines[0]
 

@@ -25,7 +25,7 @@ from hrpose.inference.video import Stream, VideoReader, boxes_from_keypoints
 from .clips import write_clip, write_damaged_avi
 from .helpers import PICODET_XML as PICODET
 from .helpers import TINYPOSE_XML as TINYPOSE
-from .helpers import shared_data
+from .helpers import message_lines, shared_data
 
 
 class FakeReader:
@@ -222,7 +222,7 @@ def test_a_missing_camera_is_one_line(tmp_path, capsys):
     code = main(["infer", "9", "--model", str(shared_data(TINYPOSE)), "--detector", "none",
                  "--out", str(tmp_path / "out")])
     assert code != 0
-    err = capsys.readouterr().err.strip().splitlines()
+    err = message_lines(capsys.readouterr().err)
     assert err == ["hrpose: error: camera 9: cannot open the video (no camera there, or it is "
                    "in use)"]
 

@@ -1,7 +1,9 @@
 """The one exception type that reaches users as a one-line message, and the wording of the
 messages many places share."""
 
+import difflib
 import math
+from collections.abc import Iterable
 
 
 class HrposeError(Exception):
@@ -43,6 +45,19 @@ def _plain_number(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
 
-def plural(count: int, noun: str) -> str:
-    """"1 frame", "3 frames"."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """"1 frame", "3 frames"; `many` for an irregular plural ("1 person", "3 people")."""
+    return f"{count:,} {noun if count == 1 else many or noun + 's'}"
+
+
+def did_you_mean(given: str, known: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" for the known name closest to a misspelt one, else ""."""
+    close = difflib.get_close_matches(given, list(known), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether a model or file argument was meant as a path rather than a name: it has a
+    folder separator, a suffix or a leading '.' or '~'."""
+    return any(sep in name for sep in ("/", "\\")) or name.startswith((".", "~")) or \
+        "." in name.rsplit("/", 1)[-1]

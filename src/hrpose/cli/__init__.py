@@ -5,12 +5,13 @@ imports no torch: each handler imports what it runs."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ..errors import HrposeError, first_line
+from ..errors import HrposeError, did_you_mean, first_line, plural
 from ..version import __version__
 from . import bench, convert, data, evaluate, export, infer, info, serve, train
 
@@ -18,10 +19,66 @@ COMMANDS = (info, convert, evaluate, train, infer, export, bench, serve, data)  
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line, like every other hrpose error, with exit status 2."""
+    """argparse whose errors are one line, like every other hrpose error, with exit status 2,
+    and that helps with the usual shell mistakes: a misspelt flag or command gets the closest
+    one, and extra arguments that are files get the advice to quote the glob that made them."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"hrpose: error: {message} (see '{self.prog} --help')\n")
+
+    def parse_args(self, args: Sequence[str] | None = None,    # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        args = sys.argv[1:] if args is None else list(args)
+        command = self._check_flags(args)
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command.error(_unrecognized(command, extra))
+        return parsed
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            self.error(f"unknown command {value!r}{did_you_mean(str(value), action.choices)}")
+        super()._check_value(action, value)
+
+    def _check_flags(self, args: list[str]) -> argparse.ArgumentParser:
+        """A misspelt --flag is named before anything else (a required argument it was meant
+        to be, say), against the flags of the command it follows. Returns the (innermost)
+        command's parser."""
+        parser: argparse.ArgumentParser = self
+        for arg in args:
+            if arg == "--":
+                break
+            if not arg.startswith("--"):
+                commands = parser._commands() if isinstance(parser, _Parser) else {}
+                parser = commands.get(arg, parser)
+                continue
+            flag = arg.split("=", 1)[0]
+            flags = [s for a in parser._actions for s in a.option_strings]
+            if not any(known.startswith(flag) for known in flags):    # prefixes are accepted
+                parser.error(f"unrecognized argument {flag}{did_you_mean(flag, flags)}")
+        return parser
+
+    def _commands(self) -> dict[str, argparse.ArgumentParser]:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices
+        return {}
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """The message for arguments a command does not take: the closest flag for a misspelt
+    one; for several plain arguments that are files, the glob the shell expanded."""
+    flags = [s for a in parser._actions for s in a.option_strings]
+    for arg in extra:
+        if arg.startswith("-"):
+            flag = arg.split("=", 1)[0]
+            return f"unrecognized argument {flag}{did_you_mean(flag, flags)}"
+    files = [arg for arg in extra if os.path.exists(arg)]
+    if files:
+        return (f"{plural(len(extra), 'extra argument')} ({extra[0]}, ...): the shell expanded "
+                "a glob into many files; quote it ('dir/*.jpg') so that hrpose reads it, or "
+                "give the folder")
+    return f"unrecognized arguments: {' '.join(extra)}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
-from ..errors import HrposeError
+from ..errors import HrposeError, plural
 from ..paths import check_output
 from .common import (
     FRACTION,
@@ -81,12 +82,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import EvalSettings
     from ..engine.evaluate import (
+        check_eval_data,
         evaluate,
         evaluate_bottomup,
         format_metrics,
         score_results_file,
     )
-    from ..inference.backends import BGRInput, open_model
+    from ..inference.backends import BGRInput, describe_model, open_model
     from ..skeletons import FROM_DATA
 
     check_output(args.out, [args.data, args.ann, args.images, args.det_json, args.results,
@@ -100,14 +102,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.model is None:
         raise HrposeError("give a MODEL to evaluate (or --results FILE to score a results file)")
-    loaded = open_model(args.model, runtime_options(args), args.weights)
-    runner = BGRInput(loaded.runner) if args.bgr else loaded.runner
     settings = EvalSettings(flip=args.flip, decode=args.decode, batch=args.batch,
                             workers=args.workers, det_json=args.det_json,
                             min_det_score=args.min_det_score, nms=args.nms, scales=args.scales,
                             protocol=args.protocol, headboxes=args.headboxes)
-    extra = {"model": args.model, "weights": args.weights, "backend": args.backend or "auto",
-             "precision": args.precision}
+    data = check_eval_data(args.data, args.ann, args.images, FROM_DATA, settings)
+    loaded = open_model(args.model, runtime_options(args), args.weights)
+    runner = BGRInput(loaded.runner) if args.bgr else loaded.runner
+    if not args.json:
+        print(f"hrpose: evaluating {describe_model(args.model, loaded)}; "
+              f"{plural(len(data.images), 'image')} of {data.path}", file=sys.stderr)
+    # metrics.json records what ran (backend, precision, device) as the runner resolved it.
+    extra = {"model": args.model, "weights": args.weights}
     start = time.perf_counter()
     mean, std = args.mean or loaded.card.mean, args.std or loaded.card.std
     # The model's keypoint set, which the data must name; a file that states none: the data's.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
-from ..errors import HrposeError
+from ..errors import HrposeError, plural
 from ..paths import check_output
 from .common import DETECTOR_HELP, count, estimator_arguments, estimator_options, folder, number
 
@@ -143,11 +144,20 @@ def run_batch(args: argparse.Namespace) -> int:
     return 1 if summary["failed"] else 0
 
 
+def refuse_bottomup_boxes(model: str, kind: Callable[[], str | None]) -> None:
+    """--boxes gives a top-down model its people; a bottom-up model finds its own."""
+    if kind() == "bottomup":
+        raise HrposeError(f"{model}: a bottom-up model finds people itself; drop --boxes (or "
+                          "give a top-down model)")
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..inference.backends import describe_model
     from ..inference.estimator import PoseEstimator
     from ..inference.images import find_inputs
     from ..inference.infer import InferSettings, infer
     from ..inference.video import SmoothingSettings, Stream
+    from ..models.zoo import zoo_kind
 
     if args.boxes and args.detector:
         raise HrposeError("give --boxes FILE or --detector MODEL, not both")
@@ -164,8 +174,18 @@ def run(args: argparse.Namespace) -> int:
                             args.detector])
     # No --detector: the zoo's default one, loaded when an image needs it (never for a
     # bottom-up model, or with --boxes); "none": the whole image is one person.
+    if args.boxes:
+        refuse_bottomup_boxes(args.model, lambda: zoo_kind(args.model))
     options = estimator_options(args, **({"detector": None} if args.boxes else {}))
     estimator = PoseEstimator(args.model, options)
+    if args.boxes:                     # a file's kind is known once it is open
+        refuse_bottomup_boxes(args.model, lambda: estimator.kind)
+    if not args.json:
+        people = (f"boxes from {args.boxes}" if args.boxes else "people found by the model"
+                  if estimator.kind == "bottomup" else "the whole image as one person"
+                  if args.detector == "none" else f"detector {args.detector or 'default'}")
+        print(f"hrpose: {describe_model(args.model, estimator.loaded)}; {people}; "
+              f"{plural(len(inputs), 'input')}", file=sys.stderr)
     settings = InferSettings(
         boxes=args.boxes, box_threshold=args.box_threshold,
         keypoint_threshold=args.keypoint_threshold, person_threshold=args.person_threshold,
@@ -181,9 +201,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         done = summary["images"] + summary["frames"]
-        print(f"{summary['images']} images, {summary['frames']} video frames: "
-              f"{summary['people']} people -> {summary['results']}"
-              + (f" and {len(summary['drawings'])} drawings in {args.out}"
+        before = summary["done_before"]
+        print(f"{plural(summary['images'], 'image')}, "
+              f"{plural(summary['frames'], 'video frame')}"
+              + (f" ({plural(before, 'input')} done before)" if before else "")
+              + f": {plural(summary['people'], 'person', 'people')} -> {summary['results']}"
+              + (f" and {plural(len(summary['drawings']), 'drawing')} in {args.out}"
                  if summary["drawings"] else ""))
         if args.show_fps:
             print(f"{done / summary['seconds']:.1f} images/s end to end ({summary['seconds']:.1f}"

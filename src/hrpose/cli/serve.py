@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import os
+import socket
 import sys
 
-from ..errors import HrposeError
+from ..errors import HrposeError, plural
 from .common import DETECTOR_HELP, count, estimator_arguments, estimator_options, number
 
 
@@ -73,6 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..inference.backends import describe_model
     from ..serve.app import create_app
     from ..serve.connections import uvicorn_options
     from ..serve.settings import API_KEY_VARIABLE, SETTINGS_VARIABLE, ServeSettings, open_estimator
@@ -90,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
     if not settings.api_key and not _loopback(args.host):
         print(f"hrpose: warning: serving on {args.host} without an API key: anyone who can "
               "reach it can use it (--api-key)", file=sys.stderr)
+    check_port(args.host, args.port)         # before the model's load and warm-up
     # The model opens here first, so that a bad model is one line before anything binds.
     estimator = open_estimator(settings)
+    print(f"hrpose: serving {describe_model(args.model, estimator.loaded)} on "
+          f"http://{args.host}:{args.port} ({plural(args.workers, 'worker process')})",
+          file=sys.stderr)
     options = {"host": args.host, "port": args.port, "log_level": args.log_level,
                **uvicorn_options(settings)}
     if args.workers == 1:
@@ -102,6 +109,31 @@ def run(args: argparse.Namespace) -> int:
         uvicorn.run("hrpose.serve.app:app_from_environment", factory=True,
                     workers=args.workers, **options)
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuses a port another program holds (with a free one to try), or one this process
+    may not bind, in one line before the model loads: binding it as the server will
+    (SO_REUSEADDR, as uvicorn does)."""
+    def bind_error(candidate: int) -> OSError | None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, candidate))
+            except OSError as e:
+                return e
+        return None
+
+    error = bind_error(port)
+    if error is None:
+        return
+    if error.errno != errno.EADDRINUSE:
+        raise HrposeError(f"{host}:{port}: cannot listen there ({error.strerror})")
+    spare = next((p for p in range(port + 1, min(port + 50, 65536)) if not bind_error(p)),
+                 None)
+    hint = f"; try --port {spare}" if spare else "; choose another --port"
+    raise HrposeError(f"{host}:{port} is in use (another server?){hint}")
 
 
 def _loopback(host: str) -> bool:

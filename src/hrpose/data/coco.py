@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import HrposeError
+from ..errors import HrposeError, plural
 from ..fields import (
     COORDINATE_LIMIT,
     fail,
@@ -167,6 +167,24 @@ def find_dataset(root: str | Path, ann: str | Path | None = None,
         candidates = [root / split, root / "val2017", root / "images", root]
         images = next(p for p in candidates if p.is_dir())
     return Path(ann), Path(images)
+
+
+def check_images(data: KeypointData, image_dir: Path, what: str, allow_missing: bool = False
+                 ) -> None:
+    """Every image `data` names is a file in `image_dir`: checked before a run starts, so that a
+    wrong folder is found at once. `allow_missing` (training, which skips an unreadable image)
+    refuses only a folder that holds none of them."""
+    if not image_dir.is_dir():
+        raise HrposeError(f"{image_dir}: {what} image folder not found")
+    names = [info.file_name for info in data.images.values()]
+    missing = [name for name in names if not (image_dir / name).is_file()]
+    if missing and (not allow_missing or len(missing) == len(names)):
+        raise HrposeError(f"{image_dir}: {len(missing):,} of the {plural(len(names), 'image')} "
+                          f"{data.path.name} names are not there (first: {missing[0]}); "
+                          f"is this the {what} image folder?")
+    if missing:
+        log.warning("%s: %d of the %s %s names are missing; their people are skipped",
+                    image_dir, len(missing), plural(len(names), "image"), data.path.name)
 
 
 def load_coco(path: str | Path, keypoints: Skeleton | str = FROM_DATA) -> KeypointData:

@@ -18,6 +18,7 @@ from ..data.coco import (
     HEAD_FALLBACK,
     Detections,
     KeypointData,
+    check_images,
     find_dataset,
     group_by_image,
     load_detections,
@@ -89,6 +90,36 @@ def coco_results(pred: Predictions, data: KeypointData, settings: EvalSettings
                          soft=settings.nms == "soft")
 
 
+# The settings that mean nothing for the other kind of model, left out of its metrics.json.
+TOPDOWN_SETTINGS = ("decode", "batch", "workers", "det_json", "min_det_score",
+                    "rescore_threshold", "nms", "nms_threshold")
+BOTTOMUP_SETTINGS = ("scales", "grouping")
+
+
+def settings_record(settings: EvalSettings, bottomup: bool) -> dict:
+    """The evaluation settings a run of this kind of model used, for metrics.json."""
+    drop = TOPDOWN_SETTINGS if bottomup else BOTTOMUP_SETTINGS
+    return {k: v for k, v in asdict(settings).items() if k not in drop}
+
+
+def runner_record(runner: Runner) -> dict[str, str]:
+    """What ran, as resolved (never "auto"): backend, precision and device."""
+    return {"backend": runner.backend, "precision": runner.precision,
+            "device": str(getattr(runner, "device", "cpu"))}
+
+
+def check_eval_data(data_root: str | Path, ann: str | Path | None, images: str | Path | None,
+                    keypoints: Skeleton | str, settings: EvalSettings) -> KeypointData:
+    """The evaluation set read and checked (annotations, every image, the detector's boxes),
+    before a model loads or a training run's first epoch: a wrong path costs nothing."""
+    ann_file, image_dir = find_dataset(data_root, ann, images)
+    data = load_keypoints(ann_file, keypoints, settings.headboxes)
+    check_images(data, image_dir, "evaluation")
+    if settings.det_json:
+        load_detections(settings.det_json, data, settings.min_det_score)
+    return data
+
+
 def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
              mean: tuple[float, ...], std: tuple[float, ...],
              settings: EvalSettings = EvalSettings(), ann: str | Path | None = None,
@@ -142,7 +173,8 @@ def evaluate(runner: Runner, data_root: str | Path, out_dir: str | Path,
     if rank == 0:
         _write_outputs(out, results, data, image_dir, metrics, picture, draw, {
             "dataset": str(ann_file), "people": len(boxes.scores),
-            "boxes": settings.det_json or "ground truth", "settings": asdict(settings),
+            "boxes": settings.det_json or "ground truth",
+            "settings": settings_record(settings, bottomup=False), **runner_record(runner),
             **protocol_record(data, protocol, chosen), **(extra or {})})
     return metrics
 
@@ -193,8 +225,8 @@ def evaluate_bottomup(runner: Runner, data_root: str | Path, out_dir: str | Path
     if rank == 0:
         _write_outputs(out, results, data, image_dir, metrics, picture, draw, {
             "dataset": str(ann_file), "people": len(results), "boxes": "none (bottom-up)",
-            "settings": asdict(settings), **protocol_record(data, protocol, chosen),
-            **(extra or {})})
+            "settings": settings_record(settings, bottomup=True), **runner_record(runner),
+            **protocol_record(data, protocol, chosen), **(extra or {})})
     return metrics
 
 

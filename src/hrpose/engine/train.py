@@ -24,21 +24,24 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import Config, config_to_dict, dump_config, load_config, resolve_keypoints
-from ..data.coco import load_keypoints
+from ..data.coco import check_images, load_keypoints
+from ..data.topdown import person_boxes
 from ..data.transforms import normalize_tensor
-from ..errors import HrposeError
+from ..errors import HrposeError, plural
 from ..hardware import resolve_precision
 from ..inference.backends import TorchRunner
 from ..inference.options import RuntimeOptions
 from ..io import atomic_path, read_json, remove_stale_temporaries
 from ..models.card import IMAGENET_MEAN, IMAGENET_STD
 from ..models.checkpoint import save_weights
+from ..models.complexity import count_params
 from ..models.loading import initialised_model
 from ..models.pact import calibrate, prepare_pact
 from ..paths import check_output
 from ..skeletons import Skeleton, describe_flip_pairs
 from . import distributed
 from .distill import Teacher
+from .evaluate import check_eval_data
 from .interrupts import Interrupts, SafeStop, ignore_interrupts
 from .logs import RunLog
 from .optim import base_lr, lr_at, make_optimizer
@@ -139,9 +142,30 @@ class Trainer:
             saved, self.run_dir / "latest.pt", self.net, self.optimizer, self.scaler,
             self.device)
         self.model = self._wrap(self.net)
+        if self.main:
+            tqdm.write(f"hrpose: {self.describe()}", file=sys.stderr)
         self.interrupts = Interrupts()
         self.log = RunLog(self.run_dir, self.main)
         self._write_run_folder()
+
+    def describe(self) -> str:
+        """The start-up line: what trains, where, in what precision, on how much data."""
+        config, card = self.config, self.config.card()
+        h, w = card.input_hw
+        what = card.name or f"{config.model.family} {config.model.kind} {h}x{w}"
+        precision = {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(
+            self.amp_dtype, "fp32")
+        processes = f" x {self.world.size} processes" if self.world.distributed else ""
+        val = self.val_data
+        scored = len(person_boxes(val)[0])
+        return (f"training {what} ({count_params(self.net) / 1e6:.2f} M parameters) on "
+                f"{self.device}{processes}, {precision}, channels_last "
+                f"{'on' if self.channels_last else 'off'}; "
+                f"{len(self.dataset):,} training {self.task.unit}, "
+                f"{plural(scored, 'validation person', 'validation people')} in "
+                f"{plural(len(val.images), 'image')}; "
+                f"{plural(self.steps_per_epoch, 'step')} an epoch x "
+                f"{plural(config.train.epochs, 'epoch')}")
 
     def _check_run_folder(self, resume: bool) -> dict | None:
         """Nothing of the inputs under the run folder, no run overwritten; the saved state
@@ -173,6 +197,11 @@ class Trainer:
             raise HrposeError(f"{train_data.path}: {e}") from None
         if self.main and not config.skeleton.builtin:
             tqdm.write(f"hrpose: {announce_keypoints(config.skeleton)}", file=sys.stderr)
+        check_images(train_data, root / data_cfg.train_images, "training", allow_missing=True)
+        # The validation set is read now, not at the first evaluation epochs later.
+        self.val_data = check_eval_data(root, root / data_cfg.val_ann,
+                                        root / data_cfg.val_images, config.skeleton,
+                                        config.test)
         self.task = task_for(config)
         self.dataset = self.task.dataset(train_data, root / data_cfg.train_images)
         self.sampler = EpochSampler(len(self.dataset), config.train.batch, self.world,

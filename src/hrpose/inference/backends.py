@@ -23,7 +23,7 @@ import torch
 from ..errors import HrposeError, first_line
 from ..models.card import ModelCard
 from ..models.loading import CHECKPOINTS, load_model
-from ..models.zoo import MODELS
+from ..models.zoo import MODELS, unknown_model
 from ..runtimes import (
     deploy_keypoint_set,
     onnx_metadata,
@@ -394,6 +394,21 @@ class LoadedModel:
         return self.card.keypoints or unnamed_skeleton(bottomup_joints(self.runner))
 
 
+def describe_model(source: str, loaded: LoadedModel) -> str:
+    """What runs, for a start-up line: "tinypose_256x192.xml (top-down 256x192, 17 joints,
+    int8 weights) on openvino, cpu, fp32". The runner's precision is the one it computes in
+    ("file": an exported graph's own types)."""
+    card, runner = loaded.card, loaded.runner
+    h, w = card.input_hw
+    joints = f", {card.keypoints.num_joints} joints" if card.keypoints else ""
+    weights = f", {card.precision} weights" if card.precision != "fp32" else ""
+    streams = getattr(runner, "streams", 1)
+    kind = "bottom-up" if card.bottomup else "top-down"
+    return (f"{Path(source).name or source} ({kind} {h}x{w}{joints}{weights}) on "
+            f"{runner.backend}, {getattr(runner, 'device', 'cpu')}, {runner.precision}"
+            f"{f', {streams} streams' if streams > 1 else ''}")
+
+
 def bottomup_joints(runner: Runner) -> int:
     """The joints a bottom-up model predicts: an exported file's last output states them (a
     run at a new image size would cost OpenVINO a compilation); a PyTorch model runs once on
@@ -423,8 +438,8 @@ def open_model(model: str, options: RuntimeOptions = RuntimeOptions(),
         raise HrposeError(f"{model}: --weights is for zoo models; an exported file carries its "
                           "own weights")
     if not suffix and not Path(model).is_dir():
-        raise HrposeError(f"unknown model {model!r}: give a zoo name ({', '.join(MODELS)}), a "
-                          "checkpoint, or an exported .onnx / .xml file (or its folder)")
+        raise unknown_model(model, "a checkpoint, or an exported .onnx / .xml file (or its "
+                            "folder)")
     runner = open_exported(model, options)
     card = ModelCard.from_metadata(runner.metadata, str(model))
     stated = deploy_keypoint_set(model) if card.keypoints is None else None

@@ -20,7 +20,7 @@ from ..codecs.heatmap import HeatmapCodec
 from ..data.transforms import BOX_PADDING
 from ..errors import HrposeError
 from ..skeletons import Skeleton, resolve_skeleton_option, unnamed_skeleton
-from .backends import bottomup_joints, open_model
+from .backends import LoadedModel, bottomup_joints, open_model
 from .bottomup import BottomUpEstimator
 from .images import to_rgb
 from .options import DEFAULT, EstimatorOptions, RuntimeOptions
@@ -84,6 +84,11 @@ class PoseEstimator:
             self.pipeline = TopDownEstimator(
                 self.runner, self.card, self.skeleton, (probe.shape[3], probe.shape[2]),
                 options, padding, detector_runtime)
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The pose model as opened: its runner and card."""
+        return LoadedModel(self.runner, self.card)
 
     @property
     def kind(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,9 +21,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.coco import is_wholebody_record, wholebody_keypoints
-from ..errors import HrposeError
-from ..io import atomic_path, remove_stale_temporaries, write_image, write_json
-from ..paths import check_output
+from ..errors import HrposeError, plural
+from ..io import atomic_path, read_json, remove_stale_temporaries, write_image, write_json
+from ..paths import check_output, output_folder
 from .boxes import load_box_file
 from .draw import draw_found, draw_text
 from .estimator import PoseEstimator
@@ -64,34 +65,43 @@ class _Source:
     frame: int | None = None
 
 
+PROGRESS = "progress.json"     # beside the results of an interrupted run: what it finished
+
+
 def infer(inputs: Sequence[Path | Stream], estimator: PoseEstimator, out_dir: str | Path,
           settings: InferSettings = InferSettings()) -> dict:
-    """Runs every input; writes OUT/results.json and the drawings. Returns the summary."""
+    """Runs every input; writes OUT/results.json and the drawings. Returns the summary.
+
+    Interrupted (Ctrl-C), it writes the results of the inputs done so far (and of the video
+    in progress) and OUT/progress.json; the same command then goes on from there."""
     out = Path(out_dir)
     check_output(out, [*(p for p in inputs if isinstance(p, Path)), settings.boxes])
     job = _Job(estimator, out, settings, inputs)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)          # what a killed earlier run left
+    if not any(_is_video(p) for p in inputs) and (settings.smooth or settings.detect_every > 1):
+        warnings.warn("--smooth and --detect-every act on video frames across time; still "
+                      "images are each posed on their own", stacklevel=2)
     start = time.perf_counter()
-    images = [p for p in inputs if not _is_video(p)]
-    if images:
-        job.run_images(images)
-    for video in (p for p in inputs if _is_video(p)):
+    with output_folder(out):
+        remove_stale_temporaries(out)          # what a killed earlier run left
+        todo = job.resume(inputs)
         try:
-            job.run_video(video)
-        except HrposeError as e:
-            job.fail(video, str(e))
+            job.run(todo)
+        except KeyboardInterrupt:
+            job.save_interrupted()
+            raise
     seconds = time.perf_counter() - start
     frames = job.images + job.frames
-    if not frames:
+    if not frames and not job.done_before:
         if len(job.failed) == 1:
             raise HrposeError(job.failed[0]["error"])
         reasons = "; ".join(f["error"] for f in job.failed[:3])
         raise HrposeError(f"nothing could be processed: {reasons}")
     write_json(out / "results.json", job.results)
+    (out / PROGRESS).unlink(missing_ok=True)
     if settings.csv:
         write_csv(out / "results.csv", job.results, estimator.skeleton.joints)
     return {"inputs": len(inputs), "images": job.images, "frames": job.frames,
+            "done_before": job.done_before,
             "people": len(job.results), "failed": job.failed, "drawings": job.drawings,
             "results": str(out / "results.json"), "videos": job.videos,
             "seconds": round(seconds, 3),
@@ -108,6 +118,9 @@ class _Job:
         self.drawings: list[str] = []
         self.videos: list[dict] = []           # per video: frames, dropped, fps, latency
         self.images = self.frames = 0
+        self.finished: list[str] = []          # inputs done, in order, for a resumed run
+        self.finished_rows = 0                 # result rows of those
+        self.done_before = 0
         self.many = len(inputs) > 1 or (not _is_video(inputs[0]) and inputs[0].is_dir())
         self.targets = output_names(inputs, out)
         self.box_file: dict[int, np.ndarray] | None = None
@@ -121,6 +134,46 @@ class _Job:
                               f"({', '.join(map(str, sorted(self.box_file)[:3]))}, ...) is an "
                               "input image's; ids match numbered file names (000000000785.jpg "
                               "is 785) or the file's 'images' list")
+
+    def resume(self, inputs: Sequence[Path | Stream]) -> list[Path | Stream]:
+        """The inputs still to run: all of them, unless OUT holds an interrupted run's
+        progress, whose finished inputs (and their result rows) are kept."""
+        saved = self.out / PROGRESS
+        if not saved.is_file():
+            return list(inputs)
+        progress = read_json(saved)
+        if not isinstance(progress, dict) or not isinstance(progress.get("done"), list):
+            raise HrposeError(f"{saved}: not an hrpose progress file; remove it to start over")
+        done = set(progress["done"]) & {str(p) for p in inputs}
+        results = read_json(self.out / "results.json") if done else []
+        self.results = list(results[: int(progress.get("rows", 0))])
+        self.finished, self.done_before = [str(p) for p in inputs if str(p) in done], len(done)
+        if done:
+            tqdm.write(f"hrpose: {plural(len(done), 'input')} done before (in {saved}); "
+                       "going on with the rest", file=sys.stderr)
+        return [p for p in inputs if str(p) not in done]
+
+    def run(self, inputs: Sequence[Path | Stream]) -> None:
+        images = [p for p in inputs if not _is_video(p)]
+        if images:
+            self.run_images(images)
+        for video in (p for p in inputs if _is_video(p)):
+            try:
+                self.run_video(video)
+            except HrposeError as e:
+                self.fail(video, str(e))
+
+    def _finish(self, source: Path | Stream) -> None:
+        self.finished.append(str(source))
+        self.finished_rows = len(self.results)
+
+    def save_interrupted(self) -> None:
+        """On Ctrl-C: the results so far and what finished, for the next run to go on."""
+        write_json(self.out / "results.json", self.results)
+        write_json(self.out / PROGRESS, {"done": self.finished, "rows": self.finished_rows})
+        tqdm.write(f"hrpose: interrupted; the results of {plural(len(self.finished), 'input')} "
+                   f"done so far are in {self.out / 'results.json'}; the same command goes on "
+                   "with the rest", file=sys.stderr)
 
     def fail(self, path: Path, message: str) -> None:
         self.failed.append({"input": str(path), "error": message})
@@ -170,6 +223,7 @@ class _Job:
                 write_image(target, self._draw(image, found, fps))
                 self.drawings.append(str(target))
             self.images += 1
+            self._finish(path)
 
     def run_video(self, path: Path | Stream) -> None:
         """One video, file or live stream, through the threaded pipeline (pipeline.py)."""
@@ -207,6 +261,11 @@ class _Job:
         try:
             stats = run_pipeline(reader, poses, write, realtime=realtime,
                                  max_frames=self.settings.max_frames, progress=bar.update)
+        except KeyboardInterrupt:              # what was drawn and posed is kept
+            if writer is not None:
+                writer.close()
+                self.drawings.append(str(target))
+            raise
         except BaseException:
             del self.results[recorded:]        # a failed video leaves no partial results
             if writer is not None:
@@ -220,6 +279,7 @@ class _Job:
             writer.close()
             self.drawings.append(str(target))
         self.frames += stats.frames
+        self._finish(path)
         self.videos.append({"input": str(path), "realtime": realtime,
                             "detect_every": self.settings.detect_every,
                             "detector_runs": poses.detections, **stats.summary()})

@@ -23,7 +23,7 @@ from .card import ModelCard
 from .checkpoint import Tensors, read_checkpoint
 from .layouts import detect_layout, layout_tensors, load_weights, map_tensors, source_name
 from .pact import prepare_pact
-from .zoo import IMAGENET_BACKBONES, MODELS, create_model, get_spec, zoo_name_for
+from .zoo import IMAGENET_BACKBONES, MODELS, create_model, get_spec, unknown_model, zoo_name_for
 
 CHECKPOINTS = (".safetensors", ".pth", ".pt", ".pdparams", ".ckpt")
 
@@ -84,8 +84,7 @@ def load_model(source: str | os.PathLike, weights: str | os.PathLike | None = No
         return model.eval(), spec.card()
     url = source.startswith(("http://", "https://"))
     if not url and not (Path(source).suffix.lower() in CHECKPOINTS and Path(source).is_file()):
-        raise HrposeError(f"unknown model {source!r}: give a zoo name ({', '.join(MODELS)}), a "
-                          "checkpoint or a URL")
+        raise unknown_model(source)
     if weights is not None:
         raise HrposeError(f"{source}: a checkpoint is its own weights; drop --weights")
     if url:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import HrposeError
+from ..errors import HrposeError, did_you_mean, looks_like_path
 from ..hub import download
 from ..skeletons import SKELETONS, get_skeleton
 from .arch import Arch, HigherHRNetArch, HRNetArch, LiteHRNetArch, arch_from_dict, family_of
@@ -235,9 +235,21 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise HrposeError(
-            f"unknown model {name!r}; known models: {', '.join(MODELS)}"
-        ) from None
+        raise unknown_model(name) from None
+
+
+def zoo_kind(name: str) -> str | None:
+    """A zoo model's kind (topdown | bottomup) without building it; None for other names."""
+    return MODELS[name].card().kind if name in MODELS else None
+
+
+def unknown_model(source: str, files: str = "a checkpoint or a URL") -> HrposeError:
+    """The error for a model argument that is neither a zoo name nor an existing file: a
+    path-looking one is a missing file; a name gets the closest zoo name and the list."""
+    if looks_like_path(source):
+        return HrposeError(f"{source}: no such file or folder")
+    return HrposeError(f"unknown model {source!r}{did_you_mean(source, MODELS)}: give a zoo "
+                       f"name ({', '.join(MODELS)}), {files}")
 
 
 def create_model(name: str, device: str | torch.device | None = None
