@@ -138,6 +138,27 @@ def test_the_page_draws_the_skeleton_of_an_uploaded_photo(chromium, server, esti
         assert_skeleton_drawn(pixels, original, keypoints)
 
 
+def test_a_file_that_is_not_an_image_gets_a_message_and_clears_the_last_picture(
+        chromium, server, demo, tmp_path):
+    notes = tmp_path / "notes.jpg"             # a picture's name, not a picture's bytes
+    notes.write_text("not a picture")
+    with browser(chromium) as b:
+        page, errors, foreign = open_page(b, server)
+        page.set_input_files("#file", str(demo))
+        page.wait_for_function("window.hrpose.drawn > 0", timeout=30_000)
+        assert page.text_content("#people") == "1"
+        page.set_input_files("#file", str(notes))
+        page.wait_for_function("window.hrpose.errors > 0", timeout=10_000)
+        status = page.text_content("#status")
+        figures = [page.text_content(f"#{i}") for i in ("people", "server-ms", "latency")]
+        hint_hidden = page.evaluate("document.getElementById('hint').hidden")
+        held, _ = canvas_pixels(page)
+    assert not errors and not foreign, (errors, foreign)   # nothing thrown uncaught
+    assert status.startswith("notes.jpg: not an image") and "…" not in status, status
+    assert figures == ["–", "–", "–"] and not hint_hidden
+    assert held.max() == 0                                 # the photo is gone
+
+
 def y4m_clip(path: Path, frame: np.ndarray, count: int = 10) -> None:
     """A raw YUV 4:2:0 video of `frame` repeated: what Chromium's fake camera plays."""
     h, w = frame.shape[:2]

@@ -83,16 +83,42 @@ function draw(source, result) {
   window.hrpose.drawn += 1;
 }
 
+// A picture that failed leaves no earlier picture or figures behind: they would read as its.
+function clearView() {
+  ctx.clearRect(0, 0, view.width, view.height);
+  view.dataset.people = "0";
+  $("hint").hidden = false;
+  for (const id of ["people", "server-ms", "latency"]) $(id).textContent = "–";
+}
+
+function failed(message) {
+  window.hrpose.errors += 1;
+  clearView();
+  setStatus(message);
+}
+
 async function poseImage(file) {
   if (!state.card) { setStatus("the model is not ready"); return; }
   stopCamera();
   setStatus("…");
-  const bitmap = await createImageBitmap(file);
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch (e) {
+    failed(`${file.name}: not an image this browser can read (choose a JPEG, PNG, BMP, GIF or WebP)`);
+    return;
+  }
   const start = performance.now();
-  const response = await fetch("/v1/pose", { method: "POST", body: file,
-    headers: { ...authHeaders(), "Content-Type": file.type || "application/octet-stream" } });
-  const result = await response.json();
-  if (!response.ok) { window.hrpose.errors += 1; setStatus(result.error.message); return; }
+  let response, result;
+  try {
+    response = await fetch("/v1/pose", { method: "POST", body: file,
+      headers: { ...authHeaders(), "Content-Type": file.type || "application/octet-stream" } });
+    result = await response.json();
+  } catch (e) {
+    failed(`${file.name}: no answer from the server (${e.message})`);
+    return;
+  }
+  if (!response.ok) { failed(`${file.name}: ${result.error.message}`); return; }
   draw(bitmap, result);
   $("latency").textContent = `${(performance.now() - start).toFixed(1)} ms`;
   setStatus("");
