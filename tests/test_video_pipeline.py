@@ -190,6 +190,28 @@ def test_infer_video_reports_rate_latency_and_detector_runs(clip, tmp_path, caps
     assert int(drawn.get(cv2.CAP_PROP_FRAME_COUNT)) == 60
 
 
+def test_a_realtime_drawing_keeps_the_source_frame_count_and_timing(clip, tmp_path, capsys,
+                                                                      monkeypatch):
+    """Frames given up to stay in real time are drawn as the frame before, so the drawing
+    plays as long as the source (60 frames at its rate), not faster."""
+    pose = PoseEstimator.predict_rgb
+
+    def slow(self, *args, **kwargs):                  # a model that cannot keep up
+        time.sleep(0.08)
+        return pose(self, *args, **kwargs)
+
+    monkeypatch.setattr(PoseEstimator, "predict_rgb", slow)
+    out = tmp_path / "out"
+    assert main(["infer", str(clip), "--model", str(shared_data(TINYPOSE)), "--detector",
+                 "none", "--out", str(out), "--realtime", "--json"]) == 0
+    video = json.loads(capsys.readouterr().out)["videos"][0]
+    assert video["realtime"] and video["dropped"] > 10 and video["frames"] < 50
+    drawn = cv2.VideoCapture(str(out / "people.mp4"))
+    source = cv2.VideoCapture(str(clip))
+    assert int(drawn.get(cv2.CAP_PROP_FRAME_COUNT)) == 60
+    assert drawn.get(cv2.CAP_PROP_FPS) == source.get(cv2.CAP_PROP_FPS)
+
+
 def test_infer_reads_a_stream_url(estimator, tmp_path, capsys):
     # AVI (MJPG) reads front to back, as a stream does; Python's server sends no byte ranges
     frames = VideoReader(write_clip(tmp_path / "c.mp4", shared_data(), (320, 180), 4))
@@ -231,9 +253,12 @@ def test_a_broken_frame_is_skipped_and_counted_and_the_video_goes_on(tmp_path, c
     clip = write_damaged_avi(tmp_path / "damaged.avi", 20, broken=(3,))
     out = tmp_path / "out"
     assert main(["infer", str(clip), "--model", str(shared_data(TINYPOSE)), "--detector",
-                 "none", "--out", str(out), "--no-draw"]) == 0
+                 "none", "--out", str(out)]) == 0
     said = capsys.readouterr().out
     assert "19 frames at" in said and "1 could not be decoded (skipped)" in said
+    # the drawing shows the frame before in its place: the source's 20 frames
+    drawn = cv2.VideoCapture(str(out / "damaged.avi.mp4"))
+    assert int(drawn.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
     summary_args = ["infer", str(clip), "--model", str(shared_data(TINYPOSE)), "--detector",
                     "none", "--out", str(tmp_path / "again"), "--no-draw", "--json"]
     assert main(summary_args) == 0

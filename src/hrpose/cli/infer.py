@@ -215,7 +215,9 @@ def run(args: argparse.Namespace) -> int:
             late = video["latency_ms"]
             print(f"{video['input']}: {video['frames']} frames at {video['fps']} frames/s, "
                   f"latency p50 {late['p50']} ms, p95 {late['p95']} ms; "
-                  f"{video['dropped']} dropped; detector on {video['detector_runs']} frames"
+                  f"{video['dropped']} dropped"
+                  + (" (drawn as the frame before)" if video["dropped"] and args.draw else "")
+                  + f"; detector on {plural(video['detector_runs'], 'frame')}"
                   + (f"; {video['undecodable']} could not be decoded (skipped)"
                      if video["undecodable"] else ""))
         for failure in summary["failed"]:

@@ -243,8 +243,11 @@ class _Job:
         recorded = len(self.results)
         source = Path(str(path)) if isinstance(path, Stream) else path
 
+        drawn: np.ndarray | None = None
+        next_index = 0                   # the source frame the drawing's next frame shows
+
         def write(frame: Frame, found: list[Person]) -> None:
-            nonlocal writer
+            nonlocal writer, drawn, next_index
             self._record(_Source(source, frame.index, frame.index), found)
             if not self.settings.draw:
                 return
@@ -253,7 +256,13 @@ class _Job:
             if writer is None:
                 writer = VideoWriter(target, reader.fps, (frame.image.shape[1],
                                                           frame.image.shape[0]))
-            writer.write(self._draw(frame.image, found, fps))
+            picture = self._draw(frame.image, found, fps)
+            # Frames given up (realtime) or undecodable show the drawing before them, so the
+            # drawing keeps the source's frame count and timing.
+            for _ in range(next_index, frame.index):
+                writer.write(picture if drawn is None else drawn)
+            writer.write(picture)
+            drawn, next_index = picture, frame.index + 1
 
         realtime = reader.live if self.settings.realtime is None else self.settings.realtime
         if realtime:
