@@ -213,7 +213,8 @@ def test_pp_tinypose_fine_tunes_in_pytorch_and_its_loss_goes_down(tinypose, tmp_
     root = shared_data("coco-mini-train")
     cfg = load_config(ROOT / "configs/synthetic/quickstart.yaml", [
         *TINYPOSE, f"data.root={root}", f"model.init={tinypose}", "train.lr=1e-4",
-        "data.target=classic"])
+        "data.target=classic", "data.val_ann=annotations/person_keypoints_train2017.json",
+        "data.val_images=train2017"])
     trainer = Trainer(cfg, tmp_path / "ft", progress=False)
     trainer.dataset.augmentation = None
     batch = torch.utils.data.default_collate([trainer.dataset[i] for i in range(8)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -135,6 +136,63 @@ def test_calibration_crops_come_from_annotated_people_or_whole_images(tmp_path, 
     plain = person_crops([str(synthetic_root / "val2017")], INPUT_HW)        # no annotations
     assert len(plain) == 2 * 6
     assert len(person_crops([str(synthetic_root)], INPUT_HW, limit=5)) == 5
+
+
+def test_oks_agreement_is_the_oks_of_the_joints_the_source_sees():
+    from hrpose.export.verify import oks_agreement
+
+    reference = np.zeros((2, 3, 3))
+    reference[..., 2] = [[0.9, 0.9, 0.1], [0.05, 0.1, 0.0]]   # the second person: none seen
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 20, 20]], np.float64)
+    sigmas = (0.1, 0.2, 0.3)
+    assert oks_agreement(reference, reference.copy(), boxes, sigmas) == 1.0
+    moved = reference.copy()
+    moved[0, :, 0] += 2.0                                   # 2 px off, area 100
+    expected = np.mean([np.exp(-4 / (2 * 100 * (2 * s) ** 2)) for s in sigmas[:2]])
+    assert oks_agreement(reference, moved, boxes, sigmas) == pytest.approx(expected)
+    assert oks_agreement(reference[1:], moved[1:], boxes[1:], sigmas) is None
+
+
+class _Shifted:
+    """A runner whose heatmaps are moved `shift` pixels right: an export that computes
+    something close to, but not, its source."""
+
+    def __init__(self, runner, shift: int) -> None:
+        self.runner, self.shift, self.input_hw = runner, shift, runner.input_hw
+        self.backend, self.precision = runner.backend, runner.precision
+
+    def __call__(self, batch):
+        return np.roll(self.runner(batch), self.shift, axis=-1)
+
+
+def test_int8_is_judged_on_held_out_people_by_ap_against_the_ground_truth():
+    """PP-TinyPose on coco-mini-train: the people of some images are held out of calibration,
+    and an export is judged by its COCO AP on them against the source's."""
+    from hrpose.export import exporter
+    from hrpose.export.calibration import cut_people, held_out
+    from hrpose.inference.options import RuntimeOptions
+
+    root = str(shared_data("coco-mini-train"))
+    loaded = open_model(str(shared_data("models/tinypose_256x192")),
+                        RuntimeOptions(precision="fp32"))
+    people = cut_people([root], loaded.runner.input_hw)
+    held, used = held_out(people, exporter.VERIFY_CROPS, exporter.MIN_AP_PEOPLE)
+    assert not set(people.image[held]) & set(people.image[used])   # split by image
+    assert exporter.MIN_AP_PEOPLE <= len(held) <= len(people.image) // 3
+    assert len(held) + len(used) == len(people.image)
+    samples = exporter._int8_topdown_samples(loaded, people, [root], 300, None, lambda _: None)
+    assert sum(map(len, samples.calibration)) == 2 * len(used)    # each also mirrored
+    same = samples.check(loaded.runner)
+    assert same.held_out and same.crops == len(held) and same.oks == pytest.approx(1.0)
+    assert same.ap == pytest.approx(same.reference_ap) and same.reference_ap > 0.3
+    assert exporter.judge(same, exporter.MIN_AGREEMENT["int8"]) is None
+    off = samples.check(_Shifted(loaded.runner, 2))
+    assert off.reference_ap - off.ap > exporter.MAX_AP_DROP
+    assert "COCO AP" in exporter.judge(off, exporter.MIN_AGREEMENT["int8"])
+    # Without annotations the same people are judged by OKS to the source's joints.
+    unscored = dataclasses.replace(off, ap=None, reference_ap=None)
+    assert unscored.oks < exporter.MIN_OKS
+    assert "mean OKS" in exporter.judge(unscored, exporter.MIN_AGREEMENT["int8"])
 
 
 def test_export_errors_are_one_line(tmp_path, tiny, capsys):

@@ -46,22 +46,72 @@ def _listed_images(source: str) -> list[Path]:
     return paths
 
 
-def _people(source: str) -> list[tuple[Path, np.ndarray | None]]:
-    """(image path, person boxes (n, 4) x, y, w, h, or None: not annotated) of one source."""
+@dataclass
+class People:
+    """The people of calibration sources, cut as inference cuts them: crops (n, H, W, 3) uint8
+    RGB, not mirrored; their image -> crop matrices (n, 2, 3) and boxes (n, 4) x, y, w, h;
+    `image` (n,) the index of the image each is from. `annotated[i]`: image i's data set and
+    image id when its people are a data set's annotated people (else None)."""
+
+    crops: np.ndarray
+    matrices: np.ndarray
+    boxes: np.ndarray
+    image: np.ndarray
+    annotated: list[tuple[AnnotatedImages, int] | None]
+
+
+def _people(source: str) -> list[tuple[Path, np.ndarray | None, tuple | None]]:
+    """(image path, person boxes (n, 4) x, y, w, h, or None: not annotated, (data set, image
+    id) when annotated) of one source."""
     found = _annotated(source)
     if found is None:
-        return [(p, None) for p in _listed_images(source)]
+        return [(p, None, None) for p in _listed_images(source)]
     ann, image_dir = found
     data = load_keypoints(ann)
+    annotated = AnnotatedImages(data, image_dir)
     boxes = ground_truth_boxes(data)
     out = []
     for image_id, info in data.images.items():
         mine = boxes.boxes[boxes.image_ids == image_id]
         if len(mine):
-            out.append((image_dir / info.file_name, mine))
+            out.append((image_dir / info.file_name, mine, (annotated, image_id)))
     if not out:
         raise HrposeError(f"{ann}: no annotated people to calibrate on")
     return out
+
+
+def cut_people(sources: Sequence[str], input_hw: tuple[int, int],
+               detector: Detector | None = None) -> People:
+    """Every person of `sources` as a crop: annotated boxes, else `detector`'s, else the whole
+    image as one person."""
+    if not sources:
+        raise HrposeError("no calibration images given")
+    h, w = input_hw
+    crops, matrices, boxes, image, annotated = [], [], [], [], []
+    for source in sources:
+        for path, found, where in _people(source):
+            picture = read_image(path)
+            if found is None:
+                found = (detector([picture])[0][:, :4] if detector is not None else
+                         np.zeros((0, 4)))
+                if not len(found):          # nobody found (or no detector): the whole image
+                    found = np.array([[0, 0, picture.shape[1], picture.shape[0]]], np.float64)
+            found = np.asarray(found, np.float64)
+            centers, sizes = boxes_to_crops(found, w / h)
+            cut, m = crop_people(picture, centers, sizes, (w, h))
+            crops.append(cut)
+            matrices.append(m)
+            boxes.append(found)
+            image += [len(annotated)] * len(found)
+            annotated.append(where)
+    return People(np.concatenate(crops), np.concatenate(matrices), np.concatenate(boxes),
+                  np.array(image, np.int64), annotated)
+
+
+def mirrored(crops: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """Crops each also mirrored, as flip test feeds them; at most `limit`, drawn evenly."""
+    both = np.concatenate([crops, crops[:, :, ::-1]])
+    return np.ascontiguousarray(both[draw_evenly(range(len(both)), limit, seed)])
 
 
 def person_crops(sources: Sequence[str], input_hw: tuple[int, int],
@@ -69,23 +119,29 @@ def person_crops(sources: Sequence[str], input_hw: tuple[int, int],
                  seed: int = 0) -> np.ndarray:
     """uint8 RGB crops (n, H, W, 3) of the people in `sources`, each also mirrored; at most
     `limit`, drawn evenly from all of them (a fixed seed: the same crops every run)."""
-    if not sources:
-        raise HrposeError("no calibration images given")
-    h, w = input_hw
-    crops = []
-    for source in sources:
-        for path, boxes in _people(source):
-            image = read_image(path)
-            if boxes is None:
-                boxes = (detector([image])[0][:, :4] if detector is not None else
-                         np.zeros((0, 4)))
-                if not len(boxes):          # nobody found (or no detector): the whole image
-                    boxes = np.array([[0, 0, image.shape[1], image.shape[0]]], np.float64)
-            centers, sizes = boxes_to_crops(np.asarray(boxes, np.float64), w / h)
-            crops.append(crop_people(image, centers, sizes, (w, h))[0])
-    crops = np.concatenate(crops)
-    crops = np.concatenate([crops, crops[:, :, ::-1]])
-    return np.ascontiguousarray(crops[draw_evenly(range(len(crops)), limit, seed)])
+    return mirrored(cut_people(sources, input_hw, detector).crops, limit, seed)
+
+
+def held_out(people: People, want: int, least: int = 0, seed: int = 0
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows held out to verify on, rows to calibrate on), split by image so that no held-out
+    person's image is seen in calibration: images drawn with a fixed seed until `want`
+    people are held out, or a fifth of them (at least `least`, at most a third: a small
+    calibration set needs most of its people to calibrate on). A single image cannot be
+    split: then both are every row (the caller says so)."""
+    images = np.unique(people.image)
+    everyone = np.arange(len(people.image))
+    if len(images) < 2:
+        return everyone, everyone
+    n = len(everyone)
+    target = min(want, max(1, n // 5, min(least, n // 3)))
+    held: list[int] = []
+    for i in np.random.default_rng(seed).permutation(images)[:-1]:   # one kept to calibrate
+        held += everyone[people.image == i].tolist()
+        if len(held) >= target:
+            break
+    held_rows = np.sort(np.array(held, np.int64))
+    return held_rows, np.setdiff1d(everyone, held_rows)
 
 
 @dataclass

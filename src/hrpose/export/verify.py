@@ -14,14 +14,16 @@ from scipy.optimize import linear_sum_assignment
 
 from ..codecs.associative_embedding import STRIDES, GroupingSettings
 from ..codecs.heatmap import HeatmapCodec
+from ..errors import plural
 from ..inference.backends import Runner
 from ..inference.bottomup import bottomup_keypoints
 from ..inference.draw import PERSON_THRESHOLD
+from ..inference.topdown import heatmap_keypoints
 from ..io import read_image
-from ..metrics.coco import KeypointResults, choose_data_protocol, evaluate_keypoints
+from ..metrics.coco import KeypointResults, choose_data_protocol, evaluate_keypoints, rescore
 from ..models.card import ModelCard
 from ..skeletons import Skeleton
-from .calibration import AnnotatedImages
+from .calibration import AnnotatedImages, People
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,11 @@ class Agreement:
     mean_px: float        # mean distance of the decoded joints, heatmap pixels
     unit: str = "crops"
     people: int | None = None          # bottom-up: the people the reference found
-    reference_ap: float | None = None  # bottom-up INT8: COCO AP of the source and the export
+    reference_ap: float | None = None  # INT8: COCO AP of the source and the export
     ap: float | None = None
     ap_data: str = ""                  # on what data AP was measured
+    oks: float | None = None           # top-down INT8: mean OKS of the export's joints to the
+    held_out: bool | None = None       # source's, on people calibration did (not) see
 
     def as_dict(self) -> dict[str, float | int | str | None]:
         return asdict(self)
@@ -45,6 +49,9 @@ class Agreement:
         text = (f"{self.crops} {self.unit}{found}: max |output difference| {self.max_abs:.2e} "
                 f"(heatmap peaks {self.peak:.3f}); joints within 1 heatmap px "
                 f"{100 * self.within_1px:.2f}%, mean distance {self.mean_px:.3f} px")
+        if self.oks is not None:
+            text += (f"; mean OKS to the source {self.oks:.3f} on "
+                     f"{'held-out' if self.held_out else 'the calibration'} people")
         if self.ap is not None:
             text += (f"; COCO AP {self.ap:.3f} against the source's {self.reference_ap:.3f} on "
                      f"{self.ap_data}")
@@ -161,3 +168,55 @@ def bottomup_ap(runner: Runner, sets: Sequence[AnnotatedImages], card: ModelCard
                                   np.concatenate(scores), data.category_id)
         aps.append(evaluate_keypoints(data, results, choose_data_protocol(data)[0])["AP"])
     return float(np.mean(aps))
+
+
+def crop_keypoints(runner: Runner, people: People, rows: np.ndarray, card: ModelCard,
+                   codec: HeatmapCodec, batch: int = 8) -> np.ndarray:
+    """The keypoints (n, K, 3) in image pixels of people `rows`, one model pass (no flip)."""
+    parts = [heatmap_keypoints(runner, people.crops[rows[i : i + batch]],
+                               people.matrices[rows[i : i + batch]], codec, card.mean, card.std)
+             for i in range(0, len(rows), batch)]
+    return np.concatenate(parts)
+
+
+def oks_agreement(reference: np.ndarray, candidate: np.ndarray, boxes: np.ndarray,
+                  sigmas: Sequence[float], min_score: float = 0.2) -> float | None:
+    """Mean OKS of `candidate`'s joints to `reference`'s (both (n, K, 3) in image pixels), each
+    person's area its box's (as OKS-NMS takes it), over the joints the reference scores above
+    `min_score` (the joints the published person score counts); a person with none is left
+    out, and None when no person has one (nothing to judge by). 1.0: the same joints; COCO
+    counts a detection at OKS 0.5 to 0.95 as right."""
+    seen = reference[..., 2] > min_score
+    var = (2 * np.asarray(sigmas, np.float64)) ** 2
+    area = np.maximum(boxes[:, 2] * boxes[:, 3], 1.0)[:, None]
+    d2 = ((reference[..., :2] - candidate[..., :2]) ** 2).sum(-1)
+    oks = np.exp(-d2 / (2 * area * var))
+    counted = seen.sum(-1)
+    keep = counted > 0
+    if not keep.any():
+        return None
+    return float(((oks * seen).sum(-1)[keep] / counted[keep]).mean())
+
+
+def topdown_ap(keypoints: np.ndarray, people: People, rows: np.ndarray
+               ) -> tuple[float, str] | None:
+    """COCO AP (each data set's protocol, the mean over sets) of `keypoints`, the people `rows`
+    of annotated images, with ground-truth boxes as inference would crop them; and on what.
+    None when none of them is annotated."""
+    sets: dict[int, tuple[AnnotatedImages, list[int], list[int]]] = {}
+    for j, r in enumerate(rows):
+        where = people.annotated[people.image[r]]
+        if where is not None:
+            entry = sets.setdefault(id(where[0]), (where[0], [], []))
+            entry[1].append(j)
+            entry[2].append(where[1])
+    aps, named = [], []
+    for images, mine, image_ids in sets.values():
+        ids = np.array(image_ids, np.int64)
+        data = images.data.subset(np.unique(ids).tolist())
+        found = keypoints[mine]
+        results = KeypointResults(ids, found, rescore(np.ones(len(found)), found[..., 2]),
+                                  data.category_id)
+        aps.append(evaluate_keypoints(data, results, choose_data_protocol(data)[0])["AP"])
+        named.append(f"{plural(len(data.images), 'image')} of {data.path.name}")
+    return (float(np.mean(aps)), ", ".join(named)) if aps else None
