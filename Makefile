@@ -10,10 +10,16 @@ TORCH := torch==2.13.0
 
 .PHONY: demo test lint clean
 
+# The demo needs hrpose alone (training, evaluation and drawing in PyTorch: about a tenth of
+# the download); the tests add every extra (runtimes, export, serve, Ray, the browser driver).
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet "setuptools>=77" "cython>=3" "numpy>=1.24"
 	$(BIN)/python -m pip install --quiet --no-binary xtcocotools --no-build-isolation -e '.[test]'
 	touch $@
@@ -33,12 +39,12 @@ demo: $(BIN)/.installed
 	  --out $(DEMO_RUN)/eval
 	@echo "drawings: $(DEMO_RUN)/eval/predictions.jpg; TensorBoard: tensorboard --logdir $(DEMO_RUN)/tb"
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 
 # pytest exits 5 when it collects no test: that is a failure here, not a pass. The 25 slowest
 # tests are listed at the end, so that the suite's cost stays in sight.
-test: $(BIN)/.installed lint
+test: $(BIN)/.installed-test lint
 	$(BIN)/python -m pytest -q --durations=25; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; \
 	exit $$status

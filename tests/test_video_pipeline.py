@@ -20,7 +20,7 @@ from hrpose.errors import HrposeError
 from hrpose.inference.estimator import PoseEstimator
 from hrpose.inference.person import Person
 from hrpose.inference.pipeline import FramePoses, run_pipeline
-from hrpose.inference.video import Stream, VideoReader, boxes_from_keypoints
+from hrpose.inference.video import SceneCuts, Stream, VideoReader, boxes_from_keypoints
 
 from .clips import write_clip, write_damaged_avi
 from .helpers import PICODET_XML as PICODET
@@ -169,8 +169,13 @@ def test_detecting_every_fifth_frame_follows_the_same_people(estimator, clip):
                                          axis=1).mean() / person.box[3])
     # measured on the 1280x720 clip: median 1.0% of the person's height, 90% within 2.5%
     assert np.median(errors) < 0.02 and np.percentile(errors, 90) < 0.05
-    # track ids hold within a scene
+    # track ids hold within a scene, and end at a cut: the next shot's people are new
     assert {p.track_id for f in fifth[:20] for p in f} == {0}
+    scenes = [{p.track_id for f in fifth[i : i + 20] for p in f} for i in (0, 20, 40)]
+    assert len(scenes[1]) >= 2 and len(scenes[2]) >= 3
+    assert not scenes[0] & scenes[1] and not scenes[1] & scenes[2]
+    cuts = SceneCuts()
+    assert [i for i, frame in enumerate(VideoReader(clip)) if cuts(frame)] == [20, 40]
 
 
 def test_infer_video_reports_rate_latency_and_detector_runs(clip, tmp_path, capsys):

@@ -25,7 +25,7 @@ from ..data.coco import find_dataset, load_keypoints
 from ..data.synthetic import write_split
 from ..data.topdown import ground_truth_boxes
 from ..data.transforms import normalize
-from ..errors import HrposeError
+from ..errors import HrposeError, plural
 from ..hardware import cpu_summary, cpu_threads, resolve_precision
 from ..hub import cached_path
 from ..inference.backends import (
@@ -77,8 +77,7 @@ class RuntimePath:
 
     @property
     def name(self) -> str:
-        return f"{self.backend} {self.precision}" + (f" {self.streams} streams"
-                                                     if self.streams > 1 else "")
+        return path_label(self.backend, self.precision, self.streams)
 
     def figures(self, batch: int) -> dict:
         lat = np.asarray(self.latencies)
@@ -275,7 +274,8 @@ def _bench_bottomup(model: str, card: ModelCard, reference: Runner, plain: Runti
     lanes = {"chosen": chosen.runner}
     if plain is not None:
         lanes["plain"] = plain.runner
-        if resolve_precision("auto") == "bf16" and chosen.name != "torch bf16":
+        if resolve_precision("auto") == "bf16" and (chosen.backend, chosen.precision) != (
+                "torch", "bf16"):
             lanes["torch bf16"] = TorchRunner(plain.runner.model, plain.runner.input_hw,
                                               RuntimeOptions(precision="bf16", threads=threads)
                                               .resolve("torch"))
@@ -370,19 +370,31 @@ def _weights(model: str, weights: str | None, say: Callable[[str], None]
     return None, False
 
 
+RUNTIME_TITLES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+def path_label(backend: str, precision: str, streams: int = 1) -> str:
+    """A path's row label: "OpenVINO bf16, 2 streams" (OpenVINO rows always say how many
+    streams: the same file runs both ways)."""
+    label = f"{RUNTIME_TITLES.get(backend, backend)} {precision}"
+    if backend == "openvino":
+        label += f", {plural(streams, 'stream')}"
+    return label
+
+
 def format_bench(result: dict) -> str:
-    lines = [f"{'path':<24} {'img/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'x plain':>8} "
-             f"{'joints <=1px':>12}"]
+    lines = [f"{'path (model alone)':<28} {'img/s':>7} {'p50 ms':>8} {'p95 ms':>8} "
+             f"{'x plain':>8} {'joints <=1px':>12}"]
     plain = result["plain_torch_fp32"]
     for p in result["paths"]:
-        name = f"{p['backend']} {p['precision']}"
+        name = path_label(p["backend"], p["precision"], p["streams"])
         chosen = (p["backend"], p["precision"], p["streams"]) == (
             result["backend"], result["precision"], result.get("streams", 1))
-        if p["streams"] > 1:
-            name += f" {p['streams']} streams"
+        if plain and (p["backend"], p["precision"]) == ("torch", "fp32"):
+            name += " (plain)"
         x = f"{p['img_per_s'] / plain['img_per_s']:.2f}" if plain else "-"
         agree = "-" if p["within_1px"] is None else f"{100 * p['within_1px']:.1f}%"
-        lines.append(f"{name:<24} {p['img_per_s']:>7.1f} {p['p50_ms']:>8.1f} "
+        lines.append(f"{name:<28} {p['img_per_s']:>7.1f} {p['p50_ms']:>8.1f} "
                      f"{p['p95_ms']:>8.1f} {x:>8} {agree:>12}" + ("  <- chosen" if chosen
                                                                    else ""))
     if result.get("kind") == "bottomup":
@@ -407,9 +419,8 @@ def format_bench(result: dict) -> str:
 
 def _bottomup_lines(result: dict) -> list[str]:
     """The bottom-up pipeline's rows: images/s and each stage's share of the time."""
-    streams = f" {result['streams']} streams" if result["streams"] > 1 else ""
-    names = {"chosen": f"{result['backend']} {result['precision']}{streams} (chosen)",
-             "plain": "plain PyTorch fp32", "torch bf16": "PyTorch bf16"}
+    names = {"chosen": path_label(result["backend"], result["precision"], result["streams"])
+             + " (chosen)", "plain": "PyTorch fp32 (plain)", "torch bf16": "PyTorch bf16"}
     lines = [f"pipeline, decoded image -> people ({result['images']}):",
              f"  {'path':<30} {'img/s':>6} {'resize':>7} {'model':>6} {'maps':>6} "
              f"{'grouping':>8}"]

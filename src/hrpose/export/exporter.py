@@ -181,7 +181,7 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
             raise HrposeError(f"{source}: a {source.suffix} file cannot be turned back into "
                               f"{target.title}; use --format {' or '.join(others)}")
         if fp16 and not target.fp16_from_file:
-            raise HrposeError(f"{source}: FP16 of a {format} file from elsewhere is not "
+            raise HrposeError(f"{source}: FP16 of an {target.title} file from elsewhere is not "
                               "supported; use --format openvino --fp16")
     fixed = getattr(reference, "fixed_batch", None) or (None if dynamic_batch else batch)
     if loaded.card.bottomup:
@@ -192,7 +192,7 @@ def export_model(model: str, out: str | Path | None = None, format: str = "onnx"
         agreement = _write(reference, source, out, format, precision, metadata, samples,
                            reference_name, fp16=fp16, int8=int8, dynamic_batch=dynamic_batch,
                            batch=batch, simplify=simplify, force=force,
-                           bottomup=loaded.card.bottomup)
+                           bottomup=loaded.card.bottomup, say=say)
     except HrposeError:
         raise
     except Exception as e:            # a full disk while writing or converting the file
@@ -341,7 +341,7 @@ def _bottomup_inputs(image: np.ndarray, card: ModelCard) -> list[np.ndarray]:
 def _write(reference: object, source: Path | None, out: Path, format: str, precision: str,
            metadata: dict[str, str], samples: Samples, reference_name: str, *, fp16: bool,
            int8: bool, dynamic_batch: bool, batch: int, simplify: bool, force: bool,
-           bottomup: bool) -> Agreement:
+           bottomup: bool, say: Callable[[str], None]) -> Agreement:
     """Writes the export beside `out` under a temporary name, verifies it, moves it to
     `out`."""
     target = export_format(format)
@@ -349,17 +349,23 @@ def _write(reference: object, source: Path | None, out: Path, format: str, preci
     with tempfile.TemporaryDirectory(prefix=f".{out.stem}.", dir=out.parent) as work:
         staged = Path(work) / f"model{out.suffix}"
         quantise = samples.calibration if int8 else None
+        making = (f"{'quantising to INT8' if int8 else 'writing'} {target.title} "
+                  f"{precision}")
         if isinstance(reference, TorchRunner):
             # torch writes ONNX: a float ONNX export is that file, anything else is made from it
             direct = target.from_torch and not int8
             onnx_file = staged if direct else Path(work) / "fp32.onnx"
+            say(f"export: tracing the PyTorch model to ONNX{'' if direct else ' (fp32)'}")
             export_onnx(reference.model, reference.input_hw, onnx_file, metadata,
                         fp16=fp16 and direct, dynamic_batch=dynamic_batch, batch=batch,
                         simplify=simplify, bottomup=bottomup)
             if not direct:
+                say(f"export: {making}")
                 target.write(onnx_file, staged, quantise, fp16, metadata, simplify)
         else:
+            say(f"export: {making} from {source.name}")
             target.write(source, staged, quantise, fp16, metadata, simplify)
+        say(f"export: checking the {precision} file against {reference_name}")
         need = (MIN_AGREEMENT_BOTTOMUP if bottomup else MIN_AGREEMENT)[precision]
         agreement = _verify(staged, samples, f"{out}: the {format} {precision} export",
                             reference_name, need, force)
@@ -380,7 +386,8 @@ def _check_options(format: str, out: str | Path | None, fp16: bool, int8: bool,
         raise HrposeError(f"batch and calib_limit must be at least 1, got {batch}, "
                           f"{calib_limit}")
     if out is not None and Path(out).suffix.lower() != target.suffix:
-        raise HrposeError(f"{out}: a {format} model is written as a {target.suffix} file")
+        raise HrposeError(f"{out}: an {target.title} model is written as a {target.suffix} "
+                          "file")
     return "int8" if int8 else "fp16" if fp16 else "fp32"
 
 

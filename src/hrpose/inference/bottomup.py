@@ -26,7 +26,7 @@ from ..errors import HrposeError
 from ..models.card import ModelCard
 from ..skeletons import Skeleton
 from .backends import Runner, check_finite
-from .person import Person
+from .person import Person, as_confidences
 
 SIDE_MULTIPLE = 64
 
@@ -184,6 +184,7 @@ class BottomUpEstimator:
                                   self.grouping, self.skeleton.order)
 
     def postprocess(self, keypoints: np.ndarray, scores: np.ndarray) -> list[Person]:
+        keypoints, scores = as_confidences(keypoints, scores)
         people = []
         for kp, score in zip(keypoints, scores):
             seen = kp[kp[:, 2] > 0, :2]

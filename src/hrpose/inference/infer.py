@@ -89,13 +89,13 @@ def infer(inputs: Sequence[Path | Stream], estimator: PoseEstimator, out_dir: st
         except KeyboardInterrupt:
             job.save_interrupted()
             raise
+        frames = job.images + job.frames
+        if not frames and not job.done_before:
+            if len(job.failed) == 1:
+                raise HrposeError(job.failed[0]["error"])
+            reasons = "; ".join(f["error"] for f in job.failed[:3])
+            raise HrposeError(f"nothing could be processed: {reasons}")
     seconds = time.perf_counter() - start
-    frames = job.images + job.frames
-    if not frames and not job.done_before:
-        if len(job.failed) == 1:
-            raise HrposeError(job.failed[0]["error"])
-        reasons = "; ".join(f["error"] for f in job.failed[:3])
-        raise HrposeError(f"nothing could be processed: {reasons}")
     write_json(out / "results.json", job.results)
     (out / PROGRESS).unlink(missing_ok=True)
     if settings.csv:

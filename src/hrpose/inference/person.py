@@ -24,6 +24,16 @@ class Person:
     skeleton: Skeleton | None = field(default=None, repr=False, compare=False)
 
 
+def as_confidences(keypoints: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Joint and person scores as the people found report them: in [0, 1]. They are heatmap
+    peaks, which a model trained on Gaussian targets can overshoot (1.07, say); evaluation
+    ranks people by the unclipped values, as the published code does, and only these reports
+    are clipped."""
+    keypoints = keypoints.copy()
+    keypoints[..., 2] = np.clip(keypoints[..., 2], 0.0, 1.0)
+    return keypoints, np.clip(scores, 0.0, 1.0)
+
+
 def coco_result(person: Person, image_id: int, by_part: bool = False) -> dict:
     """One row of COCO keypoint results (the exchange format `hrpose eval --results` reads):
     image_id, category_id 1, keypoints [x, y, score] * K and score, with the box (bbox, x, y,

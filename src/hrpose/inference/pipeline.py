@@ -23,7 +23,7 @@ import numpy as np
 
 from .estimator import PoseEstimator
 from .person import Person
-from .video import PoseTracker, SmoothingSettings, VideoReader, boxes_from_keypoints
+from .video import PoseTracker, SceneCuts, SmoothingSettings, VideoReader, boxes_from_keypoints
 
 _END = object()          # the last item of a queue
 
@@ -70,6 +70,7 @@ class FramePoses:
         self.est, self.name, self.detect_every = estimator, name, detect_every
         self.keypoint_threshold, self.given = keypoint_threshold, boxes
         self.tracker = PoseTracker(fps, smoothing)
+        self.cuts = SceneCuts()
         self.follows = (boxes is None and estimator.kind == "topdown" and detect_every > 1
                         and estimator.pipeline.load_detector() is not None)
         self.last: list[Person] = []
@@ -79,7 +80,10 @@ class FramePoses:
     def __call__(self, frame: Frame) -> list[Person]:
         image = frame.image
         boxes = self.given(frame.index) if self.given is not None else None
-        if self.follows and frame.index - self.detected_at < self.detect_every:
+        cut = self.cuts(image)
+        if cut:                      # a new shot: new tracks, and the detector runs again
+            self.tracker.cut()
+        if self.follows and not cut and frame.index - self.detected_at < self.detect_every:
             boxes = boxes_from_keypoints(self.last, (image.shape[1], image.shape[0]),
                                          self.keypoint_threshold)
         if boxes is None and self.given is None and self.est.kind == "topdown":

@@ -24,7 +24,7 @@ from .backends import Runner, check_finite
 from .boxes import check_boxes
 from .detector import Detector, ExportedDetector
 from .options import DEFAULT, EstimatorOptions, RuntimeOptions
-from .person import Person
+from .person import Person, as_confidences
 
 # A whole-image box whose joints score below this on average is probably not one person
 # (measured on real photos with PP-TinyPose: tests/test_first_contact.py).
@@ -144,6 +144,7 @@ class TopDownEstimator:
         """People per image, scored as published (box score x confident joints' mean)."""
         scores = rescore(crops.boxes[:, 4], keypoints[..., 2])
         self._warn_unsure_whole_image(keypoints, crops.whole, crops.counts, names)
+        keypoints, scores = as_confidences(keypoints, scores)
         people = [Person(box.astype(np.float32)[:4], kp, float(s), float(box[4]),
                          skeleton=self.skeleton)
                   for box, kp, s in zip(crops.boxes, keypoints, scores)]

@@ -251,6 +251,27 @@ class OneEuroFilter:
         return self.value.copy()
 
 
+# A cut (the next shot of an edited video) as against motion: the mean |difference| of two
+# frames' 32x18 grey thumbnails (0..1). Measured on the test clips (three photos panned at
+# 640x360): 0.015-0.029 between frames of a shot, 0.164 and 0.465 at the cuts.
+SCENE_CUT = 0.1
+
+
+class SceneCuts:
+    """Called on each frame in turn: whether it starts a new shot."""
+
+    def __init__(self, threshold: float = SCENE_CUT) -> None:
+        self.threshold, self.last = threshold, None
+
+    def __call__(self, image: np.ndarray) -> bool:
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+        thumb = cv2.resize(grey, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+        thumb /= 255.0
+        cut = self.last is not None and float(np.abs(thumb - self.last).mean()) > self.threshold
+        self.last = thumb
+        return cut
+
+
 @dataclass
 class _Track:
     track_id: int
@@ -262,7 +283,8 @@ class _Track:
 class PoseTracker:
     """Gives each person a track id that follows them from frame to frame (greedy matching by
     box IoU, best pairs first) and, with `smoothing`, filters each track's keypoints. A track
-    unseen for `max_missed` frames ends; a new person starts a new track."""
+    unseen for `max_missed` frames ends, every track at a scene cut (`cut`); a new person
+    starts a new track."""
 
     def __init__(self, fps: float, smoothing: SmoothingSettings | None = None,
                  iou_threshold: float = 0.3, max_missed: int = 10) -> None:
@@ -300,6 +322,11 @@ class PoseTracker:
             track.missed += 1
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         return out
+
+    def cut(self) -> None:
+        """A new shot: every track ends (ids are never reused), so nobody of the last shot
+        lends their id, or their smoothed joints, to someone of this one."""
+        self.tracks = []
 
     def _match(self, people: list[Person]) -> dict[int, _Track]:
         if not people or not self.tracks:

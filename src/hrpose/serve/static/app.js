@@ -30,7 +30,7 @@ async function loadCard() {
   if (response.status === 503) { setStatus("model loading…"); setTimeout(loadCard, 1000); return; }
   state.card = await response.json();
   const c = state.card;
-  $("model").textContent = `${c.name} · ${c.kind} · ${c.input_size.width}x${c.input_size.height}` +
+  $("model").textContent = `${c.name} · ${c.kind} · ${c.input_size.height}x${c.input_size.width}` +
     ` · ${c.backend} ${c.precision}`;
   setStatus("");
   document.body.dataset.ready = "1";

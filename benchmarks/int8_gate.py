@@ -1,0 +1,112 @@
+"""What the INT8 export gate judges by, against what users care about.
+
+PP-TinyPose 256x192 (../shared/data/models/tinypose_256x192) is quantised for OpenVINO by
+`hrpose export --int8 --force` with three calibrations: coco-mini-train; coco-tiny +
+crowdpose-tiny + ochuman-tiny; and black images (a broken file). For each: the gate's verdict
+and what it measured on its held-out people (COCO AP against the ground truth, or mean OKS to
+the source's joints), and, on all 86 people of coco-mini-train, the joints within one heatmap
+pixel of the source (the old gate's figure), the mean OKS to the source and COCO AP
+(`hrpose eval`, ground-truth boxes, flip, fp32 inference) beside the float model's.
+
+    python benchmarks/int8_gate.py [--no-report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED, report
+
+from hrpose.cli import main as hrpose
+from hrpose.codecs.heatmap import HeatmapCodec
+from hrpose.errors import plural
+from hrpose.data.transforms import normalize
+from hrpose.export.calibration import cut_people
+from hrpose.export.exporter import MIN_AGREEMENT, export_model, judge
+from hrpose.export.verify import compare, crop_keypoints, oks_agreement
+from hrpose.inference.backends import open_model
+from hrpose.inference.options import RuntimeOptions
+
+DATA = SHARED
+MODEL = DATA / "models" / "tinypose_256x192"
+
+
+def coco_ap(model: Path, work: Path) -> float:
+    root = DATA / "coco-mini-train"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = hrpose(["eval", str(model), "--data", str(root), "--ann",
+                       str(root / "annotations/person_keypoints_train2017.json"), "--images",
+                       str(root / "train2017"), "--out", str(work / f"eval_{model.stem}"),
+                       "--draw", "0", "--precision", "fp32", "--json"])
+    assert code == 0, model
+    return json.loads(out.getvalue().strip().splitlines()[-1])["AP"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="int8_gate_"))
+    black = work / "black"
+    black.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(black / f"b{i}.png"), np.zeros((256, 192, 3), np.uint8))
+    calibrations = {
+        "coco-mini-train": [DATA / "coco-mini-train"],
+        "coco-tiny + crowdpose-tiny + ochuman-tiny": [DATA / "coco-tiny",
+                                                      DATA / "crowdpose-tiny",
+                                                      DATA / "ochuman-tiny"],
+        "black images (broken)": [black]}
+    source = open_model(str(MODEL), RuntimeOptions(precision="fp32"))
+    people = cut_people([str(DATA / "coco-mini-train")], source.runner.input_hw)
+    rows = np.arange(len(people.crops))
+    h, w = source.runner.input_hw
+    x = normalize(people.crops, source.card.mean, source.card.std)
+    codec = HeatmapCodec((w, h), (w // 4, h // 4))
+    expected = crop_keypoints(source.runner, people, rows, source.card, codec)
+    base = coco_ap(MODEL / "model.xml", work)
+    lines = ["`python benchmarks/int8_gate.py`: PP-TinyPose 256x192 INT8 (OpenVINO, NNCF), "
+             f"float AP {base:.3f} on coco-mini-train (86 people, ground-truth boxes, flip).",
+             "", "| calibration | verdict | judged on held-out people | joints <= 1 px (all 86) "
+             "| OKS to source (all 86) | AP | AP - float | export s |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for i, (name, calib) in enumerate(calibrations.items()):
+        start = time.perf_counter()
+        result = export_model(str(MODEL), work / f"int8_{i}.xml", "openvino", int8=True,
+                              calib=[str(c) for c in calib], force=True, log=False)
+        seconds = time.perf_counter() - start
+        a = result.agreement
+        verdict = judge(a, MIN_AGREEMENT["int8"])
+        if a.ap is not None:
+            held = (f"{plural(a.crops, 'person', 'people')}: AP {a.ap:.3f}, source "
+                    f"{a.reference_ap:.3f}")
+        elif a.oks is not None:
+            held = f"{plural(a.crops, 'person', 'people')}: OKS {a.oks:.3f}"
+        else:
+            held = (f"{plural(a.crops, 'person', 'people')}, no joint seen: "
+                    f"{100 * a.within_1px:.1f}% <= 1 px")
+        exported = open_model(str(result.path), RuntimeOptions(precision="fp32"))
+        found = crop_keypoints(exported.runner, people, rows, source.card, codec)
+        within = compare(source.runner, exported.runner, x).within_1px
+        oks = oks_agreement(expected, found, people.boxes, source.card.keypoints.sigmas)
+        ap = coco_ap(result.path, work)
+        lines.append(f"| {name} | {'refused' if verdict else 'accepted'} | {held} | "
+                     f"{100 * within:.1f}% | {oks:.3f} | {ap:.3f} | {ap - base:+.3f} | "
+                     f"{seconds:.0f} |")
+    report("INT8 export gate: held-out people, AP or OKS", lines, append=not args.no_report)
+
+
+if __name__ == "__main__":
+    main()
