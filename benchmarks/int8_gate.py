@@ -30,20 +30,19 @@ from common import SHARED, report
 
 from hrpose.cli import main as hrpose
 from hrpose.codecs.heatmap import HeatmapCodec
-from hrpose.errors import plural
 from hrpose.data.transforms import normalize
+from hrpose.errors import plural
 from hrpose.export.calibration import cut_people
 from hrpose.export.exporter import MIN_AGREEMENT, export_model, judge
 from hrpose.export.verify import compare, crop_keypoints, oks_agreement
 from hrpose.inference.backends import open_model
 from hrpose.inference.options import RuntimeOptions
 
-DATA = SHARED
-MODEL = DATA / "models" / "tinypose_256x192"
+MODEL = SHARED / "models" / "tinypose_256x192"
 
 
 def coco_ap(model: Path, work: Path) -> float:
-    root = DATA / "coco-mini-train"
+    root = SHARED / "coco-mini-train"
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         code = hrpose(["eval", str(model), "--data", str(root), "--ann",
@@ -64,13 +63,13 @@ def main() -> None:
     for i in range(3):
         cv2.imwrite(str(black / f"b{i}.png"), np.zeros((256, 192, 3), np.uint8))
     calibrations = {
-        "coco-mini-train": [DATA / "coco-mini-train"],
-        "coco-tiny + crowdpose-tiny + ochuman-tiny": [DATA / "coco-tiny",
-                                                      DATA / "crowdpose-tiny",
-                                                      DATA / "ochuman-tiny"],
+        "coco-mini-train": [SHARED / "coco-mini-train"],
+        "coco-tiny + crowdpose-tiny + ochuman-tiny": [SHARED / "coco-tiny",
+                                                      SHARED / "crowdpose-tiny",
+                                                      SHARED / "ochuman-tiny"],
         "black images (broken)": [black]}
     source = open_model(str(MODEL), RuntimeOptions(precision="fp32"))
-    people = cut_people([str(DATA / "coco-mini-train")], source.runner.input_hw)
+    people = cut_people([str(SHARED / "coco-mini-train")], source.runner.input_hw)
     rows = np.arange(len(people.crops))
     h, w = source.runner.input_hw
     x = normalize(people.crops, source.card.mean, source.card.std)
