@@ -95,10 +95,18 @@ def test_a_model_path_that_does_not_exist_is_no_such_file(model, tmp_path, capsy
     assert not (tmp_path / "out").exists()
 
 
-def test_a_misspelt_zoo_name_gets_the_closest(capsys, tmp_path):
+def test_a_misspelt_zoo_name_gets_the_closest(capsys, tmp_path, no_model_loads):
     err = _error(capsys, ["eval", "hrnet_w32_256x19", "--data", str(shared_data("coco-tiny")),
                           "--out", str(tmp_path / "e")])
     assert "unknown model 'hrnet_w32_256x19' (did you mean 'hrnet_w32_256x192'?)" in err
+    err = _error(capsys, ["infer", str(shared_data("images", "hrnet_demo.jpg")), "--model",
+                          "tinypose_256x192", "--detector", "picodet_s_320_pedestrain",
+                          "--out", str(tmp_path / "i")])
+    assert "(did you mean 'picodet_s_320_pedestrian'?)" in err
+    err = _error(capsys, ["infer", str(shared_data("images", "hrnet_demo.jpg")), "--model",
+                          "tinypose_256x192", "--keypoints", "cooc", "--out",
+                          str(tmp_path / "i")])
+    assert "--keypoints: 'cooc' is not a built-in set (did you mean 'coco'?)" in err
 
 
 # --- inputs checked before the slow part ----------------------------------------------------

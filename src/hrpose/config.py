@@ -192,7 +192,8 @@ class EvalSettings:
     decode: str = "classic"            # classic | dark | udp
     batch: int = 32
     workers: int = 0                   # image-decoding processes
-    det_json: str | None = None        # None: ground-truth boxes
+    det_json: str | None = None        # None: ground-truth boxes; relative: under data.root
+                                       # (training), else from the working folder
     min_det_score: float = 0.0
     rescore_threshold: float = 0.2     # joints above this count in the person score
     nms: str = "oks"                   # oks | soft | none

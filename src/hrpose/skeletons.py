@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HrposeError
+from .errors import HrposeError, did_you_mean
 
 # The OKS falloff used for a joint whose sigma a set does not state: COCO's sigma for its most
 # precisely placed points (eyes 0.025, nose 0.026). A custom point is taken to be as well
@@ -255,7 +255,8 @@ def get_skeleton(name: str) -> Skeleton:
     try:
         return SKELETONS[name]
     except KeyError:
-        raise HrposeError(f"unknown keypoint set {name!r}; known: {', '.join(SKELETONS)}, or "
+        raise HrposeError(f"unknown keypoint set {name!r}{did_you_mean(name, SKELETONS)}; "
+                          f"known: {', '.join(SKELETONS)}, or "
                           "a set file (keypoints.yaml) or a set stated in the config") from None
 
 
@@ -516,5 +517,6 @@ def resolve_skeleton_option(value: str | Mapping | Skeleton, where: str = "keypo
         if not Path(value).is_file():
             raise HrposeError(f"{where}: keypoint set file {value} not found")
         return load_skeleton_file(value)
-    raise HrposeError(f"{where}: {value!r} is not a built-in set ({', '.join(SKELETONS)}), "
+    raise HrposeError(f"{where}: {value!r} is not a built-in set"
+                      f"{did_you_mean(value, SKELETONS)} ({', '.join(SKELETONS)}), "
                       f"{FROM_ANNOTATIONS!r}, a set file (.yaml, .json) or a set")

@@ -157,7 +157,10 @@ def estimator_options(args: argparse.Namespace, **changes: object) -> EstimatorO
     them) as one checked value: what `infer`, `serve` and batch jobs pass whole. `--detector
     none` is `detector=None`; no --detector, the zoo's default one."""
     from ..inference.options import DEFAULT, EstimatorOptions
+    from ..skeletons import resolve_skeleton_option
 
+    if args.keypoints:                  # checked now, before any model loads
+        resolve_skeleton_option(args.keypoints, "--keypoints")
     detector = getattr(args, "detector", None) or DEFAULT
     values = {"runtime": runtime_options(args), "weights": args.weights, "detector": detector,
               "box_threshold": args.box_threshold, "flip": args.flip, "decode": args.decode,

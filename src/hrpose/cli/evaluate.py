@@ -9,7 +9,7 @@ import sys
 import time
 
 from ..errors import HrposeError, plural
-from ..paths import check_output
+from ..paths import check_output, output_folder
 from .common import (
     FRACTION,
     count,
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         score_results_file,
     )
     from ..inference.backends import BGRInput, describe_model, open_model
+    from ..models.zoo import check_model
     from ..skeletons import FROM_DATA
 
     check_output(args.out, [args.data, args.ann, args.images, args.det_json, args.results,
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                             workers=args.workers, det_json=args.det_json,
                             min_det_score=args.min_det_score, nms=args.nms, scales=args.scales,
                             protocol=args.protocol, headboxes=args.headboxes)
+    check_model(args.model)
     data = check_eval_data(args.data, args.ann, args.images, FROM_DATA, settings)
     loaded = open_model(args.model, runtime_options(args), args.weights)
     runner = BGRInput(loaded.runner) if args.bgr else loaded.runner
@@ -118,18 +120,19 @@ def run(args: argparse.Namespace) -> int:
     mean, std = args.mean or loaded.card.mean, args.std or loaded.card.std
     # The model's keypoint set, which the data must name; a file that states none: the data's.
     keypoints = loaded.card.keypoints or FROM_DATA
-    if loaded.card.bottomup:
-        if args.det_json:
-            raise HrposeError(f"{args.model}: a bottom-up model finds people itself; drop "
-                              "--det-json")
-        metrics = evaluate_bottomup(runner, args.data, args.out, mean, std,
-                                    runner.input_hw[0], settings, args.ann, args.images,
-                                    progress=not args.json, extra=extra, draw=args.draw,
-                                    keypoints=keypoints)
-    else:
-        metrics = evaluate(runner, args.data, args.out, mean, std, settings, args.ann,
-                           args.images, progress=not args.json, extra=extra, draw=args.draw,
-                           keypoints=keypoints)
+    if loaded.card.bottomup and args.det_json:
+        raise HrposeError(f"{args.model}: a bottom-up model finds people itself; drop "
+                          "--det-json")
+    with output_folder(args.out):           # gone again if the run fails before writing
+        if loaded.card.bottomup:
+            metrics = evaluate_bottomup(runner, args.data, args.out, mean, std,
+                                        runner.input_hw[0], settings, args.ann, args.images,
+                                        progress=not args.json, extra=extra, draw=args.draw,
+                                        keypoints=keypoints)
+        else:
+            metrics = evaluate(runner, args.data, args.out, mean, std, settings, args.ann,
+                               args.images, progress=not args.json, extra=extra,
+                               draw=args.draw, keypoints=keypoints)
     seconds = time.perf_counter() - start
     print_metrics(metrics, args, seconds, f"wrote {args.out}/results.json and "
                    f"{args.out}/metrics.json ({seconds:.1f} s)")

@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.images import find_inputs
     from ..inference.infer import InferSettings, infer
     from ..inference.video import SmoothingSettings, Stream
-    from ..models.zoo import zoo_kind
+    from ..models.zoo import check_detector, check_model, zoo_kind
 
     if args.boxes and args.detector:
         raise HrposeError("give --boxes FILE or --detector MODEL, not both")
@@ -174,8 +174,11 @@ def run(args: argparse.Namespace) -> int:
                             args.detector])
     # No --detector: the zoo's default one, loaded when an image needs it (never for a
     # bottom-up model, or with --boxes); "none": the whole image is one person.
+    check_model(args.model)
     if args.boxes:
         refuse_bottomup_boxes(args.model, lambda: zoo_kind(args.model))
+    if args.detector and args.detector != "none":
+        check_detector(args.detector)
     options = estimator_options(args, **({"detector": None} if args.boxes else {}))
     estimator = PoseEstimator(args.model, options)
     if args.boxes:                     # a file's kind is known once it is open

@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..inference.backends import describe_model
+    from ..models.zoo import check_detector, check_model
     from ..serve.app import create_app
     from ..serve.connections import uvicorn_options
     from ..serve.settings import API_KEY_VARIABLE, SETTINGS_VARIABLE, ServeSettings, open_estimator
@@ -93,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
     if not settings.api_key and not _loopback(args.host):
         print(f"hrpose: warning: serving on {args.host} without an API key: anyone who can "
               "reach it can use it (--api-key)", file=sys.stderr)
+    check_model(args.model)
     check_port(args.host, args.port)         # before the model's load and warm-up
+    if args.detector and args.detector != "none":
+        check_detector(args.detector)
     # The model opens here first, so that a bad model is one line before anything binds.
     estimator = open_estimator(settings)
     print(f"hrpose: serving {describe_model(args.model, estimator.loaded)} on "

@@ -11,6 +11,7 @@ Ctrl-C handling (engine/interrupts.py) keep a resumed run bit for bit the uninte
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
@@ -198,6 +199,11 @@ class Trainer:
         if self.main and not config.skeleton.builtin:
             tqdm.write(f"hrpose: {announce_keypoints(config.skeleton)}", file=sys.stderr)
         check_images(train_data, root / data_cfg.train_images, "training", allow_missing=True)
+        if config.test.det_json:            # a relative file: under data.root, if it is there
+            boxes = Path(config.test.det_json)
+            if not boxes.is_absolute() and (root / boxes).is_file():
+                config = self.config = dataclasses.replace(config, test=dataclasses.replace(
+                    config.test, det_json=str(root / boxes)))
         # The validation set is read now, not at the first evaluation epochs later.
         self.val_data = check_eval_data(root, root / data_cfg.val_ann,
                                         root / data_cfg.val_images, config.skeleton,

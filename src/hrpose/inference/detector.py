@@ -12,7 +12,13 @@ import numpy as np
 
 from ..data.transforms import normalize
 from ..errors import HrposeError
-from ..models.zoo import DETECTORS, IMAGENET_MEAN, IMAGENET_STD, detector_file
+from ..models.zoo import (
+    DETECTORS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    check_detector,
+    detector_file,
+)
 from .backends import open_exported
 from .boxes import nms, xyxy_to_xywh
 from .options import RuntimeOptions
@@ -38,6 +44,7 @@ class ExportedDetector:
                  iou_threshold: float = 0.6, class_index: int = 0,
                  mean: tuple[float, ...] = IMAGENET_MEAN,
                  std: tuple[float, ...] = IMAGENET_STD) -> None:
+        check_detector(str(path))
         if str(path) in DETECTORS:             # a zoo detector: its cached (downloaded) file
             path = detector_file(str(path))
         self.runner = open_exported(path, runtime, heatmaps=False)

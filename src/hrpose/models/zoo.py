@@ -220,11 +220,23 @@ DETECTORS: dict[str, DetectorSpec] = {
 DEFAULT_DETECTOR = "picodet_s_320_pedestrian"
 
 
+def check_detector(source: str) -> None:
+    """A --detector argument that is neither a zoo detector nor an existing file or folder is
+    refused here, in one line (before any model loads): a name gets the closest zoo name."""
+    if source in DETECTORS or Path(source).exists():
+        return
+    if looks_like_path(source):
+        raise HrposeError(f"{source}: no such file or folder")
+    raise HrposeError(f"unknown detector {source!r}{did_you_mean(source, DETECTORS)}; known "
+                      f"detectors: {', '.join(DETECTORS)}, or an exported detector's file")
+
+
 def detector_file(name: str) -> Path:
     """The model file of zoo detector `name`, downloaded (with its companions) into the cache
     on first use."""
     if name not in DETECTORS:
-        raise HrposeError(f"unknown detector {name!r}; known detectors: {', '.join(DETECTORS)}")
+        raise HrposeError(f"unknown detector {name!r}{did_you_mean(name, DETECTORS)}; known "
+                          f"detectors: {', '.join(DETECTORS)}")
     other = ("or give another detector (--detector FILE), or --detector none to take the whole "
              "image as one person")
     paths = [download(url, sha256=sha, alternative=other) for url, sha in DETECTORS[name].files]
@@ -241,6 +253,14 @@ def get_spec(name: str) -> ModelSpec:
 def zoo_kind(name: str) -> str | None:
     """A zoo model's kind (topdown | bottomup) without building it; None for other names."""
     return MODELS[name].card().kind if name in MODELS else None
+
+
+def check_model(source: str) -> None:
+    """A model argument that is a zoo name, a URL or an existing file or folder passes; any
+    other is refused at once (`unknown_model`), before data is read or anything loads."""
+    if source in MODELS or source.startswith(("http://", "https://")) or Path(source).exists():
+        return
+    raise unknown_model(source, "a checkpoint, or an exported .onnx / .xml file (or its folder)")
 
 
 def unknown_model(source: str, files: str = "a checkpoint or a URL") -> HrposeError:
