@@ -14,9 +14,6 @@ pixel of the source (the old gate's figure), the mean OKS to the source and COCO
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import sys
 import tempfile
 import time
@@ -27,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, report
+from int8_tinypose import coco_ap  # COCO AP on coco-mini-train, as that benchmark scores it
 
-from hrpose.cli import main as hrpose
 from hrpose.codecs.heatmap import HeatmapCodec
 from hrpose.data.transforms import normalize
 from hrpose.errors import plural
@@ -39,18 +36,6 @@ from hrpose.inference.backends import open_model
 from hrpose.inference.options import RuntimeOptions
 
 MODEL = SHARED / "models" / "tinypose_256x192"
-
-
-def coco_ap(model: Path, work: Path) -> float:
-    root = SHARED / "coco-mini-train"
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = hrpose(["eval", str(model), "--data", str(root), "--ann",
-                       str(root / "annotations/person_keypoints_train2017.json"), "--images",
-                       str(root / "train2017"), "--out", str(work / f"eval_{model.stem}"),
-                       "--draw", "0", "--precision", "fp32", "--json"])
-    assert code == 0, model
-    return json.loads(out.getvalue().strip().splitlines()[-1])["AP"]
 
 
 def main() -> None:

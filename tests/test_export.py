@@ -176,9 +176,9 @@ def test_int8_is_judged_on_held_out_people_by_ap_against_the_ground_truth():
     loaded = open_model(str(shared_data("models/tinypose_256x192")),
                         RuntimeOptions(precision="fp32"))
     people = cut_people([root], loaded.runner.input_hw)
-    held, used = held_out(people, exporter.VERIFY_CROPS, exporter.MIN_AP_PEOPLE)
+    held, used = held_out(people, exporter.VERIFY_CROPS)
     assert not set(people.image[held]) & set(people.image[used])   # split by image
-    assert exporter.MIN_AP_PEOPLE <= len(held) <= len(people.image) // 3
+    assert exporter.MIN_AP_PEOPLE <= len(people.image) // 5 <= len(held) < len(people.image) // 4
     assert len(held) + len(used) == len(people.image)
     samples = exporter._int8_topdown_samples(loaded, people, [root], 300, None, lambda _: None)
     assert sum(map(len, samples.calibration)) == 2 * len(used)    # each also mirrored
@@ -247,8 +247,8 @@ def test_int8_tinypose_keeps_its_coco_ap(tmp_path, capsys):
     """PP-TinyPose quantised by `hrpose export` with calibration crops from coco-tiny, mpii-tiny
     and ochuman-tiny, scored on coco-mini-train (86 people, ground-truth boxes, flip test).
     Measured: fp32 AP 0.581, INT8 0.553 (-0.028): the issue's goal of 0.02 is not reached;
-    NNCF's defaults lost 0.40 AP, see export/openvino.py. Its agreement with fp32 (95.5% of
-    joints within 1 heatmap px, with or without VNNI) clears the export check's 85%."""
+    NNCF's defaults lost 0.40 AP, see export/openvino.py. The export check judges it by OKS
+    to the source on the people held out of calibration."""
     model = shared_data("models/tinypose_256x192/model.xml")
     calib = [str(shared_data(d)) for d in ("coco-tiny", "mpii-tiny", "ochuman-tiny")]
     data = shared_data("coco-mini-train")

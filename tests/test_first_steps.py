@@ -154,6 +154,14 @@ def test_a_run_that_fails_after_the_model_loads_leaves_no_empty_folder(tmp_path,
     assert "a.jpg" in err and not (tmp_path / "deep").exists()
 
 
+def test_an_evaluation_that_fails_after_the_model_loads_leaves_no_empty_folder(tmp_path,
+                                                                              capsys):
+    out = tmp_path / "eval"
+    err = _error(capsys, ["eval", str(shared_data(TINYPOSE_XML)), "--data",
+                          str(shared_data("mpii-tiny")), "--out", str(out)])
+    assert "16" in err and not out.exists()
+
+
 def test_a_port_in_use_is_refused_before_the_model_loads(capsys, no_model_loads):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

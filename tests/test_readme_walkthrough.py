@@ -62,8 +62,9 @@ def _fill_cache() -> None:
         shutil.copy(detector / Path(url).name, cached_path(url))
 
 
-@pytest.mark.skipif(not HRPOSE.is_file(), reason="hrpose is not installed as a command")
+@pytest.mark.slow
 def test_the_readme_walkthrough_runs_in_order(tmp_path):
+    assert HRPOSE.is_file(), f"{HRPOSE}: hrpose is not installed as a command"
     _fill_cache()
     coco = _coco_folder(tmp_path / "coco")
     photo = shared_data("images", "hrnet_demo.jpg")

@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from ..errors import HrposeError
+from ..errors import HrposeError, plural
 from .common import FRACTION, count, folder
 
 # The formats of data.importers.IMPORTERS and the sets of data.download.DATASETS (a test holds
@@ -123,7 +123,7 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"wrote {args.train} + {args.val} images to {args.out} in {seconds:.1f} s")
+        print(f"wrote {args.train} + {plural(args.val, 'image')} to {args.out} in {seconds:.1f} s")
     return 0
 
 
@@ -209,7 +209,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 def _print_report(report: dict) -> None:
     sides, per_image = report["box_side_px"], report["people_per_image"]
-    print(f"\n{report['file']}: {report['images']} images, {report['people']} people "
+    print(f"\n{report['file']}: {plural(report['images'], 'image')}, "
+          f"{plural(report['people'], 'person', 'people')} "
           f"({per_image['mean']} per image, at most {per_image['max']}; "
           f"{report['images_without_people']} images without labelled people)")
     print(f"  box side (sqrt of area): min {sides['min']}, median {sides['median']}, "

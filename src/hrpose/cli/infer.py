@@ -136,9 +136,11 @@ def run_batch(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print(f"{summary['done']} done, {summary['skipped']} done before, of "
-              f"{summary['items']} ({summary['images']} images, {summary['video_segments']} "
-              f"video segments): {summary['rows']} people in {summary['parts']} parts -> "
-              f"{summary['out']}" + ("" if summary["complete"] else "; not complete"))
+              f"{summary['items']} ({plural(summary['images'], 'image')}, "
+              f"{plural(summary['video_segments'], 'video segment')}): "
+              f"{plural(summary['rows'], 'person', 'people')} in "
+              f"{plural(summary['parts'], 'part')} -> {summary['out']}"
+              + ("" if summary["complete"] else "; not complete"))
         for failure in summary["failed"]:
             print(f"failed: {failure['input']}: {failure['error']}", file=sys.stderr)
     return 1 if summary["failed"] else 0
@@ -216,7 +218,8 @@ def run(args: argparse.Namespace) -> int:
                   " s, decoding, detection, pose and drawing)")
         for video in summary["videos"]:
             late = video["latency_ms"]
-            print(f"{video['input']}: {video['frames']} frames at {video['fps']} frames/s, "
+            print(f"{video['input']}: {plural(video['frames'], 'frame')} at {video['fps']} "
+                  "frames/s, "
                   f"latency p50 {late['p50']} ms, p95 {late['p95']} ms; "
                   f"{video['dropped']} dropped"
                   + (" (drawn as the frame before)" if video["dropped"] and args.draw else "")

@@ -45,7 +45,8 @@ class Agreement:
         return asdict(self)
 
     def describe(self) -> str:
-        found = "" if self.people is None else f", {self.people} people found by the source"
+        found = "" if self.people is None else \
+            f", {plural(self.people, 'person', 'people')} found by the source"
         text = (f"{self.crops} {self.unit}{found}: max |output difference| {self.max_abs:.2e} "
                 f"(heatmap peaks {self.peak:.3f}); joints within 1 heatmap px "
                 f"{100 * self.within_1px:.2f}%, mean distance {self.mean_px:.3f} px")
