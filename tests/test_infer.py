@@ -362,7 +362,8 @@ def test_infer_errors_are_one_line_and_name_the_input(tmp_path, capsys):
     assert "model.xml: not a person detector" in err
     err = _error(capsys, "infer", demo, "--model", model, "--detector",
                  str(shared_data(PICODET).parent / "model.xml"), "--out", out)
-    assert "model.xml: no such file (the folder has picodet_s_320_lcnet_pedestrian.xml)" in err
+    assert "model.xml: no such file or folder (the folder has picodet_s_320_lcnet_pedestrian.xml)" \
+        in err
     err = _error(capsys, "infer", demo, "--model", model, "--device", "cuda", "--out", out)
     assert "CPU-only build" in err or "model.xml: exported files run on the CPU" in err
     err = _error(capsys, "infer", demo, "--model", demo, "--out", out)

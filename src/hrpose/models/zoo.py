@@ -226,7 +226,7 @@ def check_detector(source: str) -> None:
     if source in DETECTORS or Path(source).exists():
         return
     if looks_like_path(source):
-        raise HrposeError(f"{source}: no such file or folder")
+        raise missing_file(source)
     raise HrposeError(f"unknown detector {source!r}{did_you_mean(source, DETECTORS)}; known "
                       f"detectors: {', '.join(DETECTORS)}, or an exported detector's file")
 
@@ -263,11 +263,21 @@ def check_model(source: str) -> None:
     raise unknown_model(source, "a checkpoint, or an exported .onnx / .xml file (or its folder)")
 
 
+def missing_file(source: str) -> HrposeError:
+    """"no such file or folder", naming the files of the same kind the folder does hold (a
+    misnamed model.xml beside picodet.xml)."""
+    path = Path(source)
+    beside = sorted(p.name for p in path.parent.glob(f"*{path.suffix}") if p.is_file()) \
+        if path.suffix and path.parent.is_dir() else []
+    return HrposeError(f"{source}: no such file or folder"
+                       + (f" (the folder has {', '.join(beside[:5])})" if beside else ""))
+
+
 def unknown_model(source: str, files: str = "a checkpoint or a URL") -> HrposeError:
     """The error for a model argument that is neither a zoo name nor an existing file: a
     path-looking one is a missing file; a name gets the closest zoo name and the list."""
     if looks_like_path(source):
-        return HrposeError(f"{source}: no such file or folder")
+        return missing_file(source)
     return HrposeError(f"unknown model {source!r}{did_you_mean(source, MODELS)}: give a zoo "
                        f"name ({', '.join(MODELS)}), {files}")
 
