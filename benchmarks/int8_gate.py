@@ -31,9 +31,10 @@ from hrpose.data.transforms import normalize
 from hrpose.errors import plural
 from hrpose.export.calibration import cut_people
 from hrpose.export.exporter import MIN_AGREEMENT, export_model, judge
-from hrpose.export.verify import compare, crop_keypoints, oks_agreement
+from hrpose.export.verify import compare_heatmaps, oks_agreement, run_batched
 from hrpose.inference.backends import open_model
 from hrpose.inference.options import RuntimeOptions
+from hrpose.inference.topdown import decode_keypoints
 
 MODEL = SHARED / "models" / "tinypose_256x192"
 
@@ -55,11 +56,11 @@ def main() -> None:
         "black images (broken)": [black]}
     source = open_model(str(MODEL), RuntimeOptions(precision="fp32"))
     people = cut_people([str(SHARED / "coco-mini-train")], source.runner.input_hw)
-    rows = np.arange(len(people.crops))
     h, w = source.runner.input_hw
     x = normalize(people.crops, source.card.mean, source.card.std)
     codec = HeatmapCodec((w, h), (w // 4, h // 4))
-    expected = crop_keypoints(source.runner, people, rows, source.card, codec)
+    source_maps = run_batched(source.runner, x)
+    expected = decode_keypoints(source_maps, people.matrices, codec)
     base = coco_ap(MODEL / "model.xml", work)
     lines = ["`python benchmarks/int8_gate.py`: PP-TinyPose 256x192 INT8 (OpenVINO, NNCF), "
              f"float AP {base:.3f} on coco-mini-train (86 people, ground-truth boxes, flip).",
@@ -82,8 +83,9 @@ def main() -> None:
             held = (f"{plural(a.crops, 'person', 'people')}, no joint seen: "
                     f"{100 * a.within_1px:.1f}% <= 1 px")
         exported = open_model(str(result.path), RuntimeOptions(precision="fp32"))
-        found = crop_keypoints(exported.runner, people, rows, source.card, codec)
-        within = compare(source.runner, exported.runner, x).within_1px
+        maps = run_batched(exported.runner, x)
+        found = decode_keypoints(maps, people.matrices, codec)
+        within = compare_heatmaps(source_maps, maps).within_1px
         oks = oks_agreement(expected, found, people.boxes, source.card.keypoints.sigmas)
         ap = coco_ap(result.path, work)
         lines.append(f"| {name} | {'refused' if verdict else 'accepted'} | {held} | "

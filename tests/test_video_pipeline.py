@@ -19,7 +19,7 @@ from hrpose.cli import main
 from hrpose.errors import HrposeError
 from hrpose.inference.estimator import PoseEstimator
 from hrpose.inference.person import Person
-from hrpose.inference.pipeline import FramePoses, run_pipeline
+from hrpose.inference.pipeline import Frame, FramePoses, run_pipeline
 from hrpose.inference.video import SceneCuts, Stream, VideoReader, boxes_from_keypoints
 
 from .clips import write_clip, write_damaged_avi
@@ -193,6 +193,29 @@ def test_infer_video_reports_rate_latency_and_detector_runs(clip, tmp_path, caps
     assert sorted({r["frame"] for r in results}) == list(range(60))
     drawn = cv2.VideoCapture(str(out / "people.mp4"))
     assert int(drawn.get(cv2.CAP_PROP_FRAME_COUNT)) == 60
+
+
+class _StandingStill:
+    """A top-down estimator that finds one person in the same place in every frame."""
+
+    kind = "topdown"
+
+    class pipeline:
+        @staticmethod
+        def load_detector():
+            return None
+
+    def predict_rgb(self, images, boxes=None, names=None):
+        return [[Person(np.array([20, 10, 40, 80], np.float32), np.ones((17, 3), np.float32),
+                        1.0)] for _ in images]
+
+
+def test_a_scene_cut_ends_the_tracks_even_where_the_boxes_overlap():
+    """After a cut, a person standing where the last shot's person stood is someone else."""
+    poses = FramePoses(_StandingStill(), "cut", 25.0)
+    dark, light = np.full((90, 160, 3), 30, np.uint8), np.full((90, 160, 3), 220, np.uint8)
+    ids = [poses(Frame(i, 0.0, dark if i < 5 else light))[0].track_id for i in range(10)]
+    assert ids == [0] * 5 + [1] * 5
 
 
 def test_a_realtime_drawing_keeps_the_source_frame_count_and_timing(clip, tmp_path, capsys,

@@ -53,9 +53,8 @@ class _Parser(argparse.ArgumentParser):
                 parser = commands.get(arg, parser)
                 continue
             flag = arg.split("=", 1)[0]
-            flags = [s for a in parser._actions for s in a.option_strings]
-            if not any(known.startswith(flag) for known in flags):    # prefixes are accepted
-                parser.error(f"unrecognized argument {flag}{did_you_mean(flag, flags)}")
+            if not any(known.startswith(flag) for known in _flags(parser)):  # prefixes pass
+                parser.error(f"unrecognized argument {flag}{did_you_mean(flag, _flags(parser))}")
         return parser
 
     def _commands(self) -> dict[str, argparse.ArgumentParser]:
@@ -65,16 +64,18 @@ class _Parser(argparse.ArgumentParser):
         return {}
 
 
+def _flags(parser: argparse.ArgumentParser) -> list[str]:
+    return [s for a in parser._actions for s in a.option_strings]
+
+
 def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
     """The message for arguments a command does not take: the closest flag for a misspelt
     one; for several plain arguments that are files, the glob the shell expanded."""
-    flags = [s for a in parser._actions for s in a.option_strings]
     for arg in extra:
         if arg.startswith("-"):
             flag = arg.split("=", 1)[0]
-            return f"unrecognized argument {flag}{did_you_mean(flag, flags)}"
-    files = [arg for arg in extra if os.path.exists(arg)]
-    if files:
+            return f"unrecognized argument {flag}{did_you_mean(flag, _flags(parser))}"
+    if any(os.path.exists(arg) for arg in extra):
         return (f"{plural(len(extra), 'extra argument')} ({extra[0]}, ...): the shell expanded "
                 "a glob into many files; quote it ('dir/*.jpg') so that hrpose reads it, or "
                 "give the folder")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 
 from ..errors import HrposeError, plural
 from ..paths import check_output
@@ -146,11 +145,22 @@ def run_batch(args: argparse.Namespace) -> int:
     return 1 if summary["failed"] else 0
 
 
-def refuse_bottomup_boxes(model: str, kind: Callable[[], str | None]) -> None:
+def refuse_bottomup_boxes(model: str, kind: str | None) -> None:
     """--boxes gives a top-down model its people; a bottom-up model finds its own."""
-    if kind() == "bottomup":
+    if kind == "bottomup":
         raise HrposeError(f"{model}: a bottom-up model finds people itself; drop --boxes (or "
                           "give a top-down model)")
+
+
+def people_source(args: argparse.Namespace, kind: str) -> str:
+    """Where the people come from, for the start-up line."""
+    if args.boxes:
+        return f"boxes from {args.boxes}"
+    if kind == "bottomup":
+        return "people found by the model"
+    if args.detector == "none":
+        return "the whole image as one person"
+    return f"detector {args.detector or 'default'}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,19 +188,17 @@ def run(args: argparse.Namespace) -> int:
     # bottom-up model, or with --boxes); "none": the whole image is one person.
     check_model(args.model)
     if args.boxes:
-        refuse_bottomup_boxes(args.model, lambda: zoo_kind(args.model))
+        refuse_bottomup_boxes(args.model, zoo_kind(args.model))
     if args.detector and args.detector != "none":
         check_detector(args.detector)
     options = estimator_options(args, **({"detector": None} if args.boxes else {}))
     estimator = PoseEstimator(args.model, options)
     if args.boxes:                     # a file's kind is known once it is open
-        refuse_bottomup_boxes(args.model, lambda: estimator.kind)
+        refuse_bottomup_boxes(args.model, estimator.kind)
     if not args.json:
-        people = (f"boxes from {args.boxes}" if args.boxes else "people found by the model"
-                  if estimator.kind == "bottomup" else "the whole image as one person"
-                  if args.detector == "none" else f"detector {args.detector or 'default'}")
-        print(f"hrpose: {describe_model(args.model, estimator.loaded)}; {people}; "
-              f"{plural(len(inputs), 'input')}", file=sys.stderr)
+        print(f"hrpose: {describe_model(args.model, estimator.loaded)}; "
+              f"{people_source(args, estimator.kind)}; {plural(len(inputs), 'input')}",
+              file=sys.stderr)
     settings = InferSettings(
         boxes=args.boxes, box_threshold=args.box_threshold,
         keypoint_threshold=args.keypoint_threshold, person_threshold=args.person_threshold,

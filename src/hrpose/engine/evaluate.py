@@ -27,7 +27,7 @@ from ..data.coco import (
 from ..data.topdown import ImageCrops, crop_batches, ground_truth_boxes
 from ..data.transforms import BOX_PADDING, boxes_to_crops
 from ..errors import HrposeError
-from ..inference.backends import Runner
+from ..inference.backends import Runner, runner_record
 from ..inference.bottomup import bottomup_keypoints
 from ..inference.draw import draw_people, tile
 from ..inference.topdown import heatmap_keypoints
@@ -100,12 +100,6 @@ def settings_record(settings: EvalSettings, bottomup: bool) -> dict:
     """The evaluation settings a run of this kind of model used, for metrics.json."""
     drop = TOPDOWN_SETTINGS if bottomup else BOTTOMUP_SETTINGS
     return {k: v for k, v in asdict(settings).items() if k not in drop}
-
-
-def runner_record(runner: Runner) -> dict[str, str]:
-    """What ran, as resolved (never "auto"): backend, precision and device."""
-    return {"backend": runner.backend, "precision": runner.precision,
-            "device": str(getattr(runner, "device", "cpu"))}
 
 
 def check_eval_data(data_root: str | Path, ann: str | Path | None, images: str | Path | None,

@@ -29,6 +29,7 @@ from ..errors import HrposeError, plural
 from ..hardware import cpu_summary, cpu_threads, resolve_precision
 from ..hub import cached_path
 from ..inference.backends import (
+    RUNTIMES,
     LoadedModel,
     Runner,
     TorchRunner,
@@ -370,13 +371,11 @@ def _weights(model: str, weights: str | None, say: Callable[[str], None]
     return None, False
 
 
-RUNTIME_TITLES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
-
-
 def path_label(backend: str, precision: str, streams: int = 1) -> str:
     """A path's row label: "OpenVINO bf16, 2 streams" (OpenVINO rows always say how many
     streams: the same file runs both ways)."""
-    label = f"{RUNTIME_TITLES.get(backend, backend)} {precision}"
+    titles = {"torch": "PyTorch", **{r.name: r.title or r.name for r in RUNTIMES}}
+    label = f"{titles.get(backend, backend)} {precision}"
     if backend == "openvino":
         label += f", {plural(streams, 'stream')}"
     return label

@@ -126,9 +126,10 @@ def held_out(people: People, want: int, seed: int = 0) -> tuple[np.ndarray, np.n
     """(rows held out to verify on, rows to calibrate on), split by image so that no held-out
     person's image is seen in calibration: images drawn with a fixed seed until `want`
     people, or a fifth of them, are held out (a small calibration set needs most of its
-    people to calibrate on: holding out 10 of coco-tiny + mpii-tiny + ochuman-tiny's 22
-    people rather than 5 cost PP-TinyPose INT8 0.015 AP on coco-mini-train, 0.534 against
-    0.549). A single image cannot be split: then both are every row (the caller says so)."""
+    people to calibrate on: holding out 7 of coco-tiny + mpii-tiny + ochuman-tiny's 22
+    people (a third) rather than 5 (a fifth) cost PP-TinyPose INT8 0.015 AP on
+    coco-mini-train, 0.534 against 0.549). A single image cannot be split: then both are
+    every row (the caller says so)."""
     images = np.unique(people.image)
     everyone = np.arange(len(people.image))
     if len(images) < 2:

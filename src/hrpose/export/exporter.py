@@ -31,6 +31,7 @@ from ..inference.backends import (
 )
 from ..inference.bottomup import scale_matrix
 from ..inference.options import RuntimeOptions
+from ..inference.topdown import decode_keypoints
 from ..io import read_image, write_failure
 from ..models.card import ModelCard
 from ..models.pact import is_pact
@@ -55,8 +56,8 @@ from .verify import (
     Agreement,
     bottomup_ap,
     compare,
+    compare_heatmaps,
     compare_people,
-    crop_keypoints,
     oks_agreement,
     run_batched,
     topdown_ap,
@@ -249,7 +250,7 @@ def _int8_topdown_samples(loaded: LoadedModel, people: People, calib: Sequence[s
     heatmaps = run_batched(reference, checked)
     h, w = reference.input_hw
     codec = HeatmapCodec((w, h), (heatmaps.shape[3], heatmaps.shape[2]))
-    expected = crop_keypoints(reference, people, held, card, codec)
+    expected = decode_keypoints(heatmaps, people.matrices[held], codec)
     sigmas = (card.keypoints or unnamed_skeleton(heatmaps.shape[1])).sigmas
     scored = len(held) >= MIN_AP_PEOPLE and _scores_people(people, held, heatmaps.shape[1],
                                                            card)
@@ -259,9 +260,9 @@ def _int8_topdown_samples(loaded: LoadedModel, people: People, calib: Sequence[s
             f"{reference_ap[1]}")
 
     def check(runner: Runner) -> Agreement:
-        agreement = compare(reference, runner, checked, reference_heatmaps=heatmaps)
-        found = crop_keypoints(runner, people, held, card, codec)
-        agreement = replace(agreement, held_out=separate,
+        maps = run_batched(runner, checked)             # one pass: agreement and keypoints
+        found = decode_keypoints(maps, people.matrices[held], codec)
+        agreement = replace(compare_heatmaps(heatmaps, maps), held_out=separate,
                             oks=oks_agreement(expected, found, people.boxes[held], sigmas))
         if reference_ap is None:
             return agreement

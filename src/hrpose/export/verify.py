@@ -18,7 +18,6 @@ from ..errors import plural
 from ..inference.backends import Runner
 from ..inference.bottomup import bottomup_keypoints
 from ..inference.draw import PERSON_THRESHOLD
-from ..inference.topdown import heatmap_keypoints
 from ..io import read_image
 from ..metrics.coco import KeypointResults, choose_data_protocol, evaluate_keypoints, rescore
 from ..models.card import ModelCard
@@ -75,9 +74,13 @@ def compare(reference: Runner, candidate: Runner, x: np.ndarray, batch: int = 8,
     """`x`: normalised float32 crops (N, 3, H, W). `reference_heatmaps` skips running the
     reference again."""
     ref = run_batched(reference, x, batch) if reference_heatmaps is None else reference_heatmaps
-    out = run_batched(candidate, x, batch)
+    return compare_heatmaps(ref, run_batched(candidate, x, batch))
+
+
+def compare_heatmaps(ref: np.ndarray, out: np.ndarray) -> Agreement:
+    """Two runs' heatmaps of the same crops."""
     distance = np.linalg.norm(heatmap_positions(ref) - heatmap_positions(out), axis=-1)
-    return Agreement(len(x), float(np.abs(ref - out).max()),
+    return Agreement(len(ref), float(np.abs(ref - out).max()),
                      float(ref.reshape(*ref.shape[:2], -1).max(-1).mean()),
                      float((distance <= 1.0).mean()), float(distance.mean()))
 
@@ -169,15 +172,6 @@ def bottomup_ap(runner: Runner, sets: Sequence[AnnotatedImages], card: ModelCard
                                   np.concatenate(scores), data.category_id)
         aps.append(evaluate_keypoints(data, results, choose_data_protocol(data)[0])["AP"])
     return float(np.mean(aps))
-
-
-def crop_keypoints(runner: Runner, people: People, rows: np.ndarray, card: ModelCard,
-                   codec: HeatmapCodec, batch: int = 8) -> np.ndarray:
-    """The keypoints (n, K, 3) in image pixels of people `rows`, one model pass (no flip)."""
-    parts = [heatmap_keypoints(runner, people.crops[rows[i : i + batch]],
-                               people.matrices[rows[i : i + batch]], codec, card.mean, card.std)
-             for i in range(0, len(rows), batch)]
-    return np.concatenate(parts)
 
 
 def oks_agreement(reference: np.ndarray, candidate: np.ndarray, boxes: np.ndarray,

@@ -23,7 +23,7 @@ import torch
 from ..errors import HrposeError, first_line
 from ..models.card import ModelCard
 from ..models.loading import CHECKPOINTS, load_model
-from ..models.zoo import MODELS, unknown_model
+from ..models.zoo import MODEL_FILES, MODELS, unknown_model
 from ..runtimes import (
     deploy_keypoint_set,
     onnx_metadata,
@@ -317,11 +317,12 @@ class ExportedRuntime:
     name: str
     runner: type
     opens: tuple[str, ...]
+    title: str = ""                  # its name in tables ("ONNX Runtime"); default `name`
 
 
 RUNTIMES: tuple[ExportedRuntime, ...] = (
-    ExportedRuntime("onnxruntime", OnnxRunner, (".onnx",)),
-    ExportedRuntime("openvino", OpenVINORunner, (".xml", ".onnx")),
+    ExportedRuntime("onnxruntime", OnnxRunner, (".onnx",), "ONNX Runtime"),
+    ExportedRuntime("openvino", OpenVINORunner, (".xml", ".onnx"), "OpenVINO"),
 )
 EXPORTED_SUFFIXES = tuple(dict.fromkeys(s for r in RUNTIMES for s in r.opens))
 
@@ -394,6 +395,13 @@ class LoadedModel:
         return self.card.keypoints or unnamed_skeleton(bottomup_joints(self.runner))
 
 
+def runner_record(runner: Runner) -> dict[str, str]:
+    """What runs, as resolved (never "auto"): backend, precision and device (what
+    metrics.json records)."""
+    return {"backend": runner.backend, "precision": runner.precision,
+            "device": str(getattr(runner, "device", "cpu"))}
+
+
 def describe_model(source: str, loaded: LoadedModel) -> str:
     """What runs, for a start-up line: "tinypose_256x192.xml (top-down 256x192, 17 joints,
     int8 weights) on openvino, cpu, fp32". The runner's precision is the one it computes in
@@ -404,8 +412,9 @@ def describe_model(source: str, loaded: LoadedModel) -> str:
     weights = f", {card.precision} weights" if card.precision != "fp32" else ""
     streams = getattr(runner, "streams", 1)
     kind = "bottom-up" if card.bottomup else "top-down"
+    ran = runner_record(runner)
     return (f"{Path(source).name or source} ({kind} {h}x{w}{joints}{weights}) on "
-            f"{runner.backend}, {getattr(runner, 'device', 'cpu')}, {runner.precision}"
+            f"{ran['backend']}, {ran['device']}, {ran['precision']}"
             f"{f', {streams} streams' if streams > 1 else ''}")
 
 
@@ -438,8 +447,7 @@ def open_model(model: str, options: RuntimeOptions = RuntimeOptions(),
         raise HrposeError(f"{model}: --weights is for zoo models; an exported file carries its "
                           "own weights")
     if not suffix and not Path(model).is_dir():
-        raise unknown_model(model, "a checkpoint, or an exported .onnx / .xml file (or its "
-                            "folder)")
+        raise unknown_model(model, MODEL_FILES)
     runner = open_exported(model, options)
     card = ModelCard.from_metadata(runner.metadata, str(model))
     stated = deploy_keypoint_set(model) if card.keypoints is None else None

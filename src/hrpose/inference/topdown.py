@@ -43,8 +43,15 @@ def heatmap_keypoints(runner: Runner, crops: np.ndarray, matrices: np.ndarray,
         heatmaps = (both[: len(x)] + codec.flip_back(both[len(x) :], flip_index)) / 2
     else:
         heatmaps = runner(x)
-    coords, scores = codec.decode(check_finite(heatmaps))
-    keypoints = np.empty((len(x), heatmaps.shape[1], 3), np.float32)
+    return decode_keypoints(check_finite(heatmaps), matrices, codec)
+
+
+def decode_keypoints(heatmaps: np.ndarray, matrices: np.ndarray, codec: HeatmapCodec
+                     ) -> np.ndarray:
+    """Heatmaps (n, K, h, w) of crops and their image -> crop matrices -> keypoints (n, K, 3)
+    in image pixels with joint scores."""
+    coords, scores = codec.decode(heatmaps)
+    keypoints = np.empty((len(heatmaps), heatmaps.shape[1], 3), np.float32)
     keypoints[..., :2] = apply_affine(invert_affine(matrices), coords)
     keypoints[..., 2] = scores
     return keypoints

@@ -227,16 +227,19 @@ def check_detector(source: str) -> None:
         return
     if looks_like_path(source):
         raise missing_file(source)
-    raise HrposeError(f"unknown detector {source!r}{did_you_mean(source, DETECTORS)}; known "
-                      f"detectors: {', '.join(DETECTORS)}, or an exported detector's file")
+    raise _unknown_detector(source)
+
+
+def _unknown_detector(name: str) -> HrposeError:
+    return HrposeError(f"unknown detector {name!r}{did_you_mean(name, DETECTORS)}; known "
+                       f"detectors: {', '.join(DETECTORS)}, or an exported detector's file")
 
 
 def detector_file(name: str) -> Path:
     """The model file of zoo detector `name`, downloaded (with its companions) into the cache
     on first use."""
     if name not in DETECTORS:
-        raise HrposeError(f"unknown detector {name!r}{did_you_mean(name, DETECTORS)}; known "
-                          f"detectors: {', '.join(DETECTORS)}")
+        raise _unknown_detector(name)
     other = ("or give another detector (--detector FILE), or --detector none to take the whole "
              "image as one person")
     paths = [download(url, sha256=sha, alternative=other) for url, sha in DETECTORS[name].files]
@@ -260,7 +263,7 @@ def check_model(source: str) -> None:
     other is refused at once (`unknown_model`), before data is read or anything loads."""
     if source in MODELS or source.startswith(("http://", "https://")) or Path(source).exists():
         return
-    raise unknown_model(source, "a checkpoint, or an exported .onnx / .xml file (or its folder)")
+    raise unknown_model(source, MODEL_FILES)
 
 
 def missing_file(source: str) -> HrposeError:
@@ -271,6 +274,10 @@ def missing_file(source: str) -> HrposeError:
         if path.suffix and path.parent.is_dir() else []
     return HrposeError(f"{source}: no such file or folder"
                        + (f" (the folder has {', '.join(beside[:5])})" if beside else ""))
+
+
+# What a model argument may be besides a zoo name, where exported files are taken too.
+MODEL_FILES = "a checkpoint, or an exported .onnx / .xml file (or its folder)"
 
 
 def unknown_model(source: str, files: str = "a checkpoint or a URL") -> HrposeError:
